@@ -1,0 +1,1 @@
+//! Image decoding to luma and result encoding.

@@ -1,0 +1,30 @@
+//! # dsobel-kernel: the exact, fast Sobel filter and the strip machinery around it
+//!
+//! This crate is pure computation: no I/O, no async, no allocation it does not need. It holds
+//!
+//! - [`reference`]: the scalar oracle of DESIGN §2, small enough to check by eye;
+//! - [`row`](crate::filter) and [`filter`]: the fused fast kernel (luma rows → output bytes in one
+//!   pass, no gradient planes), compiled for each [`Backend`] and picked at run time, parallel
+//!   across rows;
+//! - [`strip`]: horizontal strips with halo rows, planned, filtered on their own and stitched;
+//! - [`png`]: strip-wise PNG encoding whose segments concatenate into one valid file;
+//! - [`luma`]: pixel layouts to 8-bit luma.
+//!
+//! Every fast path is tested against [`reference`], and strips against whole images, bit for
+//! bit. This is the only crate of the workspace with `unsafe` code: the `#[target_feature]`
+//! calls in `row.rs`, each behind a CPU check.
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod filter;
+pub mod luma;
+pub mod params;
+pub mod png;
+pub mod reference;
+mod row;
+pub mod strip;
+
+pub use backend::Backend;
+pub use filter::{KernelError, RowBlock, filter_block, filter_block_with, filter_image, filter_image_with};
+pub use params::{DEFAULT_THRESHOLD, FilterParams, Magnitude, OutputMode};
+pub use strip::{StripSpec, filter_strip, plan_strips, strip_input};
