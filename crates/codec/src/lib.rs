@@ -1,1 +1,22 @@
-//! Image decoding to luma and result encoding.
+//! # dsobel-codec: images in, luma out; and the whole one-image pipeline
+//!
+//! - [`decode`]: JPEG, PNG, WebP, GIF (first frame), BMP and TIFF to upright 8-bit luma, with
+//!   EXIF orientation applied and [`Limits`] checked from the header before any pixel buffer is
+//!   allocated;
+//! - [`error`]: typed errors with stable codes (`unsupported-format`, `corrupt-image`,
+//!   `image-too-large`, ...); no input makes this crate panic;
+//! - [`pipeline`]: bytes → luma → strips → stitched PNG, as `dsobel process` runs it.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod decode;
+pub mod error;
+pub mod limits;
+pub mod orientation;
+pub mod pipeline;
+
+pub use decode::{Format, Probe, decode_luma, probe};
+pub use error::{DecodeError, ErrorCode};
+pub use limits::Limits;
+pub use orientation::LumaImage;
+pub use pipeline::{ProcessError, ProcessOptions, Processed, StageTimings, process_bytes};

@@ -8,8 +8,10 @@
 
 use std::ops::Range;
 
-use crate::filter::{KernelError, RowBlock, filter_block};
+use crate::filter::{KernelError, RowBlock, filter_block, filter_block_with};
 use crate::params::FilterParams;
+use crate::png::{CompressionLevel, EncodedStrip, StripEncoder};
+use crate::Backend;
 
 /// One strip of a plan: which output rows it owns, within which image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +96,45 @@ pub fn filter_strip(spec: &StripSpec, input: &[u8], params: &FilterParams) -> Re
     let mut out = vec![0u8; spec.rows * spec.width];
     filter_block(&block, spec.output_rows(), params, &mut out)?;
     Ok(out)
+}
+
+/// Filters one strip and encodes it as a PNG segment in one go, a batch of rows at a time, so
+/// that the strip's output bytes never exist all at once. This is what a worker runs.
+pub fn encode_strip_from_rows(
+    spec: &StripSpec,
+    input: &[u8],
+    params: &FilterParams,
+    level: CompressionLevel,
+) -> Result<EncodedStrip, KernelError> {
+    /// Output pixels filtered per batch: large enough for wide SIMD runs, small enough to stay
+    /// in cache between the filter and the compressor.
+    const BATCH_PIXELS: usize = 1 << 16;
+    let block = RowBlock {
+        data: input,
+        width: spec.width,
+        image_height: spec.image_height,
+        first_row: spec.input_rows().start,
+    };
+    let expected = spec.input_rows().len() * spec.width;
+    if input.len() != expected {
+        return Err(KernelError::BufferSize { what: "strip input", expected, actual: input.len() });
+    }
+    let backend = Backend::detect();
+    let batch_rows = (BATCH_PIXELS / spec.width.max(1)).max(1);
+    let mut encoder = StripEncoder::new(spec.width, params.output, spec.touches_bottom(), level);
+    let mut rows = vec![0u8; batch_rows.min(spec.rows) * spec.width];
+    let mut y = spec.first_row;
+    let end = spec.first_row + spec.rows;
+    while y < end {
+        let n = batch_rows.min(end - y);
+        let out = &mut rows[..n * spec.width];
+        filter_block_with(backend, &block, y..y + n, params, out)?;
+        for row in out.chunks_exact(spec.width) {
+            encoder.push_row(row);
+        }
+        y += n;
+    }
+    Ok(encoder.finish())
 }
 
 #[cfg(test)]

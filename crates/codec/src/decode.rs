@@ -1,0 +1,227 @@
+//! Any supported image bytes → upright 8-bit luma, exactly as DESIGN §2 says.
+//!
+//! The format is recognised from its magic bytes, the header is read, and the declared size
+//! is checked against [`Limits`] *before* any pixel buffer exists. JPEG goes through
+//! `zune-jpeg`: a YCbCr or grayscale JPEG is decoded straight to its Y plane (no chroma
+//! upsampling, no colour conversion, no RGB buffer), which is the path that matters most for
+//! speed; other colour spaces decode to RGB and take the fixed-point luma formula. The other
+//! formats use the `image` crate's decoders, whose samples then go through the same formula.
+
+use std::io::Cursor;
+
+use dsobel_kernel::luma::{PixelLayout, luma_from_u8, luma_from_u16};
+use image::{ColorType, ImageDecoder};
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+use crate::error::DecodeError;
+use crate::limits::Limits;
+use crate::orientation::{self, LumaImage, Orientation};
+
+/// The image formats dsobel reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// JPEG (baseline and progressive; YCbCr, grayscale, RGB, CMYK, YCCK).
+    Jpeg,
+    /// PNG (any bit depth and colour type).
+    Png,
+    /// WebP (lossy and lossless).
+    WebP,
+    /// GIF (the first frame).
+    Gif,
+    /// BMP.
+    Bmp,
+    /// TIFF.
+    Tiff,
+}
+
+impl Format {
+    /// Recognises a format from the first bytes of a file.
+    pub fn sniff(bytes: &[u8]) -> Option<Format> {
+        match bytes {
+            [0xFF, 0xD8, 0xFF, ..] => Some(Format::Jpeg),
+            [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1A, b'\n', ..] => Some(Format::Png),
+            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some(Format::WebP),
+            [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(Format::Gif),
+            [b'B', b'M', ..] => Some(Format::Bmp),
+            [b'I', b'I', 0x2A, 0x00, ..] | [b'M', b'M', 0x00, 0x2A, ..] => Some(Format::Tiff),
+            _ => None,
+        }
+    }
+
+    /// Short name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jpeg => "JPEG",
+            Format::Png => "PNG",
+            Format::WebP => "WebP",
+            Format::Gif => "GIF",
+            Format::Bmp => "BMP",
+            Format::Tiff => "TIFF",
+        }
+    }
+}
+
+/// What the header says, read without decoding pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// The format.
+    pub format: Format,
+    /// Width as stored (before orientation).
+    pub width: u32,
+    /// Height as stored.
+    pub height: u32,
+}
+
+fn describe_unknown(bytes: &[u8]) -> String {
+    let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("unrecognised signature {}", head.join(" "))
+}
+
+fn corrupt(format: Format, detail: impl ToString) -> DecodeError {
+    DecodeError::Corrupt { format: format.name(), detail: detail.to_string() }
+}
+
+fn jpeg_options(limits: &Limits) -> DecoderOptions {
+    let side = limits.max_dimension as usize;
+    DecoderOptions::new_fast().set_max_width(side).set_max_height(side).set_strict_mode(false)
+}
+
+/// Reads the header only and checks it against the limits (bytes, sides, pixels).
+pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    limits.check_bytes(bytes.len())?;
+    let format = Format::sniff(bytes).ok_or_else(|| DecodeError::UnsupportedFormat(describe_unknown(bytes)))?;
+    let (width, height) = match format {
+        Format::Jpeg => {
+            // zune-jpeg checks its own max width/height while parsing the header; give it one
+            // above our own so that our message, with our limit, is the one users see.
+            let options = jpeg_options(limits)
+                .set_max_width(limits.max_dimension as usize + 1)
+                .set_max_height(limits.max_dimension as usize + 1);
+            let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+            decoder.decode_headers().map_err(|e| corrupt(format, e))?;
+            let (w, h) = decoder.dimensions().ok_or_else(|| corrupt(format, "no frame header"))?;
+            (w as u32, h as u32)
+        }
+        _ => with_image_decoder(format, bytes, |d| Ok(d.dimensions()))?,
+    };
+    limits.check_dimensions(format.name(), width as u64, height as u64)?;
+    Ok(Probe { format, width, height })
+}
+
+/// Runs `f` on the `image` crate's decoder for a non-JPEG format.
+fn with_image_decoder<T>(
+    format: Format,
+    bytes: &[u8],
+    f: impl FnOnce(Box<dyn ImageDecoder + '_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    use image::codecs::{bmp::BmpDecoder, gif::GifDecoder, png::PngDecoder, tiff::TiffDecoder, webp::WebPDecoder};
+    let cursor = Cursor::new(bytes);
+    let err = |e: image::ImageError| corrupt(format, e);
+    let decoder: Box<dyn ImageDecoder> = match format {
+        Format::Png => Box::new(PngDecoder::new(cursor).map_err(err)?),
+        Format::WebP => Box::new(WebPDecoder::new(cursor).map_err(err)?),
+        Format::Gif => Box::new(GifDecoder::new(cursor).map_err(err)?),
+        Format::Bmp => Box::new(BmpDecoder::new(cursor).map_err(err)?),
+        Format::Tiff => Box::new(TiffDecoder::new(cursor).map_err(err)?),
+        Format::Jpeg => unreachable!("JPEG is decoded by zune-jpeg"),
+    };
+    f(decoder)
+}
+
+/// Decodes any supported image to upright luma, refusing what the limits forbid before
+/// allocating pixels.
+pub fn decode_luma(bytes: &[u8], limits: &Limits) -> Result<LumaImage, DecodeError> {
+    let probe = probe(bytes, limits)?;
+    let (image, orientation) = match probe.format {
+        Format::Jpeg => decode_jpeg(bytes, limits)?,
+        format => with_image_decoder(format, bytes, |mut decoder| {
+            let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+            // The decoder's own allocation guard, in case its output differs from the header.
+            let mut image_limits = image::Limits::default();
+            image_limits.max_image_width = Some(limits.max_dimension);
+            image_limits.max_image_height = Some(limits.max_dimension);
+            image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
+            decoder.set_limits(image_limits).map_err(|e| corrupt(format, e))?;
+            Ok((decode_with_image(format, decoder)?, orientation))
+        })?,
+    };
+    Ok(orientation::apply(image, orientation))
+}
+
+fn decode_with_image(format: Format, decoder: Box<dyn ImageDecoder + '_>) -> Result<LumaImage, DecodeError> {
+    let (w, h) = decoder.dimensions();
+    let (width, height) = (w as usize, h as usize);
+    let color = decoder.color_type();
+    let total = usize::try_from(decoder.total_bytes()).map_err(|_| corrupt(format, "image too large to address"))?;
+    let mut samples = vec![0u8; total];
+    decoder.read_image(&mut samples).map_err(|e| corrupt(format, e))?;
+    let mut luma = vec![0u8; width * height];
+    let as_u16 = |bytes: &[u8]| -> Vec<u16> {
+        bytes.chunks_exact(2).map(|c| u16::from_ne_bytes([c[0], c[1]])).collect()
+    };
+    let layout = match color {
+        ColorType::L8 => PixelLayout::Gray8,
+        ColorType::La8 => PixelLayout::GrayAlpha8,
+        ColorType::Rgb8 => PixelLayout::Rgb8,
+        ColorType::Rgba8 => PixelLayout::Rgba8,
+        ColorType::L16 => PixelLayout::Gray16,
+        ColorType::La16 => PixelLayout::GrayAlpha16,
+        ColorType::Rgb16 => PixelLayout::Rgb16,
+        ColorType::Rgba16 => PixelLayout::Rgba16,
+        ColorType::Rgb32F | ColorType::Rgba32F => {
+            // Floating-point samples (some TIFFs): mapped to 8 bits by rounding clamp(v)·255.
+            let ch = color.channel_count() as usize;
+            let rgb8: Vec<u8> = samples
+                .chunks_exact(4)
+                .map(|c| (f32::from_ne_bytes([c[0], c[1], c[2], c[3]]).clamp(0.0, 1.0) * 255.0).round() as u8)
+                .collect();
+            let layout = if ch == 3 { PixelLayout::Rgb8 } else { PixelLayout::Rgba8 };
+            luma_from_u8(layout, &rgb8, &mut luma);
+            return Ok(LumaImage { width, height, pixels: luma });
+        }
+        other => return Err(corrupt(format, format!("unsupported colour type {other:?}"))),
+    };
+    if samples.len() != width * height * layout.channels() * if layout.is_16bit() { 2 } else { 1 } {
+        return Err(corrupt(format, "decoder returned a buffer of the wrong size"));
+    }
+    if layout.is_16bit() {
+        luma_from_u16(layout, &as_u16(&samples), &mut luma);
+    } else {
+        luma_from_u8(layout, &samples, &mut luma);
+    }
+    Ok(LumaImage { width, height, pixels: luma })
+}
+
+fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<(LumaImage, Orientation), DecodeError> {
+    let format = Format::Jpeg;
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), jpeg_options(limits));
+    decoder.decode_headers().map_err(|e| corrupt(format, e))?;
+    let (width, height) = decoder.dimensions().ok_or_else(|| corrupt(format, "no frame header"))?;
+    let orientation = decoder.exif().map(|e| orientation::orientation_from_exif(e)).unwrap_or(Orientation::NoTransforms);
+    let input = decoder.input_colorspace().unwrap_or(ColorSpace::Unknown);
+    let image = if matches!(input, ColorSpace::YCbCr | ColorSpace::Luma) {
+        // The fast path: the Y plane itself, decoded into the buffer we keep.
+        let options = jpeg_options(limits).jpeg_set_out_colorspace(ColorSpace::Luma);
+        let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+        let mut luma = vec![0u8; width * height];
+        decoder.decode_into(&mut luma).map_err(|e| corrupt(format, e))?;
+        LumaImage { width, height, pixels: luma }
+    } else {
+        let options = jpeg_options(limits).jpeg_set_out_colorspace(ColorSpace::RGB);
+        let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+        let rgb = decoder.decode().map_err(|e| corrupt(format, e))?;
+        if rgb.len() != width * height * 3 {
+            return Err(corrupt(format, "decoder returned a buffer of the wrong size"));
+        }
+        let mut luma = vec![0u8; width * height];
+        luma_from_u8(PixelLayout::Rgb8, &rgb, &mut luma);
+        LumaImage { width, height, pixels: luma }
+    };
+    Ok((image, orientation))
+}

@@ -1,0 +1,88 @@
+//! Why an input could not be turned into luma, with a stable code for each reason.
+
+use std::fmt;
+
+/// A refusal or failure while reading an image. Never a panic: every input gets one of these
+/// or a luma image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// No bytes at all.
+    #[error("the input is empty")]
+    Empty,
+    /// The bytes are not one of the supported formats.
+    #[error("unsupported format: {0} (supported: JPEG, PNG, WebP, GIF, BMP, TIFF)")]
+    UnsupportedFormat(String),
+    /// The format is known but the data is damaged, truncated or inconsistent.
+    #[error("corrupt {format} image: {detail}")]
+    Corrupt {
+        /// The format the header claimed.
+        format: &'static str,
+        /// What the decoder reported.
+        detail: String,
+    },
+    /// The header declares more pixels, or a larger side, than allowed.
+    #[error("image of {width}x{height} pixels exceeds the limit of {limit}")]
+    TooManyPixels {
+        /// Declared width.
+        width: u64,
+        /// Declared height.
+        height: u64,
+        /// The limit, in words (e.g. "100000000 pixels").
+        limit: String,
+    },
+    /// The input has more bytes than allowed.
+    #[error("input of {size} bytes exceeds the limit of {limit} bytes")]
+    TooManyBytes {
+        /// Input size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// The stable, kebab-case codes of [`DecodeError`], as used in JSON errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// `empty-input`
+    EmptyInput,
+    /// `unsupported-format`
+    UnsupportedFormat,
+    /// `corrupt-image`
+    CorruptImage,
+    /// `image-too-large`
+    ImageTooLarge,
+    /// `payload-too-large`
+    PayloadTooLarge,
+}
+
+impl ErrorCode {
+    /// The code as a string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::EmptyInput => "empty-input",
+            ErrorCode::UnsupportedFormat => "unsupported-format",
+            ErrorCode::CorruptImage => "corrupt-image",
+            ErrorCode::ImageTooLarge => "image-too-large",
+            ErrorCode::PayloadTooLarge => "payload-too-large",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl DecodeError {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::Empty => ErrorCode::EmptyInput,
+            DecodeError::UnsupportedFormat(_) => ErrorCode::UnsupportedFormat,
+            DecodeError::Corrupt { .. } => ErrorCode::CorruptImage,
+            DecodeError::TooManyPixels { .. } => ErrorCode::ImageTooLarge,
+            DecodeError::TooManyBytes { .. } => ErrorCode::PayloadTooLarge,
+        }
+    }
+}
