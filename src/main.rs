@@ -1,1 +1,43 @@
-fn main() {}
+//! The `dsobel` command: one binary for every role of the system.
+//!
+//! `process` runs images locally with no server; `engine-bench` times the engine's stages.
+//! Each subcommand lives in its own module; this file only parses arguments and dispatches.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod engine_bench;
+mod process;
+
+use clap::{Parser, Subcommand};
+
+/// Exact, fast Sobel edge detection: locally, as a service, or distributed over workers.
+#[derive(Debug, Parser)]
+#[command(name = "dsobel", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Filter local image files (or stdin) into edge PNGs, without any server.
+    Process(process::ProcessArgs),
+    /// Time decode, kernel, encode and end-to-end on files, in memory.
+    EngineBench(engine_bench::EngineBenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Process(args) => process::run(args),
+        Command::EngineBench(args) => engine_bench::run(args).map(|()| 0),
+    };
+    match result {
+        Ok(0) => std::process::ExitCode::SUCCESS,
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -188,6 +188,17 @@ variable "github_repository" {
   }
 }
 
+variable "github_ref" {
+  description = "Git ref whose workflow runs may deploy (the OIDC subject must be repo:OWNER/NAME:ref:THIS)."
+  type        = string
+  default     = "refs/heads/main"
+
+  validation {
+    condition     = can(regex("^refs/(heads|tags)/[A-Za-z0-9_./-]+$", var.github_ref))
+    error_message = "github_ref must look like refs/heads/main."
+  }
+}
+
 variable "deployer_roles" {
   description = "Project roles of the CI deployer service account (used only when github_repository is set). Creating the cluster from a pipeline needs these; narrow them if pipeline 1 is run by hand."
   type        = list(string)

@@ -1,0 +1,168 @@
+variable "project_id" {
+  description = "GCP project (the same as the cluster stack)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a valid GCP project id."
+  }
+}
+
+variable "region" {
+  description = "Region of the worker subnet and the internal load balancers."
+  type        = string
+  default     = "us-central1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must look like us-central1."
+  }
+}
+
+variable "zones" {
+  description = "Zones the regional managed instance group spreads over."
+  type        = list(string)
+  default     = ["us-central1-a", "us-central1-b"]
+
+  validation {
+    condition     = length(var.zones) >= 1
+    error_message = "zones must list at least one zone."
+  }
+}
+
+variable "name" {
+  description = "Prefix for resource names; the same as the cluster stack's name."
+  type        = string
+  default     = "dsobel"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,18}[a-z0-9]$", var.name))
+    error_message = "name must be 3-20 lowercase letters, digits or hyphens."
+  }
+}
+
+variable "network" {
+  description = "VPC name (cluster stack output network)."
+  type        = string
+  default     = "dsobel-vpc"
+}
+
+variable "subnetwork" {
+  description = "Worker subnet name (cluster stack output workers_subnetwork)."
+  type        = string
+  default     = "dsobel-workers"
+}
+
+variable "rabbitmq_address" {
+  description = "host:port of RabbitMQ's internal load balancer (cluster output rabbitmq_ilb_ip, port 5672)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9.]+:[0-9]+$", var.rabbitmq_address))
+    error_message = "rabbitmq_address must be IPv4:port, e.g. 10.10.0.5:5672."
+  }
+}
+
+variable "redis_address" {
+  description = "host:port of Redis's internal load balancer (cluster output redis_ilb_ip, port 6379)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9.]+:[0-9]+$", var.redis_address))
+    error_message = "redis_address must be IPv4:port, e.g. 10.10.0.6:6379."
+  }
+}
+
+variable "rabbitmq_user" {
+  description = "RabbitMQ user name of the workers (the password comes from Secret Manager)."
+  type        = string
+  default     = "dsobel"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+$", var.rabbitmq_user))
+    error_message = "rabbitmq_user may hold letters, digits, '_', '.', '-' only (it is put in a URL)."
+  }
+}
+
+variable "image" {
+  description = "Worker image, REGION-docker.pkg.dev/PROJECT/REPO/dsobel:TAG (a digest reference is best)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9-]+-docker\\.pkg\\.dev/[^/]+/[^/]+/dsobel[:@].+$", var.image))
+    error_message = "image must be an Artifact Registry reference to the dsobel image with a tag or digest."
+  }
+}
+
+variable "artifact_repository_id" {
+  description = "Artifact Registry repository holding the image (cluster output artifact_repository_id)."
+  type        = string
+  default     = "dsobel"
+}
+
+variable "machine_type" {
+  description = "Machine type of a worker VM."
+  type        = string
+  default     = "e2-standard-4"
+}
+
+variable "min_replicas" {
+  description = "Minimum number of worker VMs."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.min_replicas >= 0
+    error_message = "min_replicas must be >= 0."
+  }
+}
+
+variable "max_replicas" {
+  description = "Maximum number of worker VMs."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.max_replicas >= 1 && var.max_replicas <= 100
+    error_message = "max_replicas must be between 1 and 100."
+  }
+}
+
+variable "cpu_target" {
+  description = "Autoscaler target CPU utilisation (0-1)."
+  type        = number
+  default     = 0.7
+
+  validation {
+    condition     = var.cpu_target > 0.1 && var.cpu_target < 0.95
+    error_message = "cpu_target must be between 0.1 and 0.95."
+  }
+}
+
+variable "worker_settings" {
+  description = "Extra DSOBEL_* / RUST_LOG settings for the worker process (same names as the binary's flags). Connection URLs are built from the addresses and secrets, not set here."
+  type        = map(string)
+  default = {
+    DSOBEL_QUEUE                 = "dsobel.strips"
+    DSOBEL_LOG_FORMAT            = "json"
+    DSOBEL_SHUTDOWN_TIMEOUT_SECS = "30"
+    RUST_LOG                     = "info"
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.worker_settings : can(regex("^(DSOBEL_[A-Z_]+|RUST_LOG)$", k)) && !contains(["DSOBEL_AMQP_URL", "DSOBEL_REDIS_URL", "DSOBEL_API_KEY"], k) && !can(regex("[\\n\\r]", v))])
+    error_message = "worker_settings keys must be DSOBEL_* or RUST_LOG, without the URL/key secrets, and values on one line."
+  }
+}
+
+variable "enable_iap_ssh" {
+  description = "Allow SSH to the worker VMs through Identity-Aware Proxy (OS Login) for debugging."
+  type        = bool
+  default     = false
+}
+
+variable "labels" {
+  description = "Extra labels on every labelled resource."
+  type        = map(string)
+  default     = {}
+}

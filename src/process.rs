@@ -1,0 +1,260 @@
+//! `dsobel process`: local files (or stdin) to edge PNGs, with no server.
+//!
+//! Inputs are files, directories (with `--recursive`) or `-`. Each image goes through the same
+//! strip pipeline as the distributed system. One failed input prints one line and does not
+//! stop the others; the exit code says whether any failed.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use dsobel_codec::{Limits, ProcessOptions, process_bytes};
+use dsobel_kernel::png::CompressionLevel;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+
+use crate::cli::{FilterArgs, LimitArgs};
+
+/// Extensions picked up when walking a directory.
+const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+
+/// Arguments of `dsobel process`.
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// Image files, directories, or `-` for standard input.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Output file (one input only); `-` writes to standard output.
+    #[arg(short, long, value_name = "OUT", conflicts_with = "out_dir")]
+    pub output_file: Option<PathBuf>,
+    /// Directory for the outputs (named `<input stem>-edges.png`); created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Walk directories recursively.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Split each image into N strips (exercises the distributed strip path locally);
+    /// default: one per thread.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub strips: Option<u32>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Largest input file accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_bytes)]
+    pub max_bytes: u64,
+}
+
+/// Where one job reads from and writes to.
+#[derive(Debug, Clone)]
+enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+enum Sink {
+    Stdout,
+    File(PathBuf),
+}
+
+impl Source {
+    fn label(&self) -> String {
+        match self {
+            Source::Stdin => "<stdin>".into(),
+            Source::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn walk(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            if recursive {
+                walk(&path, recursive, found)?;
+            }
+        } else if is_image_path(&path) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn output_name(input: &Path) -> String {
+    let stem = input.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    format!("{stem}-edges.png")
+}
+
+/// Resolves inputs and outputs into (source, sink) pairs, refusing ambiguous requests.
+fn plan(args: &ProcessArgs) -> Result<Vec<(Source, Sink)>> {
+    let mut sources = Vec::new();
+    for input in &args.inputs {
+        if input.as_os_str() == "-" {
+            sources.push(Source::Stdin);
+        } else if input.is_dir() {
+            let mut found = Vec::new();
+            walk(input, args.recursive, &mut found)?;
+            if found.is_empty() {
+                eprintln!("warning: no images found in {}", input.display());
+            }
+            sources.extend(found.into_iter().map(Source::File));
+        } else {
+            sources.push(Source::File(input.clone()));
+        }
+    }
+    if sources.iter().filter(|s| matches!(s, Source::Stdin)).count() > 1 {
+        bail!("standard input can be given only once");
+    }
+    if let Some(out) = &args.output_file {
+        if sources.len() != 1 {
+            bail!("-o/--output-file takes exactly one input ({} given); use --out-dir for several", sources.len());
+        }
+        let sink = if out.as_os_str() == "-" { Sink::Stdout } else { Sink::File(out.clone()) };
+        return Ok(vec![(sources.remove(0), sink)]);
+    }
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    sources
+        .into_iter()
+        .map(|source| {
+            let sink = match (&source, &args.out_dir) {
+                (Source::Stdin, None) => Sink::Stdout,
+                (Source::Stdin, Some(dir)) => Sink::File(dir.join("stdin-edges.png")),
+                (Source::File(p), Some(dir)) => Sink::File(dir.join(output_name(p))),
+                (Source::File(p), None) => Sink::File(p.with_file_name(output_name(p))),
+            };
+            Ok((source, sink))
+        })
+        .collect()
+}
+
+fn read_source(source: &Source, max_bytes: u64) -> Result<Vec<u8>> {
+    match source {
+        Source::Stdin => {
+            let mut bytes = Vec::new();
+            std::io::stdin().lock().take(max_bytes + 1).read_to_end(&mut bytes).context("cannot read standard input")?;
+            Ok(bytes)
+        }
+        Source::File(path) => {
+            let size = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?.len();
+            if size > max_bytes {
+                bail!("input of {size} bytes exceeds the limit of {max_bytes} bytes (payload-too-large)");
+            }
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        }
+    }
+}
+
+fn write_sink(sink: &Sink, png: &[u8]) -> Result<()> {
+    match sink {
+        Sink::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(png).and_then(|()| out.flush()).context("cannot write standard output")
+        }
+        Sink::File(path) => {
+            // Write beside the target and rename, so a failure never leaves half a PNG.
+            let tmp = path.with_extension("png.partial");
+            std::fs::write(&tmp, png).with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+        }
+    }
+}
+
+/// Runs `dsobel process`; returns the process exit code.
+pub fn run(args: ProcessArgs) -> Result<i32> {
+    let jobs = plan(&args)?;
+    let threads = args.threads.map(|t| t as usize).unwrap_or_else(num_cpus);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("cannot start threads")?;
+    let options = ProcessOptions {
+        params: args.filter.params(),
+        limits: Limits { max_pixels: args.limits.max_pixels, max_dimension: args.limits.max_dimension, max_bytes: args.max_bytes },
+        strips: args.strips.map(|s| s as usize),
+        compression: CompressionLevel(args.filter.compression),
+    };
+    let writes_stdout = jobs.iter().any(|(_, sink)| matches!(sink, Sink::Stdout));
+    let total_bytes: u64 = jobs
+        .iter()
+        .filter_map(|(s, _)| match s {
+            Source::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Source::Stdin => None,
+        })
+        .sum();
+    let long_work = jobs.len() > 4 || total_bytes > 8 << 20;
+    let show_bar = !args.quiet && long_work && std::io::stderr().is_terminal();
+    let bar = if show_bar {
+        let bar = ProgressBar::with_draw_target(Some(jobs.len() as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} images  {elapsed_precise} ({eta} left)  {msg}")
+                .expect("valid template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let failures = Mutex::new(Vec::new());
+    let megapixels = Mutex::new(0f64);
+    pool.install(|| {
+        jobs.par_iter().for_each(|(source, sink)| {
+            let result = read_source(source, args.max_bytes).and_then(|bytes| {
+                let done = process_bytes(&bytes, &options).map_err(|e| match &e {
+                    dsobel_codec::ProcessError::Decode(d) => anyhow::anyhow!("{d} ({})", d.code()),
+                    _ => anyhow::anyhow!(e),
+                })?;
+                write_sink(sink, &done.png)?;
+                Ok((done.width * done.height) as f64 / 1e6)
+            });
+            match result {
+                Ok(mp) => *megapixels.lock().expect("lock") += mp,
+                Err(e) => {
+                    let line = format!("error: {}: {e:#}", source.label());
+                    bar.suspend(|| eprintln!("{line}"));
+                    failures.lock().expect("lock").push(line);
+                }
+            }
+            bar.set_message(source.label());
+            bar.inc(1);
+        })
+    });
+    bar.finish_and_clear();
+    let failures = failures.into_inner().expect("lock");
+    let megapixels = megapixels.into_inner().expect("lock");
+    let seconds = started.elapsed().as_secs_f64();
+    let succeeded = jobs.len() - failures.len();
+    if !args.quiet && (!writes_stdout || std::io::stderr().is_terminal() || !failures.is_empty()) {
+        eprintln!(
+            "{succeeded} image{} processed, {megapixels:.1} MP in {seconds:.2} s ({:.1} MPx/s){}",
+            if succeeded == 1 { "" } else { "s" },
+            if seconds > 0.0 { megapixels / seconds } else { 0.0 },
+            if failures.is_empty() { String::new() } else { format!(", {} failed", failures.len()) }
+        );
+    }
+    Ok(if failures.is_empty() { 0 } else { 1 })
+}
+
+/// Number of logical cores.
+pub fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
