@@ -1,0 +1,36 @@
+//! The store: values, hashes and sets under string keys, each with a time to live.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::Result;
+
+/// Keys, hashes and sets with expiry. Every write takes a TTL: nothing grows without bound.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Sets `key` to `value`.
+    async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()>;
+    /// Sets `key` only if it does not exist; true when this call set it.
+    async fn put_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<bool>;
+    /// The value of `key`, if present and not expired.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+    /// Removes keys (of any kind); missing keys are ignored.
+    async fn delete(&self, keys: &[String]) -> Result<()>;
+    /// Sets `field` of the hash `key` and refreshes the hash's TTL; true when the field is
+    /// new (so a repeated write of the same field is not counted twice).
+    async fn hash_put(&self, key: &str, field: &str, value: Bytes, ttl: Duration) -> Result<bool>;
+    /// Number of fields of the hash `key` (0 when missing).
+    async fn hash_len(&self, key: &str) -> Result<u64>;
+    /// One field of the hash `key`.
+    async fn hash_get(&self, key: &str, field: &str) -> Result<Option<Bytes>>;
+    /// Adds `member` to the set `key` and refreshes the set's TTL.
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<()>;
+    /// Removes `member` from the set `key`.
+    async fn set_remove(&self, key: &str, member: &str) -> Result<()>;
+    /// Members of the set `key` (empty when missing).
+    async fn set_members(&self, key: &str) -> Result<Vec<String>>;
+    /// Checks that the store answers.
+    async fn health_check(&self) -> Result<()>;
+}
