@@ -95,7 +95,8 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, DecodeError> {
         return Err(DecodeError::Empty);
     }
     limits.check_bytes(bytes.len())?;
-    let format = Format::sniff(bytes).ok_or_else(|| DecodeError::UnsupportedFormat(describe_unknown(bytes)))?;
+    let format =
+        Format::sniff(bytes).ok_or_else(|| DecodeError::UnsupportedFormat(describe_unknown(bytes)))?;
     let (width, height) = match format {
         Format::Jpeg => {
             // zune-jpeg checks its own max width/height while parsing the header; give it one
@@ -120,7 +121,9 @@ fn with_image_decoder<T>(
     bytes: &[u8],
     f: impl FnOnce(Box<dyn ImageDecoder + '_>) -> Result<T, DecodeError>,
 ) -> Result<T, DecodeError> {
-    use image::codecs::{bmp::BmpDecoder, gif::GifDecoder, png::PngDecoder, tiff::TiffDecoder, webp::WebPDecoder};
+    use image::codecs::{
+        bmp::BmpDecoder, gif::GifDecoder, png::PngDecoder, tiff::TiffDecoder, webp::WebPDecoder,
+    };
     let cursor = Cursor::new(bytes);
     let err = |e: image::ImageError| corrupt(format, e);
     let decoder: Box<dyn ImageDecoder> = match format {
@@ -158,7 +161,8 @@ fn decode_with_image(format: Format, decoder: Box<dyn ImageDecoder + '_>) -> Res
     let (w, h) = decoder.dimensions();
     let (width, height) = (w as usize, h as usize);
     let color = decoder.color_type();
-    let total = usize::try_from(decoder.total_bytes()).map_err(|_| corrupt(format, "image too large to address"))?;
+    let total =
+        usize::try_from(decoder.total_bytes()).map_err(|_| corrupt(format, "image too large to address"))?;
     let mut samples = vec![0u8; total];
     decoder.read_image(&mut samples).map_err(|e| corrupt(format, e))?;
     let mut luma = vec![0u8; width * height];
@@ -203,7 +207,8 @@ fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<(LumaImage, Orientation)
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), jpeg_options(limits));
     decoder.decode_headers().map_err(|e| corrupt(format, e))?;
     let (width, height) = decoder.dimensions().ok_or_else(|| corrupt(format, "no frame header"))?;
-    let orientation = decoder.exif().map(|e| orientation::orientation_from_exif(e)).unwrap_or(Orientation::NoTransforms);
+    let orientation =
+        decoder.exif().map(|e| orientation::orientation_from_exif(e)).unwrap_or(Orientation::NoTransforms);
     let input = decoder.input_colorspace().unwrap_or(ColorSpace::Unknown);
     let image = if matches!(input, ColorSpace::YCbCr | ColorSpace::Luma) {
         // The fast path: the Y plane itself, decoded into the buffer we keep.

@@ -42,7 +42,11 @@ impl Limits {
             });
         }
         if width.saturating_mul(height) > self.max_pixels {
-            return Err(DecodeError::TooManyPixels { width, height, limit: format!("{} pixels", self.max_pixels) });
+            return Err(DecodeError::TooManyPixels {
+                width,
+                height,
+                limit: format!("{} pixels", self.max_pixels),
+            });
         }
         Ok(())
     }

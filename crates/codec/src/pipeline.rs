@@ -79,13 +79,24 @@ pub enum ProcessError {
 }
 
 /// Filters and encodes an already decoded image into a PNG, in `strips` strips.
-pub fn encode_luma(image: &LumaImage, options: &ProcessOptions) -> Result<(Vec<u8>, usize, Duration, Duration), KernelError> {
+pub fn encode_luma(
+    image: &LumaImage,
+    options: &ProcessOptions,
+) -> Result<(Vec<u8>, usize, Duration, Duration), KernelError> {
     let started = Instant::now();
     let count = options.strips.unwrap_or_else(rayon::current_num_threads).max(1);
     let plan = plan_strips(image.width, image.height, count);
     let strips: Vec<EncodedStrip> = plan
         .par_iter()
-        .map(|spec| encode_strip_from_rows(spec, strip_input(&image.pixels, spec), &options.params, options.compression))
+        .map(|spec| {
+            encode_strip_from_rows(
+                spec,
+                strip_input(&image.pixels, spec),
+                &options.params,
+                options.compression,
+            )
+            .map(|(strip, _timings)| strip)
+        })
         .collect::<Result<_, _>>()?;
     let filtered = started.elapsed();
     let stitch_started = Instant::now();

@@ -34,7 +34,13 @@ fn lossless_formats_decode_to_the_reference_luma() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("png rgb8", encode(&DynamicImage::ImageRgb8(rgb.clone()), ImageFormat::Png)),
         ("png rgba8", encode(&DynamicImage::ImageRgba8(rgba.clone()), ImageFormat::Png)),
-        ("png rgb16", encode(&DynamicImage::ImageRgb16(DynamicImage::ImageRgb8(rgb.clone()).to_rgb16()), ImageFormat::Png)),
+        (
+            "png rgb16",
+            encode(
+                &DynamicImage::ImageRgb16(DynamicImage::ImageRgb8(rgb.clone()).to_rgb16()),
+                ImageFormat::Png,
+            ),
+        ),
         ("bmp rgb8", encode(&DynamicImage::ImageRgb8(rgb.clone()), ImageFormat::Bmp)),
         ("tiff rgb8", encode(&DynamicImage::ImageRgb8(rgb.clone()), ImageFormat::Tiff)),
         ("tiff rgba8", encode(&DynamicImage::ImageRgba8(rgba.clone()), ImageFormat::Tiff)),
@@ -80,16 +86,21 @@ fn palette_png_is_expanded_then_weighed() {
         enc.set_palette(palette.concat());
         enc.write_header().unwrap().write_image_data(&indices).unwrap();
     }
-    let want: Vec<u8> = indices.iter().map(|&i| {
-        let [r, g, b] = palette[i as usize];
-        luma_of_rgb(r, g, b)
-    }).collect();
+    let want: Vec<u8> = indices
+        .iter()
+        .map(|&i| {
+            let [r, g, b] = palette[i as usize];
+            luma_of_rgb(r, g, b)
+        })
+        .collect();
     assert_eq!(decode_luma(&bytes, &Limits::default()).unwrap().pixels, want);
 }
 
 #[test]
 fn gif_first_frame() {
-    let rgb = RgbImage::from_fn(16, 16, |x, y| if (x / 4 + y / 4) % 2 == 0 { image::Rgb([200, 30, 30]) } else { image::Rgb([0, 0, 0]) });
+    let rgb = RgbImage::from_fn(16, 16, |x, y| {
+        if (x / 4 + y / 4) % 2 == 0 { image::Rgb([200, 30, 30]) } else { image::Rgb([0, 0, 0]) }
+    });
     let bytes = encode(&DynamicImage::ImageRgb8(rgb.clone()), ImageFormat::Gif);
     let got = decode_luma(&bytes, &Limits::default()).unwrap();
     assert_eq!(got.pixels, luma_reference(&rgb));
@@ -203,7 +214,10 @@ fn jpeg_and_gif_bombs_are_refused_from_the_header() {
 #[test]
 fn empty_zero_sized_and_unknown_inputs_are_clear_errors() {
     assert_eq!(decode_luma(&[], &Limits::default()).unwrap_err(), DecodeError::Empty);
-    assert_eq!(decode_luma(b"hello, world", &Limits::default()).unwrap_err().code(), ErrorCode::UnsupportedFormat);
+    assert_eq!(
+        decode_luma(b"hello, world", &Limits::default()).unwrap_err().code(),
+        ErrorCode::UnsupportedFormat
+    );
     assert_eq!(decode_luma(&png_bomb(0, 5), &Limits::default()).unwrap_err().code(), ErrorCode::CorruptImage);
     assert_eq!(Format::sniff(b"GIF89a......"), Some(Format::Gif));
 }

@@ -27,4 +27,4 @@ pub mod strip;
 pub use backend::Backend;
 pub use filter::{KernelError, RowBlock, filter_block, filter_block_with, filter_image, filter_image_with};
 pub use params::{DEFAULT_THRESHOLD, FilterParams, Magnitude, OutputMode};
-pub use strip::{StripSpec, encode_strip_from_rows, filter_strip, plan_strips, strip_input};
+pub use strip::{StripSpec, StripTimings, encode_strip_from_rows, filter_strip, plan_strips, strip_input};

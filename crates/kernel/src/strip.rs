@@ -7,11 +7,12 @@
 //! strips' outputs in order gives the whole-image output exactly, for any count.
 
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
+use crate::Backend;
 use crate::filter::{KernelError, RowBlock, filter_block, filter_block_with};
 use crate::params::FilterParams;
 use crate::png::{CompressionLevel, EncodedStrip, StripEncoder};
-use crate::Backend;
 
 /// One strip of a plan: which output rows it owns, within which image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,7 +106,7 @@ pub fn encode_strip_from_rows(
     input: &[u8],
     params: &FilterParams,
     level: CompressionLevel,
-) -> Result<EncodedStrip, KernelError> {
+) -> Result<(EncodedStrip, StripTimings), KernelError> {
     /// Output pixels filtered per batch: large enough for wide SIMD runs, small enough to stay
     /// in cache between the filter and the compressor.
     const BATCH_PIXELS: usize = 1 << 16;
@@ -123,18 +124,35 @@ pub fn encode_strip_from_rows(
     let batch_rows = (BATCH_PIXELS / spec.width.max(1)).max(1);
     let mut encoder = StripEncoder::new(spec.width, params.output, spec.touches_bottom(), level);
     let mut rows = vec![0u8; batch_rows.min(spec.rows) * spec.width];
+    let mut timings = StripTimings::default();
     let mut y = spec.first_row;
     let end = spec.first_row + spec.rows;
     while y < end {
         let n = batch_rows.min(end - y);
         let out = &mut rows[..n * spec.width];
+        let started = Instant::now();
         filter_block_with(backend, &block, y..y + n, params, out)?;
+        let filtered = Instant::now();
         for row in out.chunks_exact(spec.width) {
             encoder.push_row(row);
         }
+        timings.filter += filtered - started;
+        timings.encode += filtered.elapsed();
         y += n;
     }
-    Ok(encoder.finish())
+    let started = Instant::now();
+    let encoded = encoder.finish();
+    timings.encode += started.elapsed();
+    Ok((encoded, timings))
+}
+
+/// Time spent in each half of [`encode_strip_from_rows`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StripTimings {
+    /// Filtering luma rows into output bytes.
+    pub filter: Duration,
+    /// Packing, PNG-filtering and compressing them.
+    pub encode: Duration,
 }
 
 #[cfg(test)]

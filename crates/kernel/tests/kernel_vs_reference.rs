@@ -75,7 +75,8 @@ fn every_backend_matches_the_reference_on_larger_images() {
 fn extreme_contrast_saturates_exactly() {
     // A checkerboard of 0 and 255 drives |gx| and |gy| to their maxima.
     for (w, h) in [(9, 9), (66, 5)] {
-        let luma: Vec<u8> = (0..h).flat_map(|y| (0..w).map(move |x| if (x + y) % 2 == 0 { 255 } else { 0 })).collect();
+        let luma: Vec<u8> =
+            (0..h).flat_map(|y| (0..w).map(move |x| if (x + y) % 2 == 0 { 255 } else { 0 })).collect();
         for params in all_params() {
             let want = reference::filter_image(&luma, w, h, &params);
             for backend in Backend::ALL.into_iter().filter(|b| b.is_supported()) {

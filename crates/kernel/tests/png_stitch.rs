@@ -48,11 +48,16 @@ fn stitched_png_decodes_to_the_whole_image_result() {
                 let file = stitch(w as u32, h as u32, output, &strips);
                 let (dw, dh, depth, pixels) = decode_with_png_crate(&file);
                 assert_eq!((dw as usize, dh as usize), (w, h));
-                let want_depth = if output == OutputMode::Binary { png::BitDepth::One } else { png::BitDepth::Eight };
+                let want_depth =
+                    if output == OutputMode::Binary { png::BitDepth::One } else { png::BitDepth::Eight };
                 assert_eq!(depth, want_depth);
                 // The png crate expands 1-bit gray to 0/255 with EXPAND.
                 assert_eq!(pixels, whole, "png crate, {w}x{h}, {count} strips, {output}");
-                assert_eq!(decode_with_image_crate(&file), whole, "image crate, {w}x{h}, {count} strips, {output}");
+                assert_eq!(
+                    decode_with_image_crate(&file),
+                    whole,
+                    "image crate, {w}x{h}, {count} strips, {output}"
+                );
             }
         }
     }
@@ -68,7 +73,15 @@ fn large_strips_span_several_chunks_and_still_decode() {
     let whole = filter_image(&luma, w, h, &params).unwrap();
     let strips: Vec<_> = plan_strips(w, h, 2)
         .iter()
-        .map(|s| encode_strip(&whole[s.first_row * w..(s.first_row + s.rows) * w], w, OutputMode::Magnitude, s.touches_bottom(), CompressionLevel(1)))
+        .map(|s| {
+            encode_strip(
+                &whole[s.first_row * w..(s.first_row + s.rows) * w],
+                w,
+                OutputMode::Magnitude,
+                s.touches_bottom(),
+                CompressionLevel(1),
+            )
+        })
         .collect();
     let file = stitch(w as u32, h as u32, OutputMode::Magnitude, &strips);
     assert_eq!(decode_with_png_crate(&file).3, whole);

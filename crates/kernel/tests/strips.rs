@@ -1,7 +1,9 @@
 //! Strips with halo: for random sizes, contents and strip counts, filtering each strip on its
 //! own and concatenating equals filtering the whole image, byte for byte.
 
-use dsobel_kernel::{FilterParams, Magnitude, OutputMode, filter_image, filter_strip, plan_strips, strip_input};
+use dsobel_kernel::{
+    FilterParams, Magnitude, OutputMode, filter_image, filter_strip, plan_strips, strip_input,
+};
 use proptest::prelude::*;
 
 fn params_strategy() -> impl Strategy<Value = FilterParams> {
@@ -13,9 +15,8 @@ fn params_strategy() -> impl Strategy<Value = FilterParams> {
 }
 
 fn image_strategy() -> impl Strategy<Value = (usize, usize, Vec<u8>, usize)> {
-    (1usize..48, 1usize..40).prop_flat_map(|(w, h)| {
-        (Just(w), Just(h), prop::collection::vec(any::<u8>(), w * h), 1..=h)
-    })
+    (1usize..48, 1usize..40)
+        .prop_flat_map(|(w, h)| (Just(w), Just(h), prop::collection::vec(any::<u8>(), w * h), 1..=h))
 }
 
 proptest! {
