@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Creates the gitignored Secret env files of a Kubernetes overlay with fresh
+# random passwords, consistent across rabbitmq.env, redis.env and app.env.
+#   scripts/gen-secrets.sh gke        (make secrets OVERLAY=gke)
+# Refuses to overwrite existing files.
+set -euo pipefail
+overlay=${1:-gke}
+dir="$(cd "$(dirname "$0")/.." && pwd)/deploy/k8s/overlays/$overlay/secrets"
+[ -d "$dir" ] || { echo "no such overlay secrets dir: $dir" >&2; exit 2; }
+for f in rabbitmq.env redis.env app.env; do
+  if [ -e "$dir/$f" ]; then
+    echo "$dir/$f exists; not overwriting (delete it first to rotate)" >&2
+    exit 1
+  fi
+done
+rand() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
+umask 077
+rabbit=$(rand)
+redis=$(rand)
+api=$(rand)
+cat >"$dir/rabbitmq.env" <<EOT
+RABBITMQ_DEFAULT_USER=dsobel
+RABBITMQ_DEFAULT_PASS=$rabbit
+EOT
+cat >"$dir/redis.env" <<EOT
+REDIS_PASSWORD=$redis
+EOT
+cat >"$dir/app.env" <<EOT
+DSOBEL_AMQP_URL=amqp://dsobel:$rabbit@rabbitmq:5672/%2f
+DSOBEL_REDIS_URL=redis://:$redis@redis:6379/0
+# Uncomment to require \`Authorization: Bearer <key>\` on the API.
+# DSOBEL_API_KEY=$api
+EOT
+echo "wrote $dir/{rabbitmq,redis,app}.env (mode 600)"
