@@ -898,6 +898,8 @@
       listItems.set(e.key, li);
     }
     li.classList.toggle('selected', e.key === selectedKey);
+    li.dataset.state = e.state;
+    if (e.id) li.dataset.id = e.id;
     const open = li.querySelector('.job-open');
     if (e.key === selectedKey) open.setAttribute('aria-current', 'true'); else open.removeAttribute('aria-current');
     const img = li.querySelector('.thumb');
