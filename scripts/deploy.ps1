@@ -1,0 +1,265 @@
+<#
+.SYNOPSIS
+  PowerShell twin of scripts/deploy.sh: end-to-end deployment of dsobel to Google Cloud.
+
+.DESCRIPTION
+  Same order and the same commands as scripts/deploy.sh:
+    1   cluster   Terraform deploy/terraform/cluster (VPC, GKE, node pools, registry)
+    1.1 infra     RabbitMQ and Redis
+    1.2 apps      build and push the images, roll out backend, worker, frontend
+    2   workers   Terraform deploy/terraform/workers (worker VMs on the internal LBs)
+  Needs gcloud (logged in), terraform >= 1.6, kubectl and docker (buildx) on PATH.
+
+.EXAMPLE
+  $env:GCP_PROJECT = "my-project"; ./scripts/deploy.ps1 all
+  ./scripts/deploy.ps1 destroy
+#>
+[CmdletBinding()]
+param(
+  [ValidateSet("all", "cluster", "infra", "images", "image-dsobel", "image-web", "apps",
+               "backend", "worker", "frontend", "workers", "destroy")]
+  [string]$Command = "all"
+)
+
+$ErrorActionPreference = "Stop"
+Set-StrictMode -Version Latest
+
+$Root = Split-Path -Parent $PSScriptRoot
+Set-Location $Root
+
+if (-not $env:GCP_PROJECT) { throw "set GCP_PROJECT to your project id" }
+$Project = $env:GCP_PROJECT
+$Region = if ($env:GCP_REGION) { $env:GCP_REGION } else { "us-central1" }
+$StateBucket = if ($env:TF_STATE_BUCKET) { $env:TF_STATE_BUCKET } else { "$Project-dsobel-tfstate" }
+$ImageTag = if ($env:IMAGE_TAG) { $env:IMAGE_TAG } else { (git rev-parse --short=12 HEAD).Trim() }
+$Overlay = if ($env:K8S_OVERLAY) { $env:K8S_OVERLAY } else { "gke" }
+$Domain = $env:DSOBEL_DOMAIN
+$Namespace = "dsobel"
+$Placeholder = "us-central1-docker.pkg.dev/my-gcp-project/dsobel"
+$Approve = @()
+if ($env:AUTO_APPROVE -eq "1") { $Approve = @("-auto-approve") }
+
+function Log([string]$m) { Write-Host "`n==> $m" }
+
+# Runs a native command and stops on a non-zero exit code.
+function Run {
+  param([Parameter(ValueFromRemainingArguments = $true)][string[]]$Cmd)
+  & $Cmd[0] $Cmd[1..($Cmd.Length - 1)]
+  if ($LASTEXITCODE -ne 0) { throw "failed ($LASTEXITCODE): $($Cmd -join ' ')" }
+}
+
+function Need([string[]]$Tools) {
+  foreach ($t in $Tools) {
+    if (-not (Get-Command $t -ErrorAction SilentlyContinue)) { throw "missing tool: $t" }
+  }
+}
+
+function Ensure-StateBucket {
+  & gcloud storage buckets describe "gs://$StateBucket" --project $Project *> $null
+  if ($LASTEXITCODE -ne 0) {
+    Log "creating Terraform state bucket gs://$StateBucket"
+    Run gcloud storage buckets create "gs://$StateBucket" --project $Project --location $Region `
+      --uniform-bucket-level-access --public-access-prevention
+    Run gcloud storage buckets update "gs://$StateBucket" --versioning
+  }
+}
+
+function Tf([string]$Stack, [string[]]$TfArgs) {
+  Run terraform "-chdir=deploy/terraform/$Stack" @TfArgs
+}
+
+function Tf-Init([string]$Stack) {
+  Ensure-StateBucket
+  Tf $Stack @("init", "-input=false", "-reconfigure",
+    "-backend-config=bucket=$StateBucket", "-backend-config=prefix=dsobel/$Stack")
+}
+
+function Out([string]$Name) {
+  $v = & terraform -chdir=deploy/terraform/cluster output -raw $Name
+  if ($LASTEXITCODE -ne 0) { throw "terraform output $Name failed" }
+  return $v
+}
+
+function Cluster-Vars {
+  $v = @("-var", "project_id=$Project", "-var", "region=$Region")
+  if ($env:GCP_ZONES) { $v += @("-var", "node_zones=$($env:GCP_ZONES)") }
+  if ($env:GITHUB_REPOSITORY_FOR_WIF) { $v += @("-var", "github_repository=$($env:GITHUB_REPOSITORY_FOR_WIF)") }
+  return $v
+}
+
+function Deploy-Cluster {
+  Need @("terraform", "gcloud")
+  Log "1: cluster (deploy/terraform/cluster)"
+  Tf-Init "cluster"
+  Tf "cluster" (@("apply", "-input=false") + $Approve + (Cluster-Vars))
+}
+
+function Get-Credentials {
+  Need @("gcloud", "kubectl")
+  Tf-Init "cluster" | Out-Null
+  Run gcloud container clusters get-credentials (Out "cluster_name") --region (Out "region") `
+    --project $Project --dns-endpoint
+}
+
+function Registry { Tf-Init "cluster" | Out-Null; return (Out "artifact_registry") }
+
+function Image-Digest([string]$Image) {
+  $d = & gcloud artifacts docker images describe "${Image}:$ImageTag" --format "value(image_summary.digest)" 2>$null
+  if ($LASTEXITCODE -ne 0) { return "" }
+  return "$d".Trim()
+}
+
+function Check-Secrets {
+  foreach ($f in @("rabbitmq", "redis", "app")) {
+    if (-not (Test-Path "deploy/k8s/overlays/gke/secrets/$f.env")) {
+      throw "deploy/k8s/overlays/gke/secrets/$f.env is missing: run 'make secrets' (or scripts/gen-secrets.sh gke) first"
+    }
+  }
+}
+
+# Same deploy-time kustomization as scripts/deploy.sh render_dir.
+function Render-Dir {
+  $dir = Join-Path ([System.IO.Path]::GetTempPath()) ("dsobel-" + [guid]::NewGuid())
+  New-Item -ItemType Directory $dir | Out-Null
+  $reg = Registry
+  $overlayPath = (Join-Path $Root "deploy/k8s/overlays/$Overlay") -replace '\\', '/'
+  $lines = @("apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization", "resources: [$overlayPath]")
+  if ($Domain) { $lines += "components: [$((Join-Path $Root 'deploy/k8s/components/gke-https') -replace '\\', '/')]" }
+  $lines += "images:"
+  foreach ($img in @("dsobel", "dsobel-web")) {
+    $digest = Image-Digest "$reg/$img"
+    if ($digest) { $lines += "  - {name: $Placeholder/$img, newName: $reg/$img, digest: $digest}" }
+  }
+  $lines += "patches:"
+  $lines += "  - target: {kind: Service, name: rabbitmq-internal}"
+  $lines += "    patch: '[{`"op`": `"add`", `"path`": `"/spec/loadBalancerIP`", `"value`": `"$(Out 'rabbitmq_ilb_ip')`"}]'"
+  $lines += "  - target: {kind: Service, name: redis-internal}"
+  $lines += "    patch: '[{`"op`": `"add`", `"path`": `"/spec/loadBalancerIP`", `"value`": `"$(Out 'redis_ilb_ip')`"}]'"
+  $lines += "  - target: {kind: Ingress, name: frontend}"
+  $lines += "    patch: '[{`"op`": `"replace`", `"path`": `"/metadata/annotations/kubernetes.io~1ingress.global-static-ip-name`", `"value`": `"$(Out 'web_address_name')`"}]'"
+  if ($Domain) {
+    $lines += "  - target: {kind: ManagedCertificate, name: frontend}"
+    $lines += "    patch: '[{`"op`": `"replace`", `"path`": `"/spec/domains/0`", `"value`": `"$Domain`"}]'"
+  }
+  Set-Content -Path (Join-Path $dir "kustomization.yaml") -Value $lines -Encoding utf8
+  return $dir
+}
+
+function Apply-Components([string]$Components) {
+  $dir = Render-Dir
+  try {
+    $manifest = & kubectl kustomize $dir
+    if ($LASTEXITCODE -ne 0) { throw "kustomize build failed" }
+    $manifest | & kubectl apply --server-side --field-manager=dsobel-deploy `
+      -l "app.kubernetes.io/component in (shared,$Components)" -f -
+    if ($LASTEXITCODE -ne 0) { throw "kubectl apply failed" }
+  } finally {
+    Remove-Item -Recurse -Force $dir
+  }
+}
+
+function Deploy-Infra {
+  Log "1.1: RabbitMQ and Redis"
+  Check-Secrets
+  Get-Credentials
+  Apply-Components "rabbitmq,redis"
+  Run kubectl -n $Namespace rollout status statefulset/rabbitmq --timeout=10m
+  Run kubectl -n $Namespace rollout status statefulset/redis --timeout=5m
+}
+
+function Build-Image([string]$Name) {
+  Need @("docker", "gcloud")
+  $reg = Registry
+  $file = if ($Name -eq "dsobel") { "deploy/docker/dsobel.Dockerfile" } else { "deploy/docker/nginx.Dockerfile" }
+  Log "image $reg/${Name}:$ImageTag (also tagged :main)"
+  Run gcloud auth configure-docker ($reg.Split("/")[0]) --quiet
+  Run docker buildx build --platform linux/amd64 -f $file -t "$reg/${Name}:$ImageTag" -t "$reg/${Name}:main" --push .
+}
+
+function Deploy-App([string]$App) {
+  Check-Secrets
+  Get-Credentials
+  Apply-Components $App
+  Run kubectl -n $Namespace rollout status "deployment/$App" --timeout=10m
+}
+
+function Deploy-Apps {
+  Log "1.2-1.4: backend, worker, frontend"
+  Build-Image "dsobel"
+  Build-Image "dsobel-web"
+  foreach ($a in @("backend", "worker", "frontend")) { Deploy-App $a }
+  Write-Host "frontend: http://$(Out 'web_ip')/"
+}
+
+function Push-WorkerSecrets {
+  $values = @{
+    "rabbitmq" = ((Get-Content "deploy/k8s/overlays/gke/secrets/rabbitmq.env" | Where-Object { $_ -match '^RABBITMQ_DEFAULT_PASS=' }) -replace '^RABBITMQ_DEFAULT_PASS=', '')
+    "redis"    = ((Get-Content "deploy/k8s/overlays/gke/secrets/redis.env" | Where-Object { $_ -match '^REDIS_PASSWORD=' }) -replace '^REDIS_PASSWORD=', '')
+  }
+  foreach ($name in $values.Keys) {
+    $current = & gcloud secrets versions access latest --secret "dsobel-$name-password" --project $Project 2>$null
+    if ($LASTEXITCODE -ne 0 -or "$current" -ne $values[$name]) {
+      $tmp = New-TemporaryFile
+      try {
+        [System.IO.File]::WriteAllText($tmp.FullName, $values[$name])
+        Run gcloud secrets versions add "dsobel-$name-password" --project $Project "--data-file=$($tmp.FullName)"
+      } finally {
+        Remove-Item -Force $tmp.FullName
+      }
+    }
+  }
+}
+
+function Workers-Vars {
+  Tf-Init "cluster" | Out-Null
+  $digest = Image-Digest "$(Out 'artifact_registry')/dsobel"
+  $v = @("-var", "project_id=$Project", "-var", "region=$Region",
+    "-var", "network=$(Out 'network')", "-var", "subnetwork=$(Out 'workers_subnetwork')",
+    "-var", "rabbitmq_address=$(Out 'rabbitmq_ilb_ip'):5672", "-var", "redis_address=$(Out 'redis_ilb_ip'):6379",
+    "-var", "artifact_repository_id=$(Out 'artifact_repository_id')",
+    "-var", "image=$(Out 'artifact_registry')/dsobel@$digest")
+  if ($env:GCP_ZONES) { $v += @("-var", "zones=$($env:GCP_ZONES)") }
+  return $v
+}
+
+function Deploy-Workers {
+  Need @("terraform", "gcloud")
+  Log "2: worker VMs (deploy/terraform/workers)"
+  Check-Secrets
+  $vars = Workers-Vars
+  Tf-Init "workers"
+  Tf "workers" (@("apply", "-input=false") + $Approve + $vars +
+    @("-target=google_secret_manager_secret.rabbitmq_password", "-target=google_secret_manager_secret.redis_password"))
+  Push-WorkerSecrets
+  Tf "workers" (@("apply", "-input=false") + $Approve + $vars)
+}
+
+function Destroy-All {
+  Need @("terraform", "gcloud", "kubectl")
+  Log "destroy: worker VMs, Kubernetes objects, cluster"
+  Tf-Init "workers" | Out-Null
+  $wstate = & terraform -chdir=deploy/terraform/workers state list 2>$null
+  if ($wstate) { Tf "workers" (@("destroy", "-input=false") + $Approve + (Workers-Vars)) }
+  Tf-Init "cluster" | Out-Null
+  $cstate = & terraform -chdir=deploy/terraform/cluster state list 2>$null
+  if ($cstate) {
+    try { Get-Credentials; & kubectl delete namespace $Namespace --ignore-not-found --wait=true --timeout=10m } catch { Write-Warning $_ }
+    $vars = (Cluster-Vars) + @("-var", "deletion_protection=false")
+    Tf "cluster" (@("apply", "-input=false") + $Approve + $vars + @("-target=google_container_cluster.this"))
+    Tf "cluster" (@("destroy", "-input=false") + $Approve + $vars)
+  }
+  Write-Host "The state bucket gs://$StateBucket is kept (it holds the state history); delete it by hand if wanted."
+}
+
+switch ($Command) {
+  "all" { Deploy-Cluster; Deploy-Infra; Deploy-Apps; Deploy-Workers }
+  "cluster" { Deploy-Cluster }
+  "infra" { Deploy-Infra }
+  "images" { Build-Image "dsobel"; Build-Image "dsobel-web" }
+  "image-dsobel" { Build-Image "dsobel" }
+  "image-web" { Build-Image "dsobel-web" }
+  "apps" { Deploy-Apps }
+  { $_ -in @("backend", "worker", "frontend") } { Deploy-App $Command }
+  "workers" { Deploy-Workers }
+  "destroy" { Destroy-All }
+}
