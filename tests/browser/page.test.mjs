@@ -234,6 +234,73 @@ describe('page served by dsobel serve', () => {
       assert.deepEqual(b.problems, []);
     } finally { await b.close(); }
   }));
+
+  test('images can be pasted and dropped', T, needs({}, async () => {
+    const b = await openBrowser();
+    const { page } = b;
+    const bytes = fs.readFileSync(photo('chelsea.png')).toString('base64');
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      await page.evaluate((b64) => {
+        const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const paste = new DataTransfer();
+        paste.items.add(new File([data], 'image.png', { type: 'image/png' }));
+        document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: paste, bubbles: true, cancelable: true }));
+        const drop = new DataTransfer();
+        drop.items.add(new File([data], 'dropped.png', { type: 'image/png' }));
+        document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: drop, bubbles: true, cancelable: true }));
+      }, bytes);
+      await page.locator('.job-item[data-state="done"]', { hasText: /^pasted-\d{8}-\d{6}\.png/ }).waitFor({ timeout: 90000 });
+      await page.locator('.job-item[data-state="done"]', { hasText: 'dropped.png' }).waitFor({ timeout: 90000 });
+      assert.equal(await page.locator('.job-item').count(), 2);
+      assert.deepEqual(b.problems, []);
+    } finally { await b.close(); }
+  }));
+
+  test('an upload while offline waits for the connection and then finishes', T, needs({}, async () => {
+    const b = await openBrowser();
+    const { page, context } = b;
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      await context.setOffline(true);
+      await page.waitForSelector('#net:not([hidden])');
+      await page.setInputFiles('#file', photo('chelsea.png'));
+      await page.waitForSelector('#alert.busy:not([hidden])');
+      assert.equal(await page.textContent('#alert-title'), 'Cannot reach the server');
+      assert.match(await page.textContent('#alert-text'), /offline.*Trying again in \d+ s/);
+      await context.setOffline(false);
+      await page.locator('.job-item[data-state="done"]', { hasText: 'chelsea.png' }).waitFor({ timeout: 90000 });
+      assert.ok(await page.isHidden('#net'));
+      assert.ok(await page.isHidden('#alert'));
+    } finally { await b.close(); }
+  }));
+});
+
+describe('page against a server that needs an API key', () => {
+  let keyed = null;
+  const KEY = 'browser-test-key-3f9c';
+  before(async () => { if (!missing().length) keyed = await startServe({ env: { DSOBEL_API_KEY: KEY } }); });
+  after(async () => { if (keyed) await keyed.stop(); });
+
+  test('without the key the page says so; with it saved the upload goes through', T, needs({}, async () => {
+    const b = await openBrowser();
+    const { page } = b;
+    try {
+      await page.goto(`${keyed.url}/`, { waitUntil: 'networkidle' });
+      await page.setInputFiles('#file', photo('chelsea.png'));
+      await page.waitForSelector('#alert:not([hidden])');
+      assert.equal(await page.textContent('#alert-title'), 'This server needs an API key');
+      await page.click('#settings summary');
+      await page.fill('#api-key', KEY);
+      await page.click('#save-key');
+      // The refused upload starts again by itself; progress then comes from the event stream read with fetch.
+      await page.locator('.job-item[data-state="done"]', { hasText: 'chelsea.png' }).waitFor({ timeout: 90000 });
+      await waitShown(page);
+      assert.ok(b.requests.some((r) => /\/events\//.test(r.url)), 'no /events/ request');
+      assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem('dsobel.apiKey'))), KEY);
+      assert.deepEqual(onlyLoadErrors(b.problems), []);
+    } finally { await b.close(); }
+  }));
 });
 
 describe('page against a server that refuses work (429 too-busy)', () => {
