@@ -915,7 +915,6 @@
     const showMini = RUNNING.has(e.state) && p && p.value != null;
     mini.hidden = !showMini;
     if (showMini) mini.firstElementChild.style.setProperty('width', `${Math.round((p.value / p.max) * 100)}%`);
-    open.setAttribute('aria-label', `${e.name}: ${statusLine(e)}, ${fmtTime(e.created)}. Open.`);
     li.querySelector('.job-remove').setAttribute('aria-label', RUNNING.has(e.state) || e.state === 'waiting' ? `Cancel and remove ${e.name}` : `Remove ${e.name} from the list`);
     return li;
   }

@@ -276,6 +276,45 @@ describe('page served by dsobel serve', () => {
   }));
 });
 
+describe('accessibility and layout', () => {
+  let server = null;
+  before(async () => { if (!missing().length) server = await startServe(); });
+  after(async () => { if (server) await server.stop(); });
+
+  for (const [scheme, viewport] of [['light', { width: 1280, height: 900 }], ['dark', { width: 375, height: 740 }]]) {
+    test(`no axe violations and no sideways scrolling (${scheme}, ${viewport.width}px wide)`, T, needs({}, async () => {
+      const axe = fs.readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dsobel-notes-'));
+      const notes = path.join(dir, 'notes.txt');
+      fs.writeFileSync(notes, 'not a picture\n');
+      const b = await openBrowser({ viewport, colorScheme: scheme });
+      const { page } = b;
+      try {
+        await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+        const audit = async (when) => {
+          await page.addScriptTag({ content: axe });
+          const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] }))
+            .violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`));
+          assert.deepEqual(violations, [], `axe, ${when}`);
+          const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          assert.ok(wide <= 0, `the page scrolls sideways by ${wide}px ${when}`);
+        };
+        await audit('when empty');
+        await page.setInputFiles('#file', photo('coffee.png'));
+        await page.locator('.job-item[data-state="done"]').waitFor({ timeout: 90000 });
+        await waitShown(page);
+        await audit('with a result');
+        await page.setInputFiles('#file', notes);
+        await page.waitForSelector('#alert:not([hidden])');
+        await audit('with an error');
+      } finally {
+        await b.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }));
+  }
+});
+
 describe('page against a server that needs an API key', () => {
   let keyed = null;
   const KEY = 'browser-test-key-3f9c';
