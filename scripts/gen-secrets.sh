@@ -26,8 +26,8 @@ cat >"$dir/redis.env" <<EOT
 REDIS_PASSWORD=$redis
 EOT
 cat >"$dir/app.env" <<EOT
-DSOBEL_AMQP_URL=amqp://dsobel:$rabbit@rabbitmq:5672/%2f
-DSOBEL_REDIS_URL=redis://:$redis@redis:6379/0
+DSOBEL_AMQP_URL=amqp://dsobel:$rabbit@rabbitmq.dsobel.svc.cluster.local:5672/%2f
+DSOBEL_REDIS_URL=redis://:$redis@redis.dsobel.svc.cluster.local:6379/0
 # Uncomment to require \`Authorization: Bearer <key>\` on the API.
 # DSOBEL_API_KEY=$api
 EOT
