@@ -59,7 +59,10 @@ pub fn run(args: EngineBenchArgs) -> Result<()> {
     };
     if !args.json {
         println!("backend {} · {} thread(s) · best of {}", Backend::detect(), args.threads, args.repeat);
-        println!("{:<28} {:>11} {:>10} {:>10} {:>10} {:>10} {:>10}", "file", "size", "decode ms", "kernel ms", "encode ms", "total ms", "MPx/s");
+        println!(
+            "{:<28} {:>11} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "file", "size", "decode ms", "kernel ms", "encode ms", "total ms", "MPx/s"
+        );
     }
     pool.install(|| -> Result<()> {
         for path in &args.files {

@@ -1,12 +1,15 @@
 //! The `dsobel` command: one binary for every role of the system.
 //!
-//! `process` runs images locally with no server; `engine-bench` times the engine's stages.
+//! `serve` runs the HTTP service (embedded, or the backend of the distributed system), `worker`
+//! consumes strips, `process` runs images locally with no server, `engine-bench` times the
+//! engine's stages.
 //! Each subcommand lives in its own module; this file only parses arguments and dispatches.
 #![forbid(unsafe_code)]
 
 mod cli;
 mod engine_bench;
 mod process;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +25,10 @@ struct Cli {
 enum Command {
     /// Filter local image files (or stdin) into edge PNGs, without any server.
     Process(process::ProcessArgs),
+    /// Run the HTTP service and web page (embedded mode unless --amqp-url and --redis-url).
+    Serve(Box<dsobel_service::config::ServeArgs>),
+    /// Consume strips from RabbitMQ, filter them, store results in Redis.
+    Worker(Box<serve::WorkerCommand>),
     /// Time decode, kernel, encode and end-to-end on files, in memory.
     EngineBench(engine_bench::EngineBenchArgs),
 }
@@ -30,6 +37,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Process(args) => process::run(args),
+        Command::Serve(args) => serve::serve(*args).map(|()| 0),
+        Command::Worker(command) => serve::worker(*command).map(|()| 0),
         Command::EngineBench(args) => engine_bench::run(args).map(|()| 0),
     };
     match result {

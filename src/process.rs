@@ -128,7 +128,10 @@ fn plan(args: &ProcessArgs) -> Result<Vec<(Source, Sink)>> {
     }
     if let Some(out) = &args.output_file {
         if sources.len() != 1 {
-            bail!("-o/--output-file takes exactly one input ({} given); use --out-dir for several", sources.len());
+            bail!(
+                "-o/--output-file takes exactly one input ({} given); use --out-dir for several",
+                sources.len()
+            );
         }
         let sink = if out.as_os_str() == "-" { Sink::Stdout } else { Sink::File(out.clone()) };
         return Ok(vec![(sources.remove(0), sink)]);
@@ -154,11 +157,16 @@ fn read_source(source: &Source, max_bytes: u64) -> Result<Vec<u8>> {
     match source {
         Source::Stdin => {
             let mut bytes = Vec::new();
-            std::io::stdin().lock().take(max_bytes + 1).read_to_end(&mut bytes).context("cannot read standard input")?;
+            std::io::stdin()
+                .lock()
+                .take(max_bytes + 1)
+                .read_to_end(&mut bytes)
+                .context("cannot read standard input")?;
             Ok(bytes)
         }
         Source::File(path) => {
-            let size = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?.len();
+            let size =
+                std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?.len();
             if size > max_bytes {
                 bail!("input of {size} bytes exceeds the limit of {max_bytes} bytes (payload-too-large)");
             }
@@ -186,10 +194,15 @@ fn write_sink(sink: &Sink, png: &[u8]) -> Result<()> {
 pub fn run(args: ProcessArgs) -> Result<i32> {
     let jobs = plan(&args)?;
     let threads = args.threads.map(|t| t as usize).unwrap_or_else(num_cpus);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("cannot start threads")?;
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("cannot start threads")?;
     let options = ProcessOptions {
         params: args.filter.params(),
-        limits: Limits { max_pixels: args.limits.max_pixels, max_dimension: args.limits.max_dimension, max_bytes: args.max_bytes },
+        limits: Limits {
+            max_pixels: args.limits.max_pixels,
+            max_dimension: args.limits.max_dimension,
+            max_bytes: args.max_bytes,
+        },
         strips: args.strips.map(|s| s as usize),
         compression: CompressionLevel(args.filter.compression),
     };
@@ -206,8 +219,10 @@ pub fn run(args: ProcessArgs) -> Result<i32> {
     let bar = if show_bar {
         let bar = ProgressBar::with_draw_target(Some(jobs.len() as u64), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} images  {elapsed_precise} ({eta} left)  {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{bar:40.cyan/blue} {pos}/{len} images  {elapsed_precise} ({eta} left)  {msg}",
+            )
+            .expect("valid template"),
         );
         bar
     } else {

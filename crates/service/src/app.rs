@@ -1,0 +1,221 @@
+//! Wiring: what `dsobel serve` and `dsobel worker` start, given a listener and a shutdown
+//! token. Tests pass a port-0 listener and a token they control; `main` passes SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ServeArgs, WorkerArgs, cores};
+use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::http::{AppState, router};
+use crate::telemetry::Metrics;
+use crate::transport::{SetupError, Transport};
+use crate::worker::{Worker, WorkerConfig};
+
+/// A token cancelled on SIGTERM or SIGINT (Ctrl-C).
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        tracing::info!("shutdown requested; finishing in-flight work");
+        cancel.cancel();
+    });
+    token
+}
+
+/// A running `serve`: its state, for tests that look inside.
+pub struct Serving {
+    /// The coordinator.
+    pub coordinator: Arc<Coordinator>,
+    /// The metrics.
+    pub metrics: Metrics,
+}
+
+/// Builds the backend (and, in embedded mode, its worker tasks) on an already-connected
+/// transport, serves on `listener` until `shutdown`, then drains.
+pub async fn serve_with(
+    args: ServeArgs,
+    transport: Transport,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    ready: impl FnOnce(Serving),
+) -> std::io::Result<()> {
+    let metrics = Metrics::new();
+    let config = CoordinatorConfig {
+        limits: args.limits(),
+        result_ttl: args.result_ttl(),
+        work_ttl: args.work_ttl(),
+        min_strip_pixels: args.min_strip_pixels,
+        max_strip_bytes: args.max_strip_bytes,
+        compression: args.compression,
+        max_jobs_in_flight: args.max_jobs_in_flight,
+        sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
+    };
+    let coordinator = Coordinator::new(transport.clone(), config, metrics.clone());
+    let background_stop = CancellationToken::new();
+    let background = tokio::spawn(coordinator.clone().run_background(background_stop.clone()));
+    let workers_stop = CancellationToken::new();
+    let embedded_workers = if transport.embedded {
+        let slots = args.workers.unwrap_or_else(cores).max(1);
+        let worker = Worker::new(
+            transport.clone(),
+            metrics.clone(),
+            WorkerConfig {
+                work_ttl: args.work_ttl(),
+                result_ttl: args.result_ttl(),
+                strip_delay: Duration::ZERO,
+            },
+        );
+        tracing::info!(
+            workers = slots,
+            "embedded mode: in-memory queue and store, worker tasks in this process"
+        );
+        Some(tokio::spawn(worker.run(slots, 1, workers_stop.clone())))
+    } else {
+        tracing::info!(queue = %args.transport.queue, "distributed mode: RabbitMQ and Redis");
+        None
+    };
+    let state = Arc::new(AppState {
+        coordinator: coordinator.clone(),
+        metrics: metrics.clone(),
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        max_upload_bytes: args.max_upload_bytes,
+        shutdown: shutdown.clone(),
+    });
+    let address = listener.local_addr()?;
+    tracing::info!(%address, backend = %dsobel_kernel::Backend::detect(), "dsobel listening on http://{address}/");
+    ready(Serving { coordinator, metrics });
+    let grace = Duration::from_secs(args.shutdown_timeout_secs);
+    let stopping = shutdown.clone();
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { stopping.cancelled().await });
+    let server = tokio::spawn(async move { server.await });
+    shutdown.cancelled().await;
+    // Requests in flight get the grace period; then embedded workers finish their strips.
+    if tokio::time::timeout(grace, server).await.is_err() {
+        tracing::warn!("HTTP requests still open after the grace period; closing them");
+    }
+    workers_stop.cancel();
+    if let Some(workers) = embedded_workers
+        && tokio::time::timeout(grace, workers).await.is_err()
+    {
+        tracing::warn!("embedded workers still busy after the grace period");
+    }
+    background_stop.cancel();
+    let _ = background.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `dsobel serve`: connects the transport named by `args` and serves until `shutdown`.
+pub async fn serve(
+    args: ServeArgs,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), SetupError> {
+    let transport = Transport::from_args(&args.transport).await?;
+    serve_with(args, transport, listener, shutdown, |_| {}).await.map_err(|e| {
+        SetupError::Connect(dsobel_transport::TransportError::Unavailable {
+            service: "http",
+            detail: e.to_string(),
+        })
+    })
+}
+
+/// `dsobel worker`: consumes strips until `shutdown`, then finishes the ones it holds.
+pub async fn worker(
+    args: WorkerArgs,
+    shutdown: CancellationToken,
+    strip_delay: Duration,
+) -> Result<(), SetupError> {
+    if args.transport.amqp_url.is_none() || args.transport.redis_url.is_none() {
+        return Err(SetupError::WorkerNeedsServers);
+    }
+    let transport = Transport::from_args(&args.transport).await?;
+    let metrics = Metrics::new();
+    let slots = args.workers.unwrap_or_else(cores).max(1);
+    let worker = Worker::new(
+        transport.clone(),
+        metrics.clone(),
+        WorkerConfig {
+            work_ttl: Duration::from_secs(args.work_ttl_secs.max(1)),
+            result_ttl: Duration::from_secs(args.work_ttl_secs.max(1)),
+            strip_delay,
+        },
+    );
+    let health = match args.health_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address).await.map_err(|e| {
+                SetupError::Connect(dsobel_transport::TransportError::Unavailable {
+                    service: "http",
+                    detail: e.to_string(),
+                })
+            })?;
+            tracing::info!(%address, "worker health endpoints on http://{address}/healthz");
+            let app = health_router(transport.clone(), metrics.clone());
+            let stop = shutdown.clone();
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+            }))
+        }
+        None => None,
+    };
+    tracing::info!(slots, prefetch = args.prefetch, backend = %dsobel_kernel::Backend::detect(), "worker consuming {}", args.transport.queue);
+    let run = tokio::spawn(worker.run(slots, args.prefetch, shutdown.clone()));
+    shutdown.cancelled().await;
+    if tokio::time::timeout(Duration::from_secs(args.shutdown_timeout_secs), run).await.is_err() {
+        tracing::warn!("strips still running after the grace period; they return to the queue");
+    }
+    if let Some(health) = health {
+        let _ = health.await;
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+fn health_router(transport: Transport, metrics: Metrics) -> Router {
+    let ready_transport = transport.clone();
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/readyz",
+            get(move || {
+                let transport = ready_transport.clone();
+                async move {
+                    match transport.health().await {
+                        Ok(()) => (axum::http::StatusCode::OK, "ready\n".to_owned()),
+                        Err(f) => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {}\n", f.join("; ")),
+                        ),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move { metrics.render() }
+            }),
+        )
+}

@@ -1,0 +1,155 @@
+//! Settings of `serve` and `worker`: every one a flag with a `DSOBEL_*` environment twin and
+//! a default, all listed by `--help` (DESIGN §6).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use dsobel_codec::Limits;
+
+/// Where strips and results travel.
+#[derive(Debug, Clone, Args)]
+pub struct TransportArgs {
+    /// RabbitMQ URL (amqp://user:pass@host:5672/%2f). Unset (with --redis-url unset): embedded
+    /// in-memory mode.
+    #[arg(long, env = "DSOBEL_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+    /// Redis URL (redis://:password@host:6379/0). Unset (with --amqp-url unset): embedded.
+    #[arg(long, env = "DSOBEL_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Work queue name (its dead-letter queue is NAME.dead).
+    #[arg(long, env = "DSOBEL_QUEUE", default_value = "dsobel.strips")]
+    pub queue: String,
+    /// Prefix of every Redis key and of the wake-up channel.
+    #[arg(long, env = "DSOBEL_NAMESPACE", default_value = "dsobel")]
+    pub namespace: String,
+    /// Deliveries of one strip before it goes to the dead-letter queue.
+    #[arg(long, env = "DSOBEL_MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_deliveries: u32,
+}
+
+/// How logs look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    Auto,
+    /// One JSON object per line (containers).
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// Logging settings (the filter comes from `RUST_LOG`, default `info`).
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, env = "DSOBEL_LOG_FORMAT", value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+}
+
+/// Settings of `dsobel serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (containers use 0.0.0.0:8080).
+    #[arg(long, env = "DSOBEL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// When set, the API requires `Authorization: Bearer <key>`.
+    #[arg(long, env = "DSOBEL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Worker tasks inside this process in embedded mode (default: number of cores).
+    #[arg(long, env = "DSOBEL_WORKERS")]
+    pub workers: Option<usize>,
+    /// Largest upload accepted, in bytes.
+    #[arg(long, env = "DSOBEL_MAX_UPLOAD_BYTES", default_value_t = 64 << 20)]
+    pub max_upload_bytes: u64,
+    /// Largest image accepted, in pixels (checked from the header).
+    #[arg(long, env = "DSOBEL_MAX_PIXELS", default_value_t = Limits::default().max_pixels)]
+    pub max_pixels: u64,
+    /// Largest width or height accepted.
+    #[arg(long, env = "DSOBEL_MAX_DIMENSION", default_value_t = Limits::default().max_dimension)]
+    pub max_dimension: u32,
+    /// Jobs accepted but not finished before uploads get 429.
+    #[arg(long, env = "DSOBEL_MAX_JOBS_IN_FLIGHT", default_value_t = 64)]
+    pub max_jobs_in_flight: usize,
+    /// How long results (and job records) are kept, in seconds.
+    #[arg(long, env = "DSOBEL_RESULT_TTL_SECS", default_value_t = 3600)]
+    pub result_ttl_secs: u64,
+    /// How long strip inputs and partial results are kept, in seconds.
+    #[arg(long, env = "DSOBEL_WORK_TTL_SECS", default_value_t = 900)]
+    pub work_ttl_secs: u64,
+    /// No strip smaller than this many pixels, when the strip count is chosen automatically.
+    #[arg(long, env = "DSOBEL_MIN_STRIP_PIXELS", default_value_t = 1 << 18)]
+    pub min_strip_pixels: u64,
+    /// No strip's input larger than this many bytes (RabbitMQ 4 refuses messages over 16 MiB,
+    /// and no single value should be huge even in Redis).
+    #[arg(long, env = "DSOBEL_MAX_STRIP_BYTES", default_value_t = 8 << 20)]
+    pub max_strip_bytes: u64,
+    /// PNG deflate level of the strips, 1..=9.
+    #[arg(long, env = "DSOBEL_COMPRESSION", default_value_t = 6, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub compression: u8,
+    /// How often pending jobs are checked for missed wake-ups, in milliseconds.
+    #[arg(long, env = "DSOBEL_SWEEP_INTERVAL_MS", default_value_t = 1000)]
+    pub sweep_interval_ms: u64,
+    /// Longest wait for in-flight requests and strips on shutdown, in seconds.
+    #[arg(long, env = "DSOBEL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+    /// Open the page in a browser once listening.
+    #[arg(long)]
+    pub open: bool,
+    /// Queue and store.
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl ServeArgs {
+    /// Decode limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_pixels: self.max_pixels,
+            max_dimension: self.max_dimension,
+            max_bytes: self.max_upload_bytes,
+        }
+    }
+    /// Result TTL.
+    pub fn result_ttl(&self) -> Duration {
+        Duration::from_secs(self.result_ttl_secs.max(1))
+    }
+    /// Work TTL.
+    pub fn work_ttl(&self) -> Duration {
+        Duration::from_secs(self.work_ttl_secs.max(1))
+    }
+}
+
+/// Settings of `dsobel worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Strips processed at once by this process (default: number of cores).
+    #[arg(long, env = "DSOBEL_WORKERS")]
+    pub workers: Option<usize>,
+    /// Unacknowledged strips each worker task may hold.
+    #[arg(long, env = "DSOBEL_PREFETCH", default_value_t = 2)]
+    pub prefetch: u16,
+    /// Address for /healthz, /readyz and /metrics (unset: no HTTP).
+    #[arg(long, env = "DSOBEL_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
+    /// How long strip results are kept, in seconds.
+    #[arg(long, env = "DSOBEL_WORK_TTL_SECS", default_value_t = 900)]
+    pub work_ttl_secs: u64,
+    /// Longest wait for in-flight strips on shutdown, in seconds.
+    #[arg(long, env = "DSOBEL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+    /// Queue and store.
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Number of logical cores.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}

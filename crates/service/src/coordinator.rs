@@ -1,0 +1,530 @@
+//! The backend's job coordinator: accept an upload, split it, queue its strips, and stitch the
+//! result when every strip is stored.
+//!
+//! Stitching is driven by wake-ups (a worker publishes `strip <id>` after storing a strip) and,
+//! in case a wake-up is missed, by a sweeper over the set of pending jobs; a lock in the store
+//! makes sure one backend stitches each job once, however many replicas run or restart. Dead
+//! letters are consumed here too: each turns its job `failed` with the reason.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dsobel_codec::{Limits, decode_luma, probe};
+use dsobel_kernel::png::stitch;
+use dsobel_kernel::{plan_strips, strip_input};
+use futures_util::future::try_join_all;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::jobs::{self, JobStatus, load_failure, load_record, save_record};
+use crate::model::{
+    Event, JobError, JobOptions, JobRecord, JobState, StripResult, StripTask, Timings, new_job_id, now_ms,
+};
+use crate::telemetry::{Metrics, OutcomeLabels};
+use crate::transport::Transport;
+
+/// Settings of the coordinator.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Decode limits.
+    pub limits: Limits,
+    /// Lifetime of results and job records.
+    pub result_ttl: Duration,
+    /// Lifetime of strip inputs and partial results.
+    pub work_ttl: Duration,
+    /// Smallest automatic strip, in pixels.
+    pub min_strip_pixels: u64,
+    /// Largest strip input, in bytes.
+    pub max_strip_bytes: u64,
+    /// Deflate level of the strips.
+    pub compression: u8,
+    /// Jobs in flight before 429.
+    pub max_jobs_in_flight: usize,
+    /// Sweeper period.
+    pub sweep_interval: Duration,
+}
+
+/// Longest time an upload may spend talking to the queue and the store before it is answered
+/// with 503.
+const TRANSPORT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the stitch lock is held at most (a stitcher that dies frees it after this).
+const STITCH_LOCK_TTL: Duration = Duration::from_secs(60);
+
+/// The coordinator of one backend process.
+pub struct Coordinator {
+    transport: Transport,
+    config: CoordinatorConfig,
+    metrics: Metrics,
+    events: broadcast::Sender<Event>,
+    /// Jobs accepted by this process and not finished: the in-flight count for backpressure.
+    local_jobs: Mutex<HashSet<String>>,
+    consumers: Mutex<Option<(Instant, u32)>>,
+}
+
+impl Coordinator {
+    /// A coordinator over a transport.
+    pub fn new(transport: Transport, config: CoordinatorConfig, metrics: Metrics) -> Arc<Self> {
+        Arc::new(Coordinator {
+            transport,
+            config,
+            metrics,
+            events: broadcast::channel(4096).0,
+            local_jobs: Mutex::new(HashSet::new()),
+            consumers: Mutex::new(None),
+        })
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    /// Every wake-up this process sees, for `/events` and `?wait=`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn in_flight(&self) -> usize {
+        self.local_jobs.lock().map(|j| j.len()).unwrap_or(0)
+    }
+
+    fn local_finish(&self, id: &str) {
+        let removed = self.local_jobs.lock().map(|mut j| j.remove(id)).unwrap_or(false);
+        if removed {
+            self.metrics.jobs_in_flight.dec();
+        }
+    }
+
+    /// How many strips to cut: one per consuming worker (asked of the broker, cached for a
+    /// second), within the minimum strip size and the maximum strip payload; or what the
+    /// request asked for, within 1..=height.
+    async fn strip_count(&self, width: usize, height: usize, asked: Option<u32>) -> usize {
+        if let Some(n) = asked {
+            return (n as usize).clamp(1, height);
+        }
+        let cached = self
+            .consumers
+            .lock()
+            .ok()
+            .and_then(|c| *c)
+            .filter(|(at, _)| at.elapsed() < Duration::from_secs(1));
+        let consumers = match cached {
+            Some((_, n)) => n,
+            None => {
+                let n = self.transport.queue.consumer_count().await.unwrap_or(1);
+                if let Ok(mut c) = self.consumers.lock() {
+                    *c = Some((Instant::now(), n));
+                }
+                n
+            }
+        };
+        let pixels = (width * height) as u64;
+        let most = (pixels / self.config.min_strip_pixels.max(1)).max(1);
+        let least = pixels.div_ceil(self.config.max_strip_bytes.max(1));
+        (consumers.max(1) as u64).min(most).max(least).clamp(1, height as u64) as usize
+    }
+
+    /// Accepts an upload: checks it, decodes it, stores its strips and queues them.
+    pub async fn submit(&self, bytes: Bytes, options: JobOptions) -> Result<JobRecord, ApiError> {
+        if self.in_flight() >= self.config.max_jobs_in_flight {
+            return Err(ApiError::TooBusy { limit: self.config.max_jobs_in_flight, retry_after: 2 });
+        }
+        let created_ms = now_ms();
+        // Header checks first: a pixel bomb or a non-image is refused before any decoding.
+        probe(&bytes, &self.config.limits)?;
+        let id = new_job_id();
+        let span = tracing::info_span!("job", job_id = %id);
+        async {
+            let limits = self.config.limits;
+            let started = Instant::now();
+            let input = bytes.clone();
+            let image = tokio::task::spawn_blocking(move || decode_luma(&input, &limits))
+                .await
+                .map_err(|e| ApiError::Internal(format!("decoder crashed: {e}")))??;
+            let decode = started.elapsed();
+            self.metrics.decode.observe(decode.as_secs_f64());
+            let count = self.strip_count(image.width, image.height, options.fragments).await;
+            let plan = plan_strips(image.width, image.height, count);
+            let record = JobRecord {
+                id: id.clone(),
+                state: JobState::Queued,
+                strips_total: plan.len() as u32,
+                width: image.width as u32,
+                height: image.height as u32,
+                input_bytes: bytes.len() as u64,
+                result_bytes: None,
+                options,
+                timings: Timings { decode: Some(decode.as_secs_f64() * 1e3), ..Timings::default() },
+                error: None,
+                created_ms,
+                compression: self.config.compression,
+            };
+            let t = &self.transport;
+            let tasks: Vec<StripTask> = plan
+                .iter()
+                .map(|s| StripTask {
+                    job_id: id.clone(),
+                    strip: s.index as u32,
+                    strips: s.count as u32,
+                    first_row: s.first_row as u32,
+                    rows: s.rows as u32,
+                    width: s.width as u32,
+                    image_height: s.image_height as u32,
+                    threshold: options.threshold,
+                    magnitude: options.magnitude.to_string(),
+                    output: options.output.to_string(),
+                    compression: self.config.compression,
+                    input_key: t.keys.input(&id, s.index as u32),
+                    enqueued_ms: 0,
+                })
+                .collect();
+            let queue_it = async {
+                try_join_all(plan.iter().zip(&tasks).map(|(spec, task)| {
+                    let rows = Bytes::copy_from_slice(strip_input(&image.pixels, spec));
+                    t.store.put(&task.input_key, rows, self.config.work_ttl)
+                }))
+                .await?;
+                save_record(t, &record, self.config.result_ttl).await?;
+                t.store.set_add(&t.keys.pending(), &id, self.config.result_ttl).await?;
+                if let Ok(mut jobs) = self.local_jobs.lock() {
+                    jobs.insert(id.clone());
+                    self.metrics.jobs_in_flight.inc();
+                }
+                try_join_all(tasks.iter().map(|task| {
+                    let mut task = task.clone();
+                    task.enqueued_ms = now_ms();
+                    let body = serde_json::to_vec(&task).expect("a task serialises");
+                    t.queue.publish(Bytes::from(body))
+                }))
+                .await?;
+                Ok::<(), ApiError>(())
+            };
+            match tokio::time::timeout(TRANSPORT_DEADLINE, queue_it).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(self.abandon(&id, &tasks, e).await),
+                Err(_) => {
+                    let e = ApiError::Unavailable("the queue or the store did not answer in time".into());
+                    return Err(self.abandon(&id, &tasks, e).await);
+                }
+            }
+            tracing::info!(
+                width = record.width,
+                height = record.height,
+                strips = record.strips_total,
+                "job queued"
+            );
+            Ok(record)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Cleans up what a failed submission left behind (best effort) and passes the error on.
+    async fn abandon(&self, id: &str, tasks: &[StripTask], error: ApiError) -> ApiError {
+        tracing::warn!(job_id = id, error = %error, "upload abandoned");
+        self.local_finish(id);
+        let t = &self.transport;
+        let mut keys: Vec<String> = tasks.iter().map(|task| task.input_key.clone()).collect();
+        keys.push(t.keys.job(id));
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = t.store.delete(&keys).await;
+            let _ = t.store.set_remove(&t.keys.pending(), id).await;
+        })
+        .await;
+        error
+    }
+
+    /// The status of a job.
+    pub async fn status(&self, id: &str) -> Result<JobStatus, ApiError> {
+        jobs::status(&self.transport, id).await
+    }
+
+    /// The PNG of a finished job.
+    pub async fn result_png(&self, id: &str) -> Result<Option<Bytes>, ApiError> {
+        Ok(self.transport.store.get(&self.transport.keys.result(id)).await?)
+    }
+
+    /// Stitches the job if all its strips are stored and nobody else is stitching it. Returns
+    /// whether this call stitched it.
+    pub async fn try_stitch(&self, id: &str) -> Result<bool, ApiError> {
+        let t = &self.transport;
+        let Some(mut record) = load_record(t, id).await? else {
+            t.store.set_remove(&t.keys.pending(), id).await?;
+            return Ok(false);
+        };
+        if matches!(record.state, JobState::Done | JobState::Failed) {
+            self.settle_finished(id, record.state).await?;
+            return Ok(false);
+        }
+        if let Some(failure) = load_failure(t, id).await? {
+            self.finish_failed(record, failure).await?;
+            return Ok(false);
+        }
+        if t.store.hash_len(&t.keys.strips(id)).await? < record.strips_total as u64 {
+            return Ok(false);
+        }
+        if !t.store.put_if_absent(&t.keys.stitch_lock(id), Bytes::from_static(b"1"), STITCH_LOCK_TTL).await? {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        let strips_key = t.keys.strips(id);
+        let mut strips = Vec::with_capacity(record.strips_total as usize);
+        for index in 0..record.strips_total {
+            let bytes = t.store.hash_get(&strips_key, &index.to_string()).await?;
+            match bytes.as_deref().and_then(StripResult::from_bytes) {
+                Some(strip) => strips.push(strip),
+                None => {
+                    // Expired or unreadable: let the lock go so a later sweep can decide.
+                    t.store.delete(&[t.keys.stitch_lock(id)]).await?;
+                    return Err(ApiError::Internal(format!(
+                        "strip {index} of job {id} is missing or unreadable"
+                    )));
+                }
+            }
+        }
+        let output = record.options.output;
+        let (width, height) = (record.width, record.height);
+        let png = tokio::task::spawn_blocking(move || {
+            stitch(width, height, output, strips.iter().map(|s| &s.encoded)).into()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("stitcher crashed: {e}")))?;
+        let png: Bytes = png;
+        let stitch_time = started.elapsed();
+        t.store.put(&t.keys.result(id), png.clone(), self.config.result_ttl).await?;
+        let strip_stats = self.strip_stats(id, record.strips_total).await;
+        record.state = JobState::Done;
+        record.result_bytes = Some(png.len() as u64);
+        record.timings = Timings {
+            stitch: Some(stitch_time.as_secs_f64() * 1e3),
+            total: Some(now_ms().saturating_sub(record.created_ms) as f64),
+            ..strip_stats.unwrap_or(record.timings)
+        };
+        save_record(t, &record, self.config.result_ttl).await?;
+        self.metrics.stitch.observe(stitch_time.as_secs_f64());
+        self.metrics.stitches.inc();
+        if let Some(total) = record.timings.total {
+            self.metrics.job_duration.observe(total / 1e3);
+        }
+        self.metrics.jobs_finished.get_or_create(&OutcomeLabels { outcome: "done".into() }).inc();
+        self.cleanup(id, record.strips_total).await;
+        let _ = t.notifier.publish(&Event::Done(id.to_owned()).encode()).await;
+        // This process may not hear its own wake-up (its subscription may be reconnecting).
+        let _ = self.events.send(Event::Done(id.to_owned()));
+        self.local_finish(id);
+        tracing::info!(
+            job_id = id,
+            bytes = png.len(),
+            stitch_ms = stitch_time.as_secs_f64() * 1e3,
+            "job done"
+        );
+        Ok(true)
+    }
+
+    /// Queue wait (longest) and filter/encode (summed) over the stored strips.
+    async fn strip_stats(&self, id: &str, strips: u32) -> Option<Timings> {
+        let t = &self.transport;
+        let record = load_record(t, id).await.ok()??;
+        let mut timings = record.timings;
+        let (mut wait, mut filter, mut encode) = (0f64, 0f64, 0f64);
+        for index in 0..strips {
+            let bytes = t.store.hash_get(&t.keys.strips(id), &index.to_string()).await.ok()??;
+            let strip = StripResult::from_bytes(&bytes)?;
+            wait = wait.max(strip.queue_wait.as_secs_f64() * 1e3);
+            filter += strip.filter.as_secs_f64() * 1e3;
+            encode += strip.encode.as_secs_f64() * 1e3;
+        }
+        timings.queue_wait = Some(wait);
+        timings.filter = Some(filter);
+        timings.encode = Some(encode);
+        Some(timings)
+    }
+
+    /// Deletes a finished job's inputs and partial results, and takes it off the pending set.
+    async fn cleanup(&self, id: &str, strips: u32) {
+        let t = &self.transport;
+        let mut keys: Vec<String> = (0..strips).map(|i| t.keys.input(id, i)).collect();
+        keys.push(t.keys.strips(id));
+        if let Err(e) = t.store.delete(&keys).await {
+            tracing::warn!(job_id = id, error = %e, "could not delete a finished job's work keys; they will expire");
+        }
+        let _ = t.store.set_remove(&t.keys.pending(), id).await;
+    }
+
+    async fn settle_finished(&self, id: &str, state: JobState) -> Result<(), ApiError> {
+        self.transport.store.set_remove(&self.transport.keys.pending(), id).await?;
+        if state == JobState::Done || state == JobState::Failed {
+            self.local_finish(id);
+        }
+        Ok(())
+    }
+
+    async fn finish_failed(&self, mut record: JobRecord, failure: JobError) -> Result<(), ApiError> {
+        let id = record.id.clone();
+        record.state = JobState::Failed;
+        record.error = Some(failure.clone());
+        record.timings.total = Some(now_ms().saturating_sub(record.created_ms) as f64);
+        save_record(&self.transport, &record, self.config.result_ttl).await?;
+        self.cleanup(&id, record.strips_total).await;
+        self.metrics.jobs_finished.get_or_create(&OutcomeLabels { outcome: "failed".into() }).inc();
+        let _ = self.events.send(Event::Failed(id.clone()));
+        self.local_finish(&id);
+        tracing::warn!(job_id = %id, code = %failure.code, message = %failure.message, "job failed");
+        Ok(())
+    }
+
+    /// Marks a job failed because one of its strips was dead-lettered.
+    pub async fn fail_from_dead_letter(&self, task: &StripTask, deliveries: u32) -> Result<(), ApiError> {
+        let error = JobError {
+            code: "strip-failed".into(),
+            message: format!(
+                "strip {} of {} could not be processed (gave up after {} deliveries)",
+                task.strip + 1,
+                task.strips,
+                deliveries.max(1)
+            ),
+        };
+        jobs::mark_failed(&self.transport, &task.job_id, &error, self.config.result_ttl).await?;
+        if let Some(record) = load_record(&self.transport, &task.job_id).await?
+            && record.state != JobState::Done
+        {
+            let failure = load_failure(&self.transport, &task.job_id).await?.unwrap_or(error);
+            self.finish_failed(record, failure).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the background duties until `shutdown`: wake-ups, the sweeper, dead letters.
+    pub async fn run_background(self: Arc<Self>, shutdown: CancellationToken) {
+        tokio::join!(
+            self.clone().listen(shutdown.clone()),
+            self.clone().sweep(shutdown.clone()),
+            self.clone().drain_dead_letters(shutdown)
+        );
+    }
+
+    async fn listen(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            let mut subscription = match self.transport.notifier.subscribe().await {
+                Ok(s) => {
+                    backoff = Duration::from_millis(100);
+                    s
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot subscribe to wake-ups; retrying");
+                    tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = shutdown.cancelled() => return }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            loop {
+                let message = tokio::select! {
+                    m = subscription.next() => m,
+                    _ = shutdown.cancelled() => return,
+                };
+                let Some(message) = message else { break };
+                let Some(event) = Event::decode(&message) else { continue };
+                let _ = self.events.send(event.clone());
+                match event {
+                    Event::StripDone(id) => {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = me.try_stitch(&id).await {
+                                tracing::warn!(job_id = %id, error = %e, "stitch attempt failed; the sweeper will retry");
+                            }
+                        });
+                    }
+                    Event::Done(id) => self.local_finish(&id),
+                    Event::Failed(id) => {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            let _ = me.try_stitch(&id).await;
+                        });
+                    }
+                }
+            }
+            tracing::warn!("wake-up subscription lost; resubscribing");
+        }
+    }
+
+    async fn sweep(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.sweep_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! { _ = tick.tick() => {}, _ = shutdown.cancelled() => return }
+            let pending = match self.transport.store.set_members(&self.transport.keys.pending()).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::debug!(error = %e, "sweep skipped: store unavailable");
+                    continue;
+                }
+            };
+            for id in pending {
+                if let Err(e) = self.try_stitch(&id).await {
+                    tracing::debug!(job_id = %id, error = %e, "sweep could not settle job");
+                }
+            }
+            // Jobs accepted here but finished by another replica whose wake-up we missed.
+            let local: Vec<String> =
+                self.local_jobs.lock().map(|j| j.iter().cloned().collect()).unwrap_or_default();
+            for id in local {
+                match load_record(&self.transport, &id).await {
+                    Ok(None) => self.local_finish(&id),
+                    Ok(Some(r)) if matches!(r.state, JobState::Done | JobState::Failed) => {
+                        self.local_finish(&id)
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    async fn drain_dead_letters(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            let mut consumer = match self.transport.queue.consume_dead_letters(4).await {
+                Ok(c) => {
+                    backoff = Duration::from_millis(200);
+                    c
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot consume dead letters yet; retrying");
+                    tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = shutdown.cancelled() => return }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            loop {
+                let delivery =
+                    tokio::select! { d = consumer.next() => d, _ = shutdown.cancelled() => return };
+                let Some(Ok(delivery)) = delivery else { break };
+                match serde_json::from_slice::<StripTask>(&delivery.payload) {
+                    Ok(task) => match self.fail_from_dead_letter(&task, delivery.delivery_count).await {
+                        Ok(()) => {
+                            let _ = delivery.ack().await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(job_id = %task.job_id, error = %e, "could not record a dead letter; will retry");
+                            let _ = delivery.requeue().await;
+                            tokio::time::sleep(backoff).await;
+                        }
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dropping an unreadable dead letter");
+                        let _ = delivery.ack().await;
+                    }
+                }
+            }
+        }
+    }
+}

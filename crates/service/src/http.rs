@@ -1,0 +1,453 @@
+//! The HTTP API of DESIGN §5 on axum: routes, handlers, authentication and request metrics.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, MatchedPath, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::{Bytes, BytesMut};
+use dsobel_kernel::{DEFAULT_THRESHOLD, Magnitude, OutputMode};
+use futures_util::Stream;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::coordinator::Coordinator;
+use crate::error::{ApiError, error_body};
+use crate::jobs::JobStatus;
+use crate::model::{Event, JobOptions, JobState, is_job_id};
+use crate::telemetry::{Metrics, RequestLabels};
+use crate::web;
+
+/// Shared state of the handlers.
+pub struct AppState {
+    /// The job coordinator.
+    pub coordinator: Arc<Coordinator>,
+    /// Metrics of this process.
+    pub metrics: Metrics,
+    /// The API key, when one is required.
+    pub api_key: Option<String>,
+    /// Largest upload in bytes.
+    pub max_upload_bytes: u64,
+    /// Cancelled when the server shuts down (ends event streams).
+    pub shutdown: CancellationToken,
+}
+
+type Shared = Arc<AppState>;
+
+/// The router with every route of the API and the page.
+pub fn router(state: Shared) -> Router {
+    let api = Router::new()
+        .route("/upload", post(upload))
+        .route("/result/{id}", get(result))
+        .route("/status/{id}", get(status))
+        .route("/events/{id}", get(events))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+    let mut open = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/limits", get(limits));
+    for path in web::paths() {
+        open = open.route(path, get(move || async move { web::asset(path) }));
+    }
+    api.merge(open)
+        .fallback(|| async { ApiError::NotFound("that path".into()).into_response() })
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels { route, method, status: response.status().as_u16() })
+        .inc();
+    response
+}
+
+/// Constant-time comparison, so the key cannot be guessed byte by byte from timings.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_api_key(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let Some(key) = &state.api_key else { return next.run(request).await };
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    // Browsers cannot set headers on EventSource or <img>: GETs may pass ?access_token=.
+    let from_query = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("access_token=")).map(str::to_owned));
+    match bearer.or(from_query) {
+        Some(given) if same_secret(given.as_bytes(), key.as_bytes()) => next.run(request).await,
+        _ => ApiError::Unauthorized.into_response(),
+    }
+}
+
+const KNOWN_OPTIONS: [&str; 6] = ["threshold", "magnitude", "output", "fragments", "wait", "access_token"];
+
+/// Options of one upload, gathered from the query and the form.
+#[derive(Debug, Default)]
+struct UploadOptions {
+    fields: HashMap<String, String>,
+}
+
+impl UploadOptions {
+    fn set(&mut self, name: &str, value: String) -> Result<(), ApiError> {
+        if !KNOWN_OPTIONS.contains(&name) {
+            return Err(ApiError::InvalidOption(format!(
+                "unknown option {name:?}; known options: threshold, magnitude, output, fragments, wait"
+            )));
+        }
+        self.fields.insert(name.to_owned(), value);
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
+    }
+
+    fn job_options(&self) -> Result<JobOptions, ApiError> {
+        let threshold = match self.get("threshold") {
+            None => DEFAULT_THRESHOLD,
+            Some(t) => t.parse::<u16>().map_err(|_| {
+                ApiError::InvalidOption(format!("threshold must be an integer from 0 to 65535, not {t:?}"))
+            })?,
+        };
+        let magnitude = match self.get("magnitude") {
+            None => Magnitude::L2,
+            Some(m) => m.parse().map_err(|e| ApiError::InvalidOption(format!("{e}")))?,
+        };
+        let output = match self.get("output") {
+            None => OutputMode::Binary,
+            Some(o) => o.parse().map_err(|e| ApiError::InvalidOption(format!("{e}")))?,
+        };
+        let fragments = match self.get("fragments") {
+            None | Some("auto") => None,
+            Some(f) => Some(f.parse::<u32>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
+                ApiError::InvalidOption(format!(
+                    "fragments must be \"auto\" or an integer from 1 to 10000, not {f:?}"
+                ))
+            })?),
+        };
+        Ok(JobOptions { threshold, magnitude, output, fragments })
+    }
+
+    fn wait(&self) -> Result<Option<Duration>, ApiError> {
+        match self.get("wait") {
+            None => Ok(None),
+            Some(w) => w
+                .parse::<f64>()
+                .ok()
+                .filter(|s| (0.0..=300.0).contains(s))
+                .map(|s| Some(Duration::from_secs_f64(s)))
+                .ok_or_else(|| {
+                    ApiError::InvalidOption(format!(
+                        "wait must be a number of seconds from 0 to 300, not {w:?}"
+                    ))
+                }),
+        }
+    }
+}
+
+/// Reads the image bytes and form options of an upload, enforcing the size limit as it reads.
+async fn read_upload(request: Request, limit: u64, options: &mut UploadOptions) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge { limit };
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !is_multipart {
+        return axum::body::to_bytes(request.into_body(), limit as usize).await.map_err(|_| too_large());
+    }
+    let mut form = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::MissingFile(format!("unreadable form: {e}")))?;
+    let mut image: Option<Bytes> = None;
+    let bad_form = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::MissingFile(format!("unreadable form: {e}"))
+        }
+    };
+    while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
+        if field.file_name().is_some() {
+            let mut bytes = BytesMut::new();
+            while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+                if image.is_none() {
+                    if (bytes.len() + chunk.len()) as u64 > limit {
+                        return Err(too_large());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+            }
+            if image.is_none() {
+                image = Some(bytes.freeze());
+            }
+        } else {
+            let name = field.name().unwrap_or_default().to_owned();
+            let value = field.text().await.map_err(bad_form)?;
+            options.set(&name, value)?;
+        }
+    }
+    image.ok_or_else(|| ApiError::MissingFile("the form has no file part; attach the image as a file".into()))
+}
+
+fn job_links(id: &str) -> serde_json::Value {
+    json!({
+        "id": id,
+        "status_url": format!("/status/{id}"),
+        "result_url": format!("/result/{id}"),
+        "events_url": format!("/events/{id}"),
+    })
+}
+
+fn png_response(id: &str, png: Bytes) -> Response {
+    let mut response = (StatusCode::OK, png).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600, immutable"));
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("inline; filename=\"dsobel-{}.png\"", &id[..8.min(id.len())]))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(id) {
+        headers.insert("x-dsobel-job-id", v);
+    }
+    response
+}
+
+async fn upload(
+    State(state): State<Shared>,
+    Query(query): Query<Vec<(String, String)>>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let mut options = UploadOptions::default();
+    for (name, value) in query {
+        options.set(&name, value)?;
+    }
+    let bytes = read_upload(request, state.max_upload_bytes, &mut options).await?;
+    if bytes.is_empty() {
+        return Err(ApiError::MissingFile(
+            "no image in the request: send the image as the body, or as a file part of a multipart form"
+                .into(),
+        ));
+    }
+    let job_options = options.job_options()?;
+    let wait = options.wait()?;
+    // Subscribe before submitting, so a fast job's wake-up cannot be missed.
+    let mut events = state.coordinator.subscribe();
+    let record = state.coordinator.submit(bytes, job_options).await?;
+    let id = record.id.clone();
+    if let Some(wait) = wait {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let status = state.coordinator.status(&id).await?;
+            match status.state {
+                JobState::Done => {
+                    if let Some(png) = state.coordinator.result_png(&id).await? {
+                        return Ok(png_response(&id, png));
+                    }
+                }
+                JobState::Failed => return Err(failed(&status)),
+                _ => {}
+            }
+            let woke = tokio::time::timeout_at(deadline, async {
+                loop {
+                    match events.recv().await {
+                        Ok(e) if e.job_id() == id => return,
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                }
+            })
+            .await;
+            if woke.is_err() {
+                break;
+            }
+        }
+    }
+    let mut response = (StatusCode::ACCEPTED, Json(job_links(&id))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/result/{id}")) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+fn failed(status: &JobStatus) -> ApiError {
+    let error = status
+        .error
+        .clone()
+        .unwrap_or(crate::model::JobError { code: "unknown".into(), message: "the job failed".into() });
+    ApiError::JobFailed { code: error.code, message: error.message }
+}
+
+fn checked_id(id: &str) -> Result<&str, ApiError> {
+    if is_job_id(id) { Ok(id) } else { Err(ApiError::NotFound(id.chars().take(64).collect())) }
+}
+
+async fn result(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = checked_id(&id)?;
+    let status = state.coordinator.status(id).await?;
+    match status.state {
+        JobState::Done => match state.coordinator.result_png(id).await? {
+            Some(png) => Ok(png_response(id, png)),
+            None => Err(ApiError::NotFound(id.to_owned())),
+        },
+        JobState::Failed => Err(failed(&status)),
+        _ => Ok((StatusCode::ACCEPTED, Json(status)).into_response()),
+    }
+}
+
+async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = checked_id(&id)?;
+    let status = state.coordinator.status(id).await?;
+    let mut response = Json(status).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The state of one `/events` stream between two events.
+struct EventStream {
+    state: Shared,
+    id: String,
+    wakeups: tokio::sync::broadcast::Receiver<Event>,
+    last: Option<serde_json::Value>,
+    finished: bool,
+}
+
+impl EventStream {
+    async fn next_event(mut self) -> Option<(Result<SseEvent, Infallible>, EventStream)> {
+        if self.finished {
+            return None;
+        }
+        loop {
+            let status = match self.state.coordinator.status(&self.id).await {
+                Ok(s) => s,
+                Err(ApiError::NotFound(_)) => return None,
+                Err(_) => {
+                    // Store unavailable: keep the stream and try again shortly.
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = self.state.shutdown.cancelled() => return None,
+                    }
+                }
+            };
+            let value = serde_json::to_value(&status).unwrap_or_default();
+            if self.last.as_ref() != Some(&value) {
+                let name = match status.state {
+                    JobState::Done => "done",
+                    JobState::Failed => "failed",
+                    _ => "progress",
+                };
+                self.finished = matches!(status.state, JobState::Done | JobState::Failed);
+                self.last = Some(value.clone());
+                let event = SseEvent::default().event(name).data(value.to_string());
+                return Some((Ok(event), self));
+            }
+            // Wait for a wake-up about this job, or re-read after a second in case one is missed.
+            let id = self.id.clone();
+            let woke = async {
+                loop {
+                    match self.wakeups.recv().await {
+                        Ok(e) if e.job_id() == id => return,
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            tokio::select! {
+                _ = woke => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = self.state.shutdown.cancelled() => return None,
+            }
+        }
+    }
+}
+
+async fn events(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let id = checked_id(&id)?.to_owned();
+    let wakeups = state.coordinator.subscribe();
+    state.coordinator.status(&id).await?;
+    let stream = EventStream { state, id, wakeups, last: None, finished: false };
+    let events = futures_util::stream::unfold(stream, |s| s.next_event());
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<Shared>) -> Response {
+    let checked = tokio::time::timeout(Duration::from_secs(3), state.coordinator.transport().health()).await;
+    match checked {
+        Ok(Ok(())) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(Err(failures)) => not_ready(failures),
+        Err(_) => not_ready(vec!["health checks timed out".into()]),
+    }
+}
+
+fn not_ready(failures: Vec<String>) -> Response {
+    let mut body = error_body("unavailable", &format!("not ready: {}", failures.join("; ")));
+    body["checks"] = json!(failures);
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    if let Ok(Ok(depth)) =
+        tokio::time::timeout(Duration::from_secs(1), state.coordinator.transport().queue.depth()).await
+    {
+        state.metrics.queue_depth.set(depth as i64);
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    (headers, Body::from(state.metrics.render())).into_response()
+}
+
+async fn limits(State(state): State<Shared>) -> Json<serde_json::Value> {
+    let limits = state.coordinator.config().limits;
+    Json(json!({
+        "max_upload_bytes": state.max_upload_bytes,
+        "max_pixels": limits.max_pixels,
+        "max_dimension": limits.max_dimension,
+    }))
+}

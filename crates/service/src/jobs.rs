@@ -1,0 +1,143 @@
+//! Reading and settling job state in the store, shared by backends and workers.
+//!
+//! A job's truth is three things in the store: its record, the hash of finished strips, and
+//! (once) a failure. The state shown to users is derived from them here, so every replica
+//! answers the same.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::model::{Event, JobError, JobRecord, JobState, Timings};
+use crate::transport::Transport;
+
+/// What `/status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobStatus {
+    /// The job id.
+    pub id: String,
+    /// Queued, processing, done or failed.
+    pub state: JobState,
+    /// Strips finished.
+    pub strips_done: u32,
+    /// Strips of the job.
+    pub strips_total: u32,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+    /// Upload size.
+    pub input_bytes: u64,
+    /// PNG size once done.
+    pub result_bytes: Option<u64>,
+    /// Options.
+    pub options: crate::model::JobOptions,
+    /// Stage durations in milliseconds.
+    pub timings_ms: Timings,
+    /// Why it failed.
+    pub error: Option<JobError>,
+    /// When the upload was accepted (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+/// Reads a job record.
+pub async fn load_record(t: &Transport, id: &str) -> Result<Option<JobRecord>, ApiError> {
+    match t.store.get(&t.keys.job(id)).await? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ApiError::Internal(format!("unreadable job record {id}: {e}"))),
+    }
+}
+
+/// Writes a job record with the given TTL.
+pub async fn save_record(t: &Transport, record: &JobRecord, ttl: Duration) -> Result<(), ApiError> {
+    let json = serde_json::to_vec(record).map_err(|e| ApiError::Internal(e.to_string()))?;
+    t.store.put(&t.keys.job(&record.id), Bytes::from(json), ttl).await?;
+    Ok(())
+}
+
+/// Reads the failure of a job, if any.
+pub async fn load_failure(t: &Transport, id: &str) -> Result<Option<JobError>, ApiError> {
+    Ok(t.store.get(&t.keys.failure(id)).await?.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// The status of a job as users see it; `NotFound` for unknown or expired ids.
+pub async fn status(t: &Transport, id: &str) -> Result<JobStatus, ApiError> {
+    let record = load_record(t, id).await?.ok_or_else(|| ApiError::NotFound(id.to_owned()))?;
+    let mut state = record.state;
+    let mut error = record.error.clone();
+    if state != JobState::Done && state != JobState::Failed {
+        if let Some(failure) = load_failure(t, id).await? {
+            state = JobState::Failed;
+            error = Some(failure);
+        }
+    }
+    let strips_done = match state {
+        JobState::Done => record.strips_total,
+        _ => t.store.hash_len(&t.keys.strips(id)).await?.min(record.strips_total as u64) as u32,
+    };
+    if state == JobState::Queued && strips_done > 0 {
+        state = JobState::Processing;
+    }
+    Ok(JobStatus {
+        id: record.id,
+        state,
+        strips_done,
+        strips_total: record.strips_total,
+        width: record.width,
+        height: record.height,
+        input_bytes: record.input_bytes,
+        result_bytes: record.result_bytes,
+        options: record.options,
+        timings_ms: record.timings,
+        error,
+        created_at: rfc3339(record.created_ms),
+    })
+}
+
+/// Records that a job failed (first reason wins) and wakes every backend. Anyone may call it:
+/// a worker that met bad data, or a backend that found a dead letter.
+pub async fn mark_failed(t: &Transport, id: &str, error: &JobError, ttl: Duration) -> Result<(), ApiError> {
+    let json = serde_json::to_vec(error).map_err(|e| ApiError::Internal(e.to_string()))?;
+    t.store.put_if_absent(&t.keys.failure(id), Bytes::from(json), ttl).await?;
+    if let Err(e) = t.notifier.publish(&Event::Failed(id.to_owned()).encode()).await {
+        tracing::warn!(job_id = id, error = %e, "could not publish the failure; backends will find it when sweeping");
+    }
+    Ok(())
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC (`2026-11-27T10:51:34.123Z`).
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_known_values() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(super::rfc3339(1_795_777_894_123), "2026-11-27T11:11:34.123Z");
+    }
+}

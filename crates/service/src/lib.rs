@@ -1,0 +1,29 @@
+//! # dsobel-service: the backend, the worker and the HTTP API
+//!
+//! Where a request goes:
+//!
+//! - [`http`]: the axum router of DESIGN §5 — upload, status, result, events, health, metrics,
+//!   and the embedded page ([`web`]);
+//! - [`coordinator`]: validate → decode → cut into strips → store the pixels → queue one task
+//!   per strip; later, stitch once every strip is stored (driven by wake-ups and a sweeper);
+//! - [`worker`]: take a task → compute it on a blocking thread → store → wake → acknowledge;
+//! - [`jobs`] and [`model`]: what lives in the store and on the queue;
+//! - [`transport`]: in-memory (embedded) or RabbitMQ + Redis, behind the traits of
+//!   `dsobel-transport`;
+//! - [`config`], [`telemetry`], [`error`]: settings with `DSOBEL_*` twins, logs and metrics, and
+//!   the JSON errors;
+//! - [`app`]: the wiring of `serve` and `worker` around a listener and a shutdown token.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod coordinator;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod model;
+pub mod telemetry;
+pub mod transport;
+pub mod web;
+pub mod worker;

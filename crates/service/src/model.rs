@@ -1,0 +1,357 @@
+//! What is stored and sent: job records, strip tasks, strip results, and their keys.
+//!
+//! Everything a job needs lives in the store under `{namespace}:job:{id}…` keys with a TTL, so
+//! any backend replica (or a restarted one) can pick a job up. Messages on the queue are small
+//! JSON tasks that point at their strip's pixels in the store; no message carries pixels.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use dsobel_kernel::png::EncodedStrip;
+use dsobel_kernel::{FilterParams, Magnitude, OutputMode, StripSpec};
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch (the clock shared by backend and workers).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A new unguessable job id: 128 random bits, as 32 hex digits.
+pub fn new_job_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `id` has the shape of a job id (so other strings never reach the store).
+pub fn is_job_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The options of one job, as the API shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOptions {
+    /// Threshold T.
+    pub threshold: u16,
+    /// `l2` or `l1`.
+    #[serde(with = "magnitude_words")]
+    pub magnitude: Magnitude,
+    /// `binary` or `magnitude`.
+    #[serde(with = "output_words")]
+    pub output: OutputMode,
+    /// Strip count asked for, if any.
+    pub fragments: Option<u32>,
+}
+
+impl JobOptions {
+    /// The kernel parameters.
+    pub fn params(&self) -> FilterParams {
+        FilterParams { threshold: self.threshold, magnitude: self.magnitude, output: self.output }
+    }
+}
+
+macro_rules! words {
+    ($module:ident, $ty:ty) => {
+        mod $module {
+            use serde::{Deserialize, Deserializer, Serializer, de::Error};
+            pub fn serialize<S: Serializer>(v: &$ty, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(v.as_str())
+            }
+            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                let word = String::deserialize(d)?;
+                word.parse().map_err(D::Error::custom)
+            }
+        }
+    };
+}
+words!(magnitude_words, dsobel_kernel::Magnitude);
+words!(output_words, dsobel_kernel::OutputMode);
+
+/// The life of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Strips wait in the queue.
+    Queued,
+    /// At least one strip is done.
+    Processing,
+    /// The PNG is ready.
+    Done,
+    /// A strip could not be processed; see `error`.
+    Failed,
+}
+
+/// Stage durations of a job, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Decoding the upload (backend).
+    pub decode: Option<f64>,
+    /// Longest wait of a strip in the queue.
+    pub queue_wait: Option<f64>,
+    /// Filtering, summed over strips (CPU time).
+    pub filter: Option<f64>,
+    /// Encoding, summed over strips (CPU time).
+    pub encode: Option<f64>,
+    /// Stitching (backend).
+    pub stitch: Option<f64>,
+    /// Upload received → result ready.
+    pub total: Option<f64>,
+}
+
+/// A job's error, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// Stable kebab-case code.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// The stored record of a job. Written by the backend that accepted it and by the one that
+/// finishes it; progress (strips done) is counted separately in the strips hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job id.
+    pub id: String,
+    /// Queued, processing, done or failed.
+    pub state: JobState,
+    /// Strips of this job.
+    pub strips_total: u32,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+    /// Size of the upload.
+    pub input_bytes: u64,
+    /// Size of the PNG, once done.
+    pub result_bytes: Option<u64>,
+    /// Options.
+    pub options: JobOptions,
+    /// Stage durations.
+    pub timings: Timings,
+    /// Why it failed.
+    pub error: Option<JobError>,
+    /// When the upload was accepted (ms since the epoch).
+    pub created_ms: u64,
+    /// Compression level of the strips.
+    pub compression: u8,
+}
+
+/// One strip's work order, the body of a queue message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripTask {
+    /// The job.
+    pub job_id: String,
+    /// Strip index, from 0 at the top.
+    pub strip: u32,
+    /// Strips of the job.
+    pub strips: u32,
+    /// First output row of the strip.
+    pub first_row: u32,
+    /// Output rows of the strip.
+    pub rows: u32,
+    /// Image width.
+    pub width: u32,
+    /// Image height.
+    pub image_height: u32,
+    /// Threshold.
+    pub threshold: u16,
+    /// `l2` or `l1`.
+    pub magnitude: String,
+    /// `binary` or `magnitude`.
+    pub output: String,
+    /// Deflate level.
+    pub compression: u8,
+    /// Store key of the strip's input rows (its own rows plus halo).
+    pub input_key: String,
+    /// When it was published (ms since the epoch).
+    pub enqueued_ms: u64,
+}
+
+impl StripTask {
+    /// The kernel's view of the strip.
+    pub fn spec(&self) -> StripSpec {
+        StripSpec {
+            index: self.strip as usize,
+            count: self.strips as usize,
+            first_row: self.first_row as usize,
+            rows: self.rows as usize,
+            width: self.width as usize,
+            image_height: self.image_height as usize,
+        }
+    }
+
+    /// The kernel parameters, or a description of what is wrong with them.
+    pub fn params(&self) -> Result<FilterParams, String> {
+        Ok(FilterParams {
+            threshold: self.threshold,
+            magnitude: self.magnitude.parse().map_err(|e| format!("{e}"))?,
+            output: self.output.parse().map_err(|e| format!("{e}"))?,
+        })
+    }
+}
+
+/// A finished strip as stored by a worker: its PNG segment and what it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripResult {
+    /// The PNG segment.
+    pub encoded: EncodedStrip,
+    /// Time the task waited in the queue.
+    pub queue_wait: Duration,
+    /// Filter time.
+    pub filter: Duration,
+    /// Encode time.
+    pub encode: Duration,
+}
+
+const STRIP_RESULT_MAGIC: &[u8; 4] = b"DSR1";
+
+impl StripResult {
+    /// Serialises: magic, adler32, raw length, three durations in µs, then the chunks.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(36 + self.encoded.chunks.len());
+        out.put_slice(STRIP_RESULT_MAGIC);
+        out.put_u32(self.encoded.adler32);
+        out.put_u64(self.encoded.raw_len);
+        for d in [self.queue_wait, self.filter, self.encode] {
+            out.put_u64(d.as_micros() as u64);
+        }
+        out.put_slice(&self.encoded.chunks);
+        out.freeze()
+    }
+
+    /// Parses [`StripResult::to_bytes`]; `None` when the bytes are not a strip result.
+    pub fn from_bytes(bytes: &[u8]) -> Option<StripResult> {
+        let header = bytes.get(..44)?;
+        if &header[..4] != STRIP_RESULT_MAGIC {
+            return None;
+        }
+        let u64_at = |i: usize| u64::from_be_bytes(header[i..i + 8].try_into().expect("8 bytes"));
+        Some(StripResult {
+            encoded: EncodedStrip {
+                adler32: u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")),
+                raw_len: u64_at(8),
+                chunks: bytes[44..].to_vec(),
+            },
+            queue_wait: Duration::from_micros(u64_at(16)),
+            filter: Duration::from_micros(u64_at(24)),
+            encode: Duration::from_micros(u64_at(32)),
+        })
+    }
+}
+
+/// Store keys and notifier messages of one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    namespace: String,
+}
+
+impl Keys {
+    /// Keys under `namespace` (e.g. `dsobel`).
+    pub fn new(namespace: &str) -> Self {
+        Keys { namespace: namespace.to_owned() }
+    }
+
+    /// The job record.
+    pub fn job(&self, id: &str) -> String {
+        format!("{}:job:{id}", self.namespace)
+    }
+    /// A strip's input rows.
+    pub fn input(&self, id: &str, strip: u32) -> String {
+        format!("{}:job:{id}:in:{strip}", self.namespace)
+    }
+    /// The hash of finished strips (field = strip index).
+    pub fn strips(&self, id: &str) -> String {
+        format!("{}:job:{id}:strips", self.namespace)
+    }
+    /// The finished PNG.
+    pub fn result(&self, id: &str) -> String {
+        format!("{}:job:{id}:result", self.namespace)
+    }
+    /// The lock taken by the backend that stitches.
+    pub fn stitch_lock(&self, id: &str) -> String {
+        format!("{}:job:{id}:stitch", self.namespace)
+    }
+    /// A job's failure, written once by whoever sees it first.
+    pub fn failure(&self, id: &str) -> String {
+        format!("{}:job:{id}:failure", self.namespace)
+    }
+    /// The set of jobs not yet stitched or failed.
+    pub fn pending(&self) -> String {
+        format!("{}:pending", self.namespace)
+    }
+}
+
+/// A wake-up on the notifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A strip of the job was stored.
+    StripDone(String),
+    /// The job's PNG is ready.
+    Done(String),
+    /// The job failed.
+    Failed(String),
+}
+
+impl Event {
+    /// The message text.
+    pub fn encode(&self) -> String {
+        match self {
+            Event::StripDone(id) => format!("strip {id}"),
+            Event::Done(id) => format!("done {id}"),
+            Event::Failed(id) => format!("failed {id}"),
+        }
+    }
+
+    /// Parses a message; `None` for anything else.
+    pub fn decode(message: &str) -> Option<Event> {
+        let (kind, id) = message.split_once(' ')?;
+        let id = id.to_owned();
+        match kind {
+            "strip" => Some(Event::StripDone(id)),
+            "done" => Some(Event::Done(id)),
+            "failed" => Some(Event::Failed(id)),
+            _ => None,
+        }
+    }
+
+    /// The job the event is about.
+    pub fn job_id(&self) -> &str {
+        match self {
+            Event::StripDone(id) | Event::Done(id) | Event::Failed(id) => id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_results_round_trip() {
+        let r = StripResult {
+            encoded: EncodedStrip { chunks: vec![1, 2, 3], adler32: 0xdead_beef, raw_len: 77 },
+            queue_wait: Duration::from_millis(12),
+            filter: Duration::from_micros(345),
+            encode: Duration::from_micros(678),
+        };
+        assert_eq!(StripResult::from_bytes(&r.to_bytes()), Some(r));
+        assert_eq!(StripResult::from_bytes(b"nonsense"), None);
+    }
+
+    #[test]
+    fn job_ids_are_random_and_recognised() {
+        let (a, b) = (new_job_id(), new_job_id());
+        assert_ne!(a, b);
+        assert!(is_job_id(&a) && is_job_id(&b));
+        assert!(!is_job_id("../../etc/passwd") && !is_job_id(&a.to_uppercase()));
+    }
+
+    #[test]
+    fn events_round_trip() {
+        for e in [Event::StripDone("a".into()), Event::Done("b".into()), Event::Failed("c".into())] {
+            assert_eq!(Event::decode(&e.encode()), Some(e));
+        }
+        assert_eq!(Event::decode("hello"), None);
+    }
+}

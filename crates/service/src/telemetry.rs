@@ -1,0 +1,150 @@
+//! Logs and metrics: `tracing` with JSON or pretty output, and the Prometheus registry.
+//!
+//! Spans carry the job id (`job` spans in the backend, `strip` spans in workers), so every log
+//! line about a job, in any process, can be found by its id.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global `tracing` subscriber (once; later calls are ignored).
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().with_current_span(true).with_span_list(false).try_init()
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
+    };
+}
+
+/// Labels of the request counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route pattern, e.g. `/status/{id}`.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+    /// Status code.
+    pub status: u16,
+}
+
+/// Labels of finished jobs.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `done` or `failed`.
+    pub outcome: String,
+}
+
+/// Every metric of a process. Cheap to clone (all handles are shared).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// HTTP requests by route, method and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Upload accepted → PNG ready.
+    pub job_duration: Histogram,
+    /// Strip published → picked up by a worker.
+    pub queue_wait: Histogram,
+    /// Decoding uploads.
+    pub decode: Histogram,
+    /// Filtering strips.
+    pub filter: Histogram,
+    /// Encoding strips.
+    pub encode: Histogram,
+    /// Stitching results.
+    pub stitch: Histogram,
+    /// Jobs accepted by this backend and not finished.
+    pub jobs_in_flight: Gauge,
+    /// Strips being processed by this process.
+    pub strips_in_flight: Gauge,
+    /// Messages waiting in the work queue (read when scraped).
+    pub queue_depth: Gauge,
+    /// Worker tasks of this process.
+    pub worker_slots: Gauge,
+    /// Seconds worker tasks spent processing (utilisation = rate / slots).
+    pub worker_busy_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Strips processed by this process.
+    pub strips_processed: Counter,
+    /// Strips received again after a failed or interrupted delivery.
+    pub strip_redeliveries: Counter,
+    /// Jobs stitched by this process.
+    pub stitches: Counter,
+    /// Jobs finished, by outcome, seen by this process.
+    pub jobs_finished: Family<OutcomeLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A new registry with every metric registered.
+    pub fn new() -> Self {
+        let seconds = || Histogram::new(exponential_buckets(0.0005, 2.0, 18));
+        let mut registry = Registry::with_prefix("dsobel");
+        let m = Metrics {
+            registry: Arc::new(Registry::default()),
+            requests: Family::default(),
+            job_duration: seconds(),
+            queue_wait: seconds(),
+            decode: seconds(),
+            filter: seconds(),
+            encode: seconds(),
+            stitch: seconds(),
+            jobs_in_flight: Gauge::default(),
+            strips_in_flight: Gauge::default(),
+            queue_depth: Gauge::default(),
+            worker_slots: Gauge::default(),
+            worker_busy_seconds: Counter::default(),
+            strips_processed: Counter::default(),
+            strip_redeliveries: Counter::default(),
+            stitches: Counter::default(),
+            jobs_finished: Family::default(),
+        };
+        registry.register("http_requests", "HTTP requests by route, method and status", m.requests.clone());
+        registry.register("job_duration_seconds", "Upload accepted to result ready", m.job_duration.clone());
+        registry.register("queue_wait_seconds", "Strip published to picked up", m.queue_wait.clone());
+        registry.register("decode_seconds", "Decoding an upload to luma", m.decode.clone());
+        registry.register("filter_seconds", "Filtering one strip", m.filter.clone());
+        registry.register("encode_seconds", "Encoding one strip", m.encode.clone());
+        registry.register("stitch_seconds", "Stitching one result", m.stitch.clone());
+        registry.register("jobs_in_flight", "Jobs accepted here and not finished", m.jobs_in_flight.clone());
+        registry.register("strips_in_flight", "Strips being processed here", m.strips_in_flight.clone());
+        registry.register("queue_depth", "Messages waiting in the work queue", m.queue_depth.clone());
+        registry.register("worker_slots", "Worker tasks in this process", m.worker_slots.clone());
+        registry.register(
+            "worker_busy_seconds",
+            "Time worker tasks spent on strips",
+            m.worker_busy_seconds.clone(),
+        );
+        registry.register("strips_processed", "Strips processed here", m.strips_processed.clone());
+        registry.register("strip_redeliveries", "Strips received again", m.strip_redeliveries.clone());
+        registry.register("stitches", "Jobs stitched here", m.stitches.clone());
+        registry.register("jobs_finished", "Jobs finished, by outcome", m.jobs_finished.clone());
+        Metrics { registry: Arc::new(registry), ..m }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+}

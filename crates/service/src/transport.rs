@@ -1,0 +1,96 @@
+//! The three transport handles a process works with, chosen from the configuration: the
+//! in-memory adapter (embedded mode) or RabbitMQ and Redis.
+
+use std::sync::Arc;
+
+use dsobel_transport::memory::{MemoryNotifier, MemoryQueue, MemoryStore};
+use dsobel_transport::{JobQueue, Notifier, QueueConfig, Store, TransportError};
+
+use crate::config::TransportArgs;
+use crate::model::Keys;
+
+/// Queue, store, notifier and the key names, shared by every part of a process.
+#[derive(Clone)]
+pub struct Transport {
+    /// The work queue.
+    pub queue: Arc<dyn JobQueue>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The wake-up channel.
+    pub notifier: Arc<dyn Notifier>,
+    /// Key names.
+    pub keys: Keys,
+    /// True for the in-memory adapter.
+    pub embedded: bool,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport").field("keys", &self.keys).field("embedded", &self.embedded).finish()
+    }
+}
+
+/// Why the transport could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// Only one of the two URLs was given.
+    #[error("set both --amqp-url and --redis-url (or neither, for the embedded mode)")]
+    HalfConfigured,
+    /// A worker needs real servers.
+    #[error("a worker needs --amqp-url and --redis-url (DSOBEL_AMQP_URL, DSOBEL_REDIS_URL)")]
+    WorkerNeedsServers,
+    /// A server could not be reached at start.
+    #[error(transparent)]
+    Connect(#[from] TransportError),
+}
+
+impl Transport {
+    /// An in-memory transport (the embedded mode).
+    pub fn memory(args: &TransportArgs) -> Transport {
+        Transport {
+            queue: Arc::new(MemoryQueue::new(queue_config(args))),
+            store: Arc::new(MemoryStore::new()),
+            notifier: Arc::new(MemoryNotifier::new()),
+            keys: Keys::new(&args.namespace),
+            embedded: true,
+        }
+    }
+
+    /// RabbitMQ and Redis when both URLs are set, memory when neither is.
+    pub async fn from_args(args: &TransportArgs) -> Result<Transport, SetupError> {
+        match (&args.amqp_url, &args.redis_url) {
+            (None, None) => Ok(Transport::memory(args)),
+            (Some(amqp), Some(redis)) => Transport::connect(args, amqp, redis).await,
+            _ => Err(SetupError::HalfConfigured),
+        }
+    }
+
+    async fn connect(args: &TransportArgs, amqp: &str, redis: &str) -> Result<Transport, SetupError> {
+        use dsobel_transport::rabbitmq::RabbitQueue;
+        use dsobel_transport::redis::{RedisNotifier, RedisStore};
+        let keys = Keys::new(&args.namespace);
+        let channel = format!("{}:events", args.namespace);
+        Ok(Transport {
+            queue: Arc::new(RabbitQueue::connect(amqp, queue_config(args)).await?),
+            store: Arc::new(RedisStore::connect(redis).await?),
+            notifier: Arc::new(RedisNotifier::connect(redis, &channel).await?),
+            keys,
+            embedded: false,
+        })
+    }
+
+    /// Checks the queue, the store and the notifier; lists what failed.
+    pub async fn health(&self) -> Result<(), Vec<String>> {
+        let (q, s, n) =
+            tokio::join!(self.queue.health_check(), self.store.health_check(), self.notifier.health_check());
+        let failures: Vec<String> = [("queue", q), ("store", s), ("notifier", n)]
+            .into_iter()
+            .filter_map(|(name, r)| r.err().map(|e| format!("{name}: {e}")))
+            .collect();
+        if failures.is_empty() { Ok(()) } else { Err(failures) }
+    }
+}
+
+fn queue_config(args: &TransportArgs) -> QueueConfig {
+    QueueConfig { name: args.queue.clone(), max_deliveries: args.max_deliveries }
+}
