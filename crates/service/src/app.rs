@@ -67,6 +67,7 @@ pub async fn serve_with(
         compression: args.compression,
         max_jobs_in_flight: args.max_jobs_in_flight,
         sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
+        max_deliveries: args.transport.max_deliveries,
     };
     let coordinator = Coordinator::new(transport.clone(), config, metrics.clone());
     let background_stop = CancellationToken::new();
@@ -101,6 +102,7 @@ pub async fn serve_with(
     });
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = %dsobel_kernel::Backend::detect(), "dsobel listening on http://{address}/");
+    let coordinator_for_drain = coordinator.clone();
     ready(Serving { coordinator, metrics });
     let grace = Duration::from_secs(args.shutdown_timeout_secs);
     let stopping = shutdown.clone();
@@ -111,6 +113,11 @@ pub async fn serve_with(
     // Requests in flight get the grace period; then embedded workers finish their strips.
     if tokio::time::timeout(grace, server).await.is_err() {
         tracing::warn!("HTTP requests still open after the grace period; closing them");
+    }
+    // In embedded mode the queue lives in this process: accepted jobs are finished before
+    // exit (within the grace period), since nothing else could pick them up.
+    if embedded_workers.is_some() && !coordinator_for_drain.drain(grace).await {
+        tracing::warn!("jobs still pending after the grace period; they are lost with this process");
     }
     workers_stop.cancel();
     if let Some(workers) = embedded_workers

@@ -46,6 +46,8 @@ pub struct CoordinatorConfig {
     pub max_jobs_in_flight: usize,
     /// Sweeper period.
     pub sweep_interval: Duration,
+    /// Deliveries of a strip before the queue dead-letters it (for the failure message).
+    pub max_deliveries: u32,
 }
 
 /// Longest time an upload may spend talking to the queue and the store before it is answered
@@ -383,14 +385,14 @@ impl Coordinator {
     }
 
     /// Marks a job failed because one of its strips was dead-lettered.
-    pub async fn fail_from_dead_letter(&self, task: &StripTask, deliveries: u32) -> Result<(), ApiError> {
+    pub async fn fail_from_dead_letter(&self, task: &StripTask) -> Result<(), ApiError> {
         let error = JobError {
             code: "strip-failed".into(),
             message: format!(
                 "strip {} of {} could not be processed (gave up after {} deliveries)",
                 task.strip + 1,
                 task.strips,
-                deliveries.max(1)
+                self.config.max_deliveries
             ),
         };
         jobs::mark_failed(&self.transport, &task.job_id, &error, self.config.result_ttl).await?;
@@ -401,6 +403,19 @@ impl Coordinator {
             self.finish_failed(record, failure).await?;
         }
         Ok(())
+    }
+
+    /// Waits until no job is pending (or `deadline` passes); true when all are settled.
+    pub async fn drain(&self, deadline: Duration) -> bool {
+        let t = &self.transport;
+        let until = Instant::now() + deadline;
+        while Instant::now() < until {
+            match t.store.set_members(&t.keys.pending()).await {
+                Ok(pending) if pending.is_empty() => return true,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        false
     }
 
     /// Runs the background duties until `shutdown`: wake-ups, the sweeper, dead letters.
@@ -509,7 +524,7 @@ impl Coordinator {
                     tokio::select! { d = consumer.next() => d, _ = shutdown.cancelled() => return };
                 let Some(Ok(delivery)) = delivery else { break };
                 match serde_json::from_slice::<StripTask>(&delivery.payload) {
-                    Ok(task) => match self.fail_from_dead_letter(&task, delivery.delivery_count).await {
+                    Ok(task) => match self.fail_from_dead_letter(&task).await {
                         Ok(()) => {
                             let _ = delivery.ack().await;
                         }

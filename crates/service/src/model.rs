@@ -205,11 +205,13 @@ pub struct StripResult {
 }
 
 const STRIP_RESULT_MAGIC: &[u8; 4] = b"DSR1";
+/// Magic, adler32, raw length and three durations: 4 + 4 + 8 + 3 × 8 bytes.
+const STRIP_RESULT_HEADER: usize = 40;
 
 impl StripResult {
     /// Serialises: magic, adler32, raw length, three durations in µs, then the chunks.
     pub fn to_bytes(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(36 + self.encoded.chunks.len());
+        let mut out = BytesMut::with_capacity(STRIP_RESULT_HEADER + self.encoded.chunks.len());
         out.put_slice(STRIP_RESULT_MAGIC);
         out.put_u32(self.encoded.adler32);
         out.put_u64(self.encoded.raw_len);
@@ -222,7 +224,7 @@ impl StripResult {
 
     /// Parses [`StripResult::to_bytes`]; `None` when the bytes are not a strip result.
     pub fn from_bytes(bytes: &[u8]) -> Option<StripResult> {
-        let header = bytes.get(..44)?;
+        let header = bytes.get(..STRIP_RESULT_HEADER)?;
         if &header[..4] != STRIP_RESULT_MAGIC {
             return None;
         }
@@ -231,7 +233,7 @@ impl StripResult {
             encoded: EncodedStrip {
                 adler32: u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")),
                 raw_len: u64_at(8),
-                chunks: bytes[44..].to_vec(),
+                chunks: bytes[STRIP_RESULT_HEADER..].to_vec(),
             },
             queue_wait: Duration::from_micros(u64_at(16)),
             filter: Duration::from_micros(u64_at(24)),

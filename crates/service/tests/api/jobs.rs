@@ -1,0 +1,139 @@
+//! Jobs that succeed: raw and multipart uploads, options, strip counts, `?wait=`, events,
+//! expiry, and the result equal to the scalar reference.
+
+use dsobel_kernel::{FilterParams, Magnitude, OutputMode};
+use serde_json::Value;
+
+use crate::helpers::{decode_result, expected, spawn_app, spawn_app_with, test_png};
+
+#[tokio::test]
+async fn raw_upload_gives_the_reference_result() {
+    let app = spawn_app().await;
+    let (png, luma) = test_png(97, 61);
+    let response = app.upload(png, "").await;
+    assert_eq!(response.status(), 202);
+    assert!(response.headers().get("location").is_some());
+    let body: Value = response.json().await.unwrap();
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32);
+    assert_eq!(body["result_url"], format!("/result/{id}"));
+    assert_eq!(body["events_url"], format!("/events/{id}"));
+    let result = app.wait_result(&id).await;
+    assert_eq!(result.status(), 200);
+    assert_eq!(result.headers()["content-type"], "image/png");
+    let (w, h, pixels) = decode_result(&result.bytes().await.unwrap());
+    assert_eq!((w, h), (97, 61));
+    assert_eq!(pixels, expected(&luma, 97, 61, &FilterParams::default()));
+    let status = app.status(&id).await;
+    assert_eq!(status["state"], "done");
+    assert_eq!(status["strips_done"], status["strips_total"]);
+    assert!(status["timings_ms"]["total"].as_f64().is_some());
+    assert_eq!(app.metric("dsobel_stitches_total").await, 1.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn multipart_with_the_seed_field_name_and_form_options() {
+    let app = spawn_app().await;
+    let (png, luma) = test_png(40, 33);
+    let boundary = "dsobelboundary";
+    let mut body = Vec::new();
+    for (name, value) in [("threshold", "40"), ("magnitude", "l1"), ("output", "magnitude")] {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"cat.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
+    body.extend(&png);
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let response = app
+        .client
+        .post(app.url("/upload?wait=10"))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "wait= answers with the PNG itself");
+    let (_, _, pixels) = decode_result(&response.bytes().await.unwrap());
+    let params = FilterParams { threshold: 40, magnitude: Magnitude::L1, output: OutputMode::Magnitude };
+    assert_eq!(pixels, expected(&luma, 40, 33, &params));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn any_strip_count_gives_the_same_pixels() {
+    let app = spawn_app().await;
+    let (png, luma) = test_png(64, 50);
+    let want = expected(&luma, 64, 50, &FilterParams { threshold: 30, ..FilterParams::default() });
+    for fragments in ["1", "2", "7", "50", "9999"] {
+        let id = app.submit(png.clone(), &format!("?threshold=30&fragments={fragments}")).await;
+        let result = app.wait_result(&id).await;
+        assert_eq!(result.status(), 200);
+        assert_eq!(decode_result(&result.bytes().await.unwrap()).2, want, "fragments={fragments}");
+        let total = app.status(&id).await["strips_total"].as_u64().unwrap();
+        assert_eq!(total, fragments.parse::<u64>().unwrap().min(50));
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn events_stream_progress_then_done() {
+    let app = spawn_app().await;
+    let (png, _) = test_png(120, 80);
+    let id = app.submit(png, "?fragments=4").await;
+    let text = app.client.get(app.url(&format!("/events/{id}"))).send().await.unwrap().text().await.unwrap();
+    // The stream ends by itself after `done`.
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(events.last(), Some(&"done"), "{text}");
+    let last_data = text.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap();
+    let status: Value = serde_json::from_str(last_data).unwrap();
+    assert_eq!(status["strips_done"], 4);
+    assert_eq!(status["state"], "done");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn results_expire() {
+    let app = spawn_app_with(&["--result-ttl-secs", "1"]).await;
+    let (png, _) = test_png(16, 16);
+    let id = app.submit(png, "").await;
+    assert_eq!(app.wait_result(&id).await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let gone = app.client.get(app.url(&format!("/result/{id}"))).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+    let body: Value = gone.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not-found");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_limits_page_and_metrics() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz", "/api/limits", "/", "/app.js", "/style.css", "/favicon.svg"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let limits: Value = app.client.get(app.url("/api/limits")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(limits["max_upload_bytes"], 64 << 20);
+    let (png, _) = test_png(20, 20);
+    let id = app.submit(png, "").await;
+    app.wait_result(&id).await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for name in [
+        "dsobel_job_duration_seconds_bucket",
+        "dsobel_queue_wait_seconds_bucket",
+        "dsobel_decode_seconds_bucket",
+        "dsobel_filter_seconds_bucket",
+        "dsobel_encode_seconds_bucket",
+        "dsobel_stitch_seconds_bucket",
+        "dsobel_jobs_in_flight",
+        "dsobel_queue_depth",
+        "dsobel_worker_busy_seconds_total",
+        "dsobel_http_requests_total{route=\"/upload\"",
+    ] {
+        assert!(metrics.contains(name), "missing {name} in\n{metrics}");
+    }
+    app.stop().await;
+}

@@ -1,0 +1,103 @@
+//! Bad input and refusals: every one the right 4xx with a JSON error, and no worker ever sees
+//! it (no strip is processed and the queue stays empty).
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, spawn_app_with, test_png};
+
+async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    body
+}
+
+fn png_declaring(w: u32, h: u32) -> Vec<u8> {
+    let mut out = dsobel_kernel::png::PNG_SIGNATURE.to_vec();
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    dsobel_kernel::png::write_chunk(&mut out, b"IHDR", &ihdr);
+    dsobel_kernel::png::write_chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0, 0, 0, 0, 1]);
+    dsobel_kernel::png::write_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+#[tokio::test]
+async fn bad_uploads_get_the_right_error_and_never_reach_a_worker() {
+    let app = spawn_app_with(&["--max-upload-bytes", "100000"]).await;
+    let (png, _) = test_png(30, 30);
+    assert_error(app.upload(b"plain text, not an image".to_vec(), "").await, 415, "unsupported-format").await;
+    assert_error(app.upload(png[..png.len() / 2].to_vec(), "").await, 422, "corrupt-image").await;
+    assert_error(app.upload(Vec::new(), "").await, 400, "missing-file").await;
+    let bomb =
+        assert_error(app.upload(png_declaring(64_000, 64_000), "").await, 413, "image-too-large").await;
+    assert!(bomb["error"]["message"].as_str().unwrap().contains("100000000"), "{bomb}");
+    let big = assert_error(app.upload(vec![0xFF; 200_000], "").await, 413, "payload-too-large").await;
+    assert!(big["error"]["message"].as_str().unwrap().contains("100000"), "{big}");
+    assert_error(app.upload(png.clone(), "?colour=red").await, 400, "invalid-option").await;
+    assert_error(app.upload(png.clone(), "?threshold=-3").await, 400, "invalid-option").await;
+    assert_error(app.upload(png.clone(), "?magnitude=l3").await, 400, "invalid-option").await;
+    assert_error(app.upload(png.clone(), "?output=fancy").await, 400, "invalid-option").await;
+    assert_error(app.upload(png.clone(), "?fragments=0").await, 400, "invalid-option").await;
+    assert_error(app.upload(png.clone(), "?wait=forever").await, 400, "invalid-option").await;
+    let form = app
+        .client
+        .post(app.url("/upload"))
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body("--b\r\nContent-Disposition: form-data; name=\"threshold\"\r\n\r\n50\r\n--b--\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_error(form, 400, "missing-file").await;
+    assert_eq!(app.metric("dsobel_strips_processed_total").await, 0.0, "a worker saw a refused upload");
+    assert_eq!(app.coordinator.transport().queue.depth().await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_ids_are_not_found() {
+    let app = spawn_app().await;
+    for path in [
+        "/result/0123456789abcdef0123456789abcdef",
+        "/status/nope",
+        "/events/../../etc/passwd",
+        "/no/such/route",
+    ] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_error(response, 404, "not-found").await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn overload_answers_429_with_retry_after() {
+    let app = spawn_app_with(&["--max-jobs-in-flight", "0"]).await;
+    let (png, _) = test_png(10, 10);
+    let response = app.upload(png, "").await;
+    let retry = response.headers().get("retry-after").cloned();
+    assert_error(response, 429, "too-busy").await;
+    assert!(retry.is_some());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_key_guards_the_api_but_not_health() {
+    let app = spawn_app_with(&["--api-key", "s3cret"]).await;
+    let (png, _) = test_png(12, 12);
+    assert_error(app.upload(png.clone(), "").await, 401, "unauthorized").await;
+    let wrong =
+        app.client.post(app.url("/upload")).bearer_auth("nope").body(png.clone()).send().await.unwrap();
+    assert_error(wrong, 401, "unauthorized").await;
+    let ok =
+        app.client.post(app.url("/upload?wait=10")).bearer_auth("s3cret").body(png).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let id = ok.headers()["x-dsobel-job-id"].to_str().unwrap().to_owned();
+    let by_query =
+        app.client.get(app.url(&format!("/status/{id}?access_token=s3cret"))).send().await.unwrap();
+    assert_eq!(by_query.status(), 200);
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    app.stop().await;
+}
