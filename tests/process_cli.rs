@@ -55,7 +55,18 @@ fn output_equals_the_reference_for_any_strip_count() {
         for strips in ["1", "3", "41"] {
             let out = dir.path().join(format!("out-{mode}-{magnitude}-{strips}.png"));
             let status = dsobel()
-                .args(["process", "--threshold", "70", "--output", mode, "--magnitude", magnitude, "--strips", strips, "-o"])
+                .args([
+                    "process",
+                    "--threshold",
+                    "70",
+                    "--output",
+                    mode,
+                    "--magnitude",
+                    magnitude,
+                    "--strips",
+                    strips,
+                    "-o",
+                ])
                 .arg(&out)
                 .arg(&input)
                 .status()
