@@ -10,17 +10,27 @@
 //!
 //! The [`memory`] adapter implements all three inside one process. It is the embedded mode of
 //! `dsobel serve`, not a test double, and it passes the same contract suite as the real servers.
+//! The cluster adapters are [`rabbitmq::RabbitQueue`], [`redis::RedisStore`] and
+//! [`redis::RedisNotifier`]. The [`contract`] module holds that suite: one generic function per
+//! behaviour, run on every adapter by `tests/contract.rs`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod contract;
 pub mod memory;
 pub mod notify;
 pub mod queue;
+pub mod rabbitmq;
+pub mod redis;
 pub mod store;
 
 pub use notify::{Notifier, Subscription};
 pub use queue::{Acker, Consumer, Delivery, JobQueue, QueueConfig};
 pub use store::Store;
+
+pub use self::memory::{MemoryNotifier, MemoryQueue, MemoryStore};
+pub use self::rabbitmq::RabbitQueue;
+pub use self::redis::{RedisNotifier, RedisStore};
 
 /// A failure to reach or use the queue, the store or the notifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

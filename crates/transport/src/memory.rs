@@ -70,7 +70,8 @@ impl QueueInner {
             (Lane::Work, true) if message.deliveries < self.config.max_deliveries => {
                 state.work.push_front(message)
             }
-            (Lane::Work, _) => state.dead.push_back(message),
+            // As with RabbitMQ, the dead-letter queue counts its own deliveries from 1 again.
+            (Lane::Work, _) => state.dead.push_back(Message { deliveries: 0, ..message }),
             (Lane::Dead, true) => state.dead.push_front(message),
             (Lane::Dead, false) => {}
         }

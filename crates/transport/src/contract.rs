@@ -1,0 +1,363 @@
+//! The contract every adapter keeps, written once.
+//!
+//! Each function checks one behaviour of a [`JobQueue`], a [`Store`] or a [`Notifier`] and
+//! panics (like an `assert!`) when the adapter breaks it. `tests/contract.rs` runs every one of
+//! them on the memory adapter always and on RabbitMQ and Redis when those servers are
+//! reachable, so the embedded mode and the cluster mode cannot drift apart.
+//!
+//! The queue functions want a fresh, empty queue each (a random name on a broker); the store
+//! and notifier functions take a `prefix` for their keys so that runs never collide. Waits are
+//! bounded ([`PATIENCE`]) and poll for a condition rather than sleep, except where a check
+//! must show that something does *not* happen ([`QUIET`]).
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::notify::{Notifier, Subscription};
+use crate::queue::{Consumer, Delivery, JobQueue};
+use crate::store::Store;
+
+/// The longest any single expected event may take before a check fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// How long a check watches for something that must not happen.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// The `max_deliveries` the queue passed to [`dead_letters_after_max_deliveries`] must have.
+pub const MAX_DELIVERIES: u32 = 3;
+
+/// A TTL long enough that nothing expires during a check.
+const LONG: Duration = Duration::from_secs(300);
+
+/// A TTL short enough to watch it run out.
+const SHORT: Duration = Duration::from_secs(1);
+
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(PATIENCE, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("{what}: nothing within {PATIENCE:?}"),
+    }
+}
+
+/// Polls `probe` until it returns true, failing after [`PATIENCE`].
+async fn eventually<F, Fut>(what: &str, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !probe().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not so within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn take(consumer: &mut Box<dyn Consumer>, what: &str) -> Delivery {
+    match within(what, consumer.next()).await {
+        Some(Ok(delivery)) => delivery,
+        Some(Err(error)) => panic!("{what}: {error}"),
+        None => panic!("{what}: the consumer ended"),
+    }
+}
+
+async fn publish(queue: &dyn JobQueue, payload: &'static str) {
+    queue.publish(Bytes::from_static(payload.as_bytes())).await.expect("publish");
+}
+
+async fn depth_is(queue: &dyn JobQueue, expected: u64) {
+    eventually(&format!("depth == {expected}"), || async { queue.depth().await.expect("depth") == expected })
+        .await;
+}
+
+async fn consumers_are(queue: &dyn JobQueue, expected: u32) {
+    eventually(&format!("consumer_count == {expected}"), || async {
+        queue.consumer_count().await.expect("consumer_count") == expected
+    })
+    .await;
+}
+
+/// Messages arrive once, in order, marked as first deliveries; acknowledged ones are gone for
+/// good (the next consumer sees only what was published after them).
+pub async fn publish_consume_ack(queue: &dyn JobQueue) {
+    publish(queue, "one").await;
+    publish(queue, "two").await;
+    let mut consumer = queue.consume(10).await.expect("consume");
+    for expected in ["one", "two"] {
+        let delivery = take(&mut consumer, "a published message").await;
+        assert_eq!(delivery.payload, expected.as_bytes());
+        assert_eq!(delivery.delivery_count, 1, "first delivery of {expected}");
+        delivery.ack().await.expect("ack");
+    }
+    drop(consumer);
+
+    publish(queue, "marker").await;
+    let mut consumer = queue.consume(10).await.expect("consume again");
+    let delivery = take(&mut consumer, "the marker").await;
+    assert_eq!(delivery.payload, "marker".as_bytes(), "an acknowledged message came back");
+    delivery.ack().await.expect("ack");
+}
+
+/// A message handed back with `requeue` is delivered again, its delivery count one higher.
+pub async fn nack_requeue_redelivers(queue: &dyn JobQueue) {
+    publish(queue, "again").await;
+    let mut consumer = queue.consume(1).await.expect("consume");
+    let first = take(&mut consumer, "the first delivery").await;
+    assert_eq!(first.delivery_count, 1);
+    first.requeue().await.expect("requeue");
+    let second = take(&mut consumer, "the redelivery").await;
+    assert_eq!(second.payload, "again".as_bytes());
+    assert_eq!(second.delivery_count, 2, "delivery_count of a redelivery");
+    second.ack().await.expect("ack");
+}
+
+/// Dropping a consumer returns what it had not settled, even while its deliveries are still
+/// held: the next consumer receives them as redeliveries.
+pub async fn dropped_consumer_returns_unacked(queue: &dyn JobQueue) {
+    publish(queue, "first").await;
+    publish(queue, "second").await;
+    let mut consumer = queue.consume(10).await.expect("consume");
+    let held = [take(&mut consumer, "first").await, take(&mut consumer, "second").await];
+    drop(consumer);
+
+    let mut next = queue.consume(10).await.expect("consume again");
+    let mut payloads = Vec::new();
+    for _ in 0..2 {
+        let delivery = take(&mut next, "a returned message").await;
+        assert_eq!(delivery.delivery_count, 2, "delivery_count of a returned message");
+        payloads.push(delivery.payload.clone());
+        delivery.ack().await.expect("ack");
+    }
+    payloads.sort();
+    assert_eq!(payloads, [Bytes::from_static(b"first"), Bytes::from_static(b"second")]);
+    drop(held);
+}
+
+/// A consumer never holds more than `prefetch` unsettled deliveries: the rest stay in the
+/// queue for other consumers, and settling one opens the window again.
+pub async fn prefetch_limits_unacked(queue: &dyn JobQueue) {
+    for payload in ["p1", "p2", "p3"] {
+        publish(queue, payload).await;
+    }
+    let mut narrow = queue.consume(2).await.expect("consume with prefetch 2");
+    let a = take(&mut narrow, "p1").await;
+    let b = take(&mut narrow, "p2").await;
+    assert!(
+        tokio::time::timeout(QUIET, narrow.next()).await.is_err(),
+        "a third delivery arrived beyond the prefetch window"
+    );
+    // The third message is still in the queue, not in the first consumer's buffer.
+    let mut other = queue.consume(10).await.expect("a second consumer");
+    let c = take(&mut other, "p3 on the second consumer").await;
+    assert_eq!(c.payload, "p3".as_bytes());
+    c.ack().await.expect("ack");
+    drop(other);
+
+    a.ack().await.expect("ack");
+    publish(queue, "p4").await;
+    let d = take(&mut narrow, "p4 once the window opened").await;
+    assert_eq!(d.payload, "p4".as_bytes());
+    b.ack().await.expect("ack");
+    d.ack().await.expect("ack");
+}
+
+/// A message handed back `max_deliveries` times ([`MAX_DELIVERIES`] for this check) goes to the
+/// dead-letter queue instead of being delivered again.
+pub async fn dead_letters_after_max_deliveries(queue: &dyn JobQueue) {
+    publish(queue, "poison").await;
+    let mut consumer = queue.consume(1).await.expect("consume");
+    for attempt in 1..=MAX_DELIVERIES {
+        let delivery = take(&mut consumer, "a delivery of the poison message").await;
+        assert_eq!(delivery.payload, "poison".as_bytes());
+        assert_eq!(delivery.delivery_count, attempt);
+        delivery.requeue().await.expect("requeue");
+    }
+    let mut dead = queue.consume_dead_letters(10).await.expect("consume dead letters");
+    let delivery = take(&mut dead, "the dead letter").await;
+    assert_eq!(delivery.payload, "poison".as_bytes());
+    assert_eq!(delivery.delivery_count, 1, "the dead-letter queue counts its own deliveries");
+    delivery.ack().await.expect("ack the dead letter");
+
+    // Nothing of it is left in the work queue: the next delivery there is a new message.
+    publish(queue, "marker").await;
+    let delivery = take(&mut consumer, "the marker").await;
+    assert_eq!(delivery.payload, "marker".as_bytes(), "the poison message was delivered again");
+    delivery.ack().await.expect("ack");
+}
+
+/// A message handed back without `requeue` goes to the dead-letter queue at once.
+pub async fn nack_dead_letters_immediately(queue: &dyn JobQueue) {
+    publish(queue, "bad").await;
+    let mut consumer = queue.consume(1).await.expect("consume");
+    let delivery = take(&mut consumer, "the bad message").await;
+    assert_eq!(delivery.delivery_count, 1);
+    delivery.dead_letter().await.expect("dead-letter");
+    let mut dead = queue.consume_dead_letters(1).await.expect("consume dead letters");
+    let delivery = take(&mut dead, "the dead letter").await;
+    assert_eq!(delivery.payload, "bad".as_bytes());
+    assert_eq!(delivery.delivery_count, 1, "the dead-letter queue counts its own deliveries");
+    // Dead letters can be handed back too; they stay in the dead-letter queue.
+    delivery.requeue().await.expect("requeue the dead letter");
+    let delivery = take(&mut dead, "the requeued dead letter").await;
+    assert_eq!(delivery.payload, "bad".as_bytes());
+    assert_eq!(delivery.delivery_count, 2);
+    delivery.ack().await.expect("ack the dead letter");
+    depth_is(queue, 0).await;
+
+    publish(queue, "marker").await;
+    let delivery = take(&mut consumer, "the marker").await;
+    assert_eq!(delivery.payload, "marker".as_bytes(), "the dead-lettered message came back");
+    delivery.ack().await.expect("ack");
+}
+
+/// `depth` counts ready messages, `consumer_count` the work queue's consumers (not the
+/// dead-letter queue's); both follow consumers coming and going.
+pub async fn consumer_count_and_depth(queue: &dyn JobQueue) {
+    depth_is(queue, 0).await;
+    consumers_are(queue, 0).await;
+    for payload in ["d1", "d2", "d3"] {
+        publish(queue, payload).await;
+    }
+    depth_is(queue, 3).await;
+
+    let first = queue.consume(1).await.expect("consume");
+    let second = queue.consume(1).await.expect("consume");
+    let dead = queue.consume_dead_letters(1).await.expect("consume dead letters");
+    consumers_are(queue, 2).await;
+    drop(first);
+    consumers_are(queue, 1).await;
+    drop(second);
+    drop(dead);
+    consumers_are(queue, 0).await;
+    // Whatever the consumers had been sent came back.
+    depth_is(queue, 3).await;
+}
+
+/// The queue's `health_check` passes while its server is up.
+pub async fn queue_health(queue: &dyn JobQueue) {
+    queue.health_check().await.expect("health_check");
+}
+
+/// `put` then `get` returns the value, a second `put` replaces it, `delete` removes it (and
+/// ignores missing keys), and a missing key reads as `None`.
+pub async fn put_get_delete(store: &dyn Store, prefix: &str) {
+    let key = format!("{prefix}:value");
+    assert_eq!(store.get(&key).await.expect("get"), None);
+    store.put(&key, Bytes::from_static(b"first"), LONG).await.expect("put");
+    assert_eq!(store.get(&key).await.expect("get").as_deref(), Some(&b"first"[..]));
+    store.put(&key, Bytes::from_static(b"second"), LONG).await.expect("put again");
+    assert_eq!(store.get(&key).await.expect("get").as_deref(), Some(&b"second"[..]));
+    // Binary values survive unchanged.
+    let binary = Bytes::from_static(&[0, 159, 146, 150, 255, b'\n']);
+    store.put(&key, binary.clone(), LONG).await.expect("put binary");
+    assert_eq!(store.get(&key).await.expect("get"), Some(binary));
+    store.delete(&[key.clone(), format!("{prefix}:never-written")]).await.expect("delete");
+    assert_eq!(store.get(&key).await.expect("get"), None);
+    store.delete(&[]).await.expect("delete nothing");
+}
+
+/// Values, hashes and sets disappear once their TTL has run out; a hash's TTL is the one of
+/// its latest write.
+pub async fn ttl_expiry(store: &dyn Store, prefix: &str) {
+    let value = format!("{prefix}:short-value");
+    let hash = format!("{prefix}:short-hash");
+    let set = format!("{prefix}:short-set");
+    let kept = format!("{prefix}:kept");
+    store.put(&value, Bytes::from_static(b"v"), SHORT).await.expect("put");
+    store.hash_put(&hash, "a", Bytes::from_static(b"1"), LONG).await.expect("hash_put");
+    store.hash_put(&hash, "b", Bytes::from_static(b"2"), SHORT).await.expect("hash_put");
+    store.set_add(&set, "m", SHORT).await.expect("set_add");
+    store.put(&kept, Bytes::from_static(b"k"), LONG).await.expect("put");
+    assert!(store.get(&value).await.expect("get").is_some(), "expired far too early");
+    assert_eq!(store.hash_len(&hash).await.expect("hash_len"), 2);
+    assert_eq!(store.set_members(&set).await.expect("set_members"), ["m"]);
+
+    eventually("the value expired", || async { store.get(&value).await.expect("get").is_none() }).await;
+    eventually("the hash expired", || async { store.hash_len(&hash).await.expect("hash_len") == 0 }).await;
+    eventually("the set expired", || async {
+        store.set_members(&set).await.expect("set_members").is_empty()
+    })
+    .await;
+    assert_eq!(store.hash_get(&hash, "a").await.expect("hash_get"), None);
+    assert!(store.get(&kept).await.expect("get").is_some(), "a key with a long TTL expired");
+    store.delete(&[kept]).await.expect("delete");
+}
+
+/// `put_if_absent` sets a key once: later calls leave the first value and say so, until the
+/// key is deleted.
+pub async fn put_if_absent_once(store: &dyn Store, prefix: &str) {
+    let key = format!("{prefix}:claim");
+    assert!(store.put_if_absent(&key, Bytes::from_static(b"first"), LONG).await.expect("put_if_absent"));
+    assert!(!store.put_if_absent(&key, Bytes::from_static(b"second"), LONG).await.expect("put_if_absent"));
+    assert_eq!(store.get(&key).await.expect("get").as_deref(), Some(&b"first"[..]));
+    store.delete(std::slice::from_ref(&key)).await.expect("delete");
+    assert!(store.put_if_absent(&key, Bytes::from_static(b"third"), LONG).await.expect("put_if_absent"));
+    assert_eq!(store.get(&key).await.expect("get").as_deref(), Some(&b"third"[..]));
+    store.delete(&[key]).await.expect("delete");
+}
+
+/// `hash_put` counts a field once however often it is written (the last value wins), and
+/// missing hashes and fields read as empty.
+pub async fn hash_put_idempotent(store: &dyn Store, prefix: &str) {
+    let key = format!("{prefix}:hash");
+    assert_eq!(store.hash_len(&key).await.expect("hash_len"), 0);
+    assert_eq!(store.hash_get(&key, "0").await.expect("hash_get"), None);
+    assert!(store.hash_put(&key, "0", Bytes::from_static(b"a"), LONG).await.expect("hash_put"));
+    assert!(!store.hash_put(&key, "0", Bytes::from_static(b"b"), LONG).await.expect("hash_put again"));
+    assert!(store.hash_put(&key, "1", Bytes::from_static(b"c"), LONG).await.expect("hash_put"));
+    assert_eq!(store.hash_len(&key).await.expect("hash_len"), 2);
+    assert_eq!(store.hash_get(&key, "0").await.expect("hash_get").as_deref(), Some(&b"b"[..]));
+    assert_eq!(store.hash_get(&key, "1").await.expect("hash_get").as_deref(), Some(&b"c"[..]));
+    assert_eq!(store.hash_get(&key, "2").await.expect("hash_get"), None);
+    store.delete(std::slice::from_ref(&key)).await.expect("delete");
+    assert_eq!(store.hash_len(&key).await.expect("hash_len"), 0);
+}
+
+/// Sets hold each member once, in sorted order; removing a member (or a missing one) works;
+/// a missing set is empty.
+pub async fn sets(store: &dyn Store, prefix: &str) {
+    let key = format!("{prefix}:set");
+    assert!(store.set_members(&key).await.expect("set_members").is_empty());
+    for member in ["b", "a", "b", "c"] {
+        store.set_add(&key, member, LONG).await.expect("set_add");
+    }
+    assert_eq!(store.set_members(&key).await.expect("set_members"), ["a", "b", "c"]);
+    store.set_remove(&key, "b").await.expect("set_remove");
+    store.set_remove(&key, "never-added").await.expect("set_remove of a missing member");
+    store.set_remove(&format!("{prefix}:no-set"), "x").await.expect("set_remove on a missing set");
+    assert_eq!(store.set_members(&key).await.expect("set_members"), ["a", "c"]);
+    store.delete(std::slice::from_ref(&key)).await.expect("delete");
+    assert!(store.set_members(&key).await.expect("set_members").is_empty());
+}
+
+/// The store's `health_check` passes while its server is up.
+pub async fn store_health(store: &dyn Store) {
+    store.health_check().await.expect("health_check");
+}
+
+async fn receive(subscription: &mut Box<dyn Subscription>, what: &str) -> String {
+    within(what, subscription.next()).await.unwrap_or_else(|| panic!("{what}: the subscription ended"))
+}
+
+/// Every subscriber sees every message published after it subscribed, in order; publishing
+/// with nobody listening is not an error.
+pub async fn notifier_broadcasts(notifier: &dyn Notifier, prefix: &str) {
+    notifier.publish(&format!("{prefix}:nobody")).await.expect("publish without subscribers");
+    let mut first = notifier.subscribe().await.expect("subscribe");
+    let mut second = notifier.subscribe().await.expect("subscribe");
+    let messages = [format!("{prefix}:1"), format!("{prefix}:2")];
+    for message in &messages {
+        notifier.publish(message).await.expect("publish");
+    }
+    for subscription in [&mut first, &mut second] {
+        for message in &messages {
+            assert_eq!(&receive(subscription, "a notification").await, message);
+        }
+    }
+}
+
+/// The notifier's `health_check` passes while its server is up.
+pub async fn notifier_health(notifier: &dyn Notifier) {
+    notifier.health_check().await.expect("health_check");
+}

@@ -1,0 +1,214 @@
+//! Runs the contract suite (`dsobel_transport::contract`) on every adapter: always on the
+//! memory adapter, and on RabbitMQ and Redis when they answer.
+//!
+//! Servers: `DSOBEL_TEST_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`) and
+//! `DSOBEL_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/`). An unreachable server skips
+//! its tests with a message, except when `CI` is set: there it fails them.
+//!
+//! Every broker test works on its own queue `dsobel.test.<random>` (deleted afterwards, also
+//! when the check fails), every store and notifier test under its own random key prefix and
+//! channel, so parallel and repeated runs never see each other.
+
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dsobel_transport::contract::{self, MAX_DELIVERIES};
+use dsobel_transport::{
+    JobQueue, MemoryNotifier, MemoryQueue, MemoryStore, QueueConfig, RabbitQueue, RedisNotifier, RedisStore,
+    TransportError,
+};
+
+const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+
+/// A random name component: hex of a randomly keyed hash of a counter.
+fn random_hex() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}", RandomState::new().hash_one((n, std::process::id())))
+}
+
+fn url(variable: &str, default: &str) -> String {
+    std::env::var(variable).ok().filter(|url| !url.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+/// Decides what an unreachable server means: a failure under CI, a skip elsewhere. Any other
+/// error fails the test.
+fn unreachable(server: &str, url: &str, variable: &str, error: TransportError) {
+    match error {
+        TransportError::Unavailable { .. } if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: {server} not reachable at {url} (start it, or set {variable}): {error}");
+        }
+        TransportError::Unavailable { .. } => {
+            panic!("{server} not reachable at {url} (CI is set, so this fails): {error}")
+        }
+        other => panic!("{server} at {url}: {other}"),
+    }
+}
+
+/// Runs `check` in a task of its own, so that cleanup can run even if it panics; then
+/// re-raises the panic.
+async fn isolated<Fut>(check: Fut) -> Result<(), Box<dyn std::any::Any + Send>>
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(check).await.map_err(|error| error.into_panic())
+}
+
+fn test_queue_config() -> QueueConfig {
+    QueueConfig { name: format!("dsobel.test.{}", random_hex()), max_deliveries: MAX_DELIVERIES }
+}
+
+async fn on_memory_queue<F, Fut>(check: F)
+where
+    F: FnOnce(Arc<dyn JobQueue>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    check(Arc::new(MemoryQueue::new(test_queue_config()))).await;
+}
+
+async fn on_rabbitmq<F, Fut>(check: F)
+where
+    F: FnOnce(Arc<dyn JobQueue>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let url = url("DSOBEL_TEST_AMQP_URL", DEFAULT_AMQP_URL);
+    let queue = match RabbitQueue::connect(&url, test_queue_config()).await {
+        Ok(queue) => Arc::new(queue),
+        Err(error) => return unreachable("RabbitMQ", &url, "DSOBEL_TEST_AMQP_URL", error),
+    };
+    let outcome = isolated(check(queue.clone())).await;
+    let cleanup = queue.delete_queues().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    cleanup.expect("delete the test queues");
+}
+
+async fn on_redis<F, Fut, T>(connect: impl AsyncFnOnce(&str) -> dsobel_transport::Result<T>, check: F)
+where
+    F: FnOnce(Arc<T>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let url = url("DSOBEL_TEST_REDIS_URL", DEFAULT_REDIS_URL);
+    match connect(&url).await {
+        Ok(adapter) => check(Arc::new(adapter)).await,
+        Err(error) => unreachable("Redis", &url, "DSOBEL_TEST_REDIS_URL", error),
+    }
+}
+
+fn prefix() -> String {
+    format!("dsobel.test.{}", random_hex())
+}
+
+macro_rules! queue_contract {
+    ($($check:ident),* $(,)?) => {
+        mod queue {
+            use super::*;
+            $(
+                mod $check {
+                    use super::*;
+
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn memory() {
+                        on_memory_queue(|queue| async move { contract::$check(&*queue).await }).await;
+                    }
+
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn rabbitmq() {
+                        on_rabbitmq(|queue| async move { contract::$check(&*queue).await }).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! store_contract {
+    ($($check:ident),* $(,)?) => {
+        mod store {
+            use super::*;
+            $(
+                mod $check {
+                    use super::*;
+
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn memory() {
+                        contract::$check(&MemoryStore::new(), &prefix()).await;
+                    }
+
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn redis() {
+                        on_redis(async |url: &str| RedisStore::connect(url).await, |store| async move {
+                            contract::$check(&*store, &prefix()).await
+                        })
+                        .await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+queue_contract!(
+    publish_consume_ack,
+    nack_requeue_redelivers,
+    dropped_consumer_returns_unacked,
+    prefetch_limits_unacked,
+    dead_letters_after_max_deliveries,
+    nack_dead_letters_immediately,
+    consumer_count_and_depth,
+    queue_health,
+);
+
+store_contract!(put_get_delete, ttl_expiry, put_if_absent_once, hash_put_idempotent, sets);
+
+mod health {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory() {
+        contract::store_health(&MemoryStore::new()).await;
+        contract::notifier_health(&MemoryNotifier::new()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_store() {
+        on_redis(
+            async |url: &str| RedisStore::connect(url).await,
+            |store| async move { contract::store_health(&*store).await },
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_notifier() {
+        let channel = prefix();
+        on_redis(
+            async |url: &str| RedisNotifier::connect(url, &channel).await,
+            |notifier| async move { contract::notifier_health(&*notifier).await },
+        )
+        .await;
+    }
+}
+
+mod notifier {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory() {
+        contract::notifier_broadcasts(&MemoryNotifier::new(), &prefix()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis() {
+        let channel = prefix();
+        on_redis(
+            async |url: &str| RedisNotifier::connect(url, &channel).await,
+            |notifier| async move { contract::notifier_broadcasts(&*notifier, &prefix()).await },
+        )
+        .await;
+    }
+}
