@@ -254,7 +254,8 @@
   function showKeyState() {
     $('key-state').textContent = apiKey() ? 'A key is saved in this browser.' : 'No key saved.';
   }
-  $('save-key').addEventListener('click', () => {
+  $('key-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
     const v = $('api-key').value.trim();
     if (v) store.set(KEY_API, v); else store.remove(KEY_API);
     $('api-key').value = '';
