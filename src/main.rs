@@ -10,6 +10,7 @@ mod cli;
 mod engine_bench;
 mod process;
 mod serve;
+mod submit;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,8 @@ enum Command {
     Serve(Box<dsobel_service::config::ServeArgs>),
     /// Consume strips from RabbitMQ, filter them, store results in Redis.
     Worker(Box<serve::WorkerCommand>),
+    /// Send images to a dsobel server and save the results, with live progress.
+    Submit(submit::SubmitArgs),
     /// Time decode, kernel, encode and end-to-end on files, in memory.
     EngineBench(engine_bench::EngineBenchArgs),
 }
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Process(args) => process::run(args),
         Command::Serve(args) => serve::serve(*args).map(|()| 0),
         Command::Worker(command) => serve::worker(*command).map(|()| 0),
+        Command::Submit(args) => submit::run(args),
         Command::EngineBench(args) => engine_bench::run(args).map(|()| 0),
     };
     match result {
