@@ -18,7 +18,7 @@ use crate::limits::Limits;
 use crate::orientation::LumaImage;
 
 /// How to run one image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ProcessOptions {
     /// What to compute.
     pub params: FilterParams,
@@ -30,16 +30,6 @@ pub struct ProcessOptions {
     pub compression: CompressionLevel,
 }
 
-impl Default for ProcessOptions {
-    fn default() -> Self {
-        ProcessOptions {
-            params: FilterParams::default(),
-            limits: Limits::default(),
-            strips: None,
-            compression: CompressionLevel::default(),
-        }
-    }
-}
 
 /// Where the time went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -78,7 +78,7 @@ impl<'a> RowBlock<'a> {
         if self.width == 0 || self.image_height == 0 {
             return Err(KernelError::Empty);
         }
-        if self.data.len() % self.width != 0 {
+        if !self.data.len().is_multiple_of(self.width) {
             let rows = self.data.len() / self.width + 1;
             return Err(KernelError::BufferSize {
                 what: "row block",

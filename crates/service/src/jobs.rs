@@ -69,11 +69,12 @@ pub async fn status(t: &Transport, id: &str) -> Result<JobStatus, ApiError> {
     let record = load_record(t, id).await?.ok_or_else(|| ApiError::NotFound(id.to_owned()))?;
     let mut state = record.state;
     let mut error = record.error.clone();
-    if state != JobState::Done && state != JobState::Failed {
-        if let Some(failure) = load_failure(t, id).await? {
-            state = JobState::Failed;
-            error = Some(failure);
-        }
+    if state != JobState::Done
+        && state != JobState::Failed
+        && let Some(failure) = load_failure(t, id).await?
+    {
+        state = JobState::Failed;
+        error = Some(failure);
     }
     let strips_done = match state {
         JobState::Done => record.strips_total,

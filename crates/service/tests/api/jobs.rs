@@ -87,7 +87,7 @@ async fn events_stream_progress_then_done() {
     // The stream ends by itself after `done`.
     let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     assert_eq!(events.last(), Some(&"done"), "{text}");
-    let last_data = text.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap();
+    let last_data = text.lines().rev().find_map(|l| l.strip_prefix("data: ")).unwrap();
     let status: Value = serde_json::from_str(last_data).unwrap();
     assert_eq!(status["strips_done"], 4);
     assert_eq!(status["state"], "done");
