@@ -1,6 +1,8 @@
 //! `dsobel process` end to end, through the built binary: files, directories, stdin/stdout,
 //! strips, failures that do not stop the others, and output equal to the scalar reference.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -28,16 +30,6 @@ fn write_png(path: &Path, w: u32, h: u32) -> Vec<u8> {
     enc.set_color(png::ColorType::Rgb);
     enc.write_header().unwrap().write_image_data(&rgb).unwrap();
     rgb.chunks(3).map(|p| reference::luma_of_rgb(p[0], p[1], p[2])).collect()
-}
-
-fn decode_to_bytes(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let frame = reader.next_frame(&mut buf).unwrap();
-    buf.truncate(frame.buffer_size());
-    (frame.width, frame.height, buf)
 }
 
 #[test]
@@ -72,7 +64,7 @@ fn output_equals_the_reference_for_any_strip_count() {
                 .status()
                 .unwrap();
             assert!(status.success());
-            let (w, h, pixels) = decode_to_bytes(&std::fs::read(&out).unwrap());
+            let (w, h, pixels) = support::decode_png(&std::fs::read(&out).unwrap());
             assert_eq!((w, h), (53, 41));
             assert_eq!(pixels, want, "{mode} {magnitude} strips={strips}");
         }
@@ -122,7 +114,7 @@ fn stdin_to_stdout() {
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let (w, h, _) = decode_to_bytes(&output.stdout);
+    let (w, h, _) = support::decode_png(&output.stdout);
     assert_eq!((w, h), (451, 300));
 }
 

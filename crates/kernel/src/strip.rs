@@ -48,6 +48,21 @@ impl StripSpec {
         self.first_row + self.rows == self.image_height
     }
 
+    /// The strip's input rows as a [`RowBlock`], refusing a buffer of the wrong size.
+    pub fn block<'a>(&self, input: &'a [u8]) -> Result<RowBlock<'a>, KernelError> {
+        let rows = self.input_rows();
+        let expected = rows.len() * self.width;
+        if input.len() != expected {
+            return Err(KernelError::BufferSize { what: "strip input", expected, actual: input.len() });
+        }
+        Ok(RowBlock {
+            data: input,
+            width: self.width,
+            image_height: self.image_height,
+            first_row: rows.start,
+        })
+    }
+
     /// The input rows that travel with the strip: its own rows plus one halo row on each side
     /// that is inside the image. At an edge, reflect-101 needs the row *inside* the strip (or
     /// the single halo row, for a one-row strip), which this range always includes.
@@ -84,16 +99,7 @@ pub fn strip_input<'a>(luma: &'a [u8], spec: &StripSpec) -> &'a [u8] {
 /// Computes one strip on its own from its input rows (as given by [`StripSpec::input_rows`]),
 /// returning `rows × width` output bytes.
 pub fn filter_strip(spec: &StripSpec, input: &[u8], params: &FilterParams) -> Result<Vec<u8>, KernelError> {
-    let block = RowBlock {
-        data: input,
-        width: spec.width,
-        image_height: spec.image_height,
-        first_row: spec.input_rows().start,
-    };
-    let expected = spec.input_rows().len() * spec.width;
-    if input.len() != expected {
-        return Err(KernelError::BufferSize { what: "strip input", expected, actual: input.len() });
-    }
+    let block = spec.block(input)?;
     let mut out = vec![0u8; spec.rows * spec.width];
     filter_block(&block, spec.output_rows(), params, &mut out)?;
     Ok(out)
@@ -110,16 +116,7 @@ pub fn encode_strip_from_rows(
     /// Output pixels filtered per batch: large enough for wide SIMD runs, small enough to stay
     /// in cache between the filter and the compressor.
     const BATCH_PIXELS: usize = 1 << 16;
-    let block = RowBlock {
-        data: input,
-        width: spec.width,
-        image_height: spec.image_height,
-        first_row: spec.input_rows().start,
-    };
-    let expected = spec.input_rows().len() * spec.width;
-    if input.len() != expected {
-        return Err(KernelError::BufferSize { what: "strip input", expected, actual: input.len() });
-    }
+    let block = spec.block(input)?;
     let backend = Backend::detect();
     let batch_rows = (BATCH_PIXELS / spec.width.max(1)).max(1);
     let mut encoder = StripEncoder::new(spec.width, params.output, spec.touches_bottom(), level);

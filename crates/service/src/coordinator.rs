@@ -173,20 +173,14 @@ impl Coordinator {
             let t = &self.transport;
             let tasks: Vec<StripTask> = plan
                 .iter()
-                .map(|s| StripTask {
-                    job_id: id.clone(),
-                    strip: s.index as u32,
-                    strips: s.count as u32,
-                    first_row: s.first_row as u32,
-                    rows: s.rows as u32,
-                    width: s.width as u32,
-                    image_height: s.image_height as u32,
-                    threshold: options.threshold,
-                    magnitude: options.magnitude.to_string(),
-                    output: options.output.to_string(),
-                    compression: self.config.compression,
-                    input_key: t.keys.input(&id, s.index as u32),
-                    enqueued_ms: 0,
+                .map(|s| {
+                    StripTask::new(
+                        &id,
+                        s,
+                        &options,
+                        self.config.compression,
+                        t.keys.input(&id, s.index as u32),
+                    )
                 })
                 .collect();
             let queue_it = async {

@@ -169,6 +169,31 @@ pub struct StripTask {
 }
 
 impl StripTask {
+    /// The task of one strip of a plan.
+    pub fn new(
+        job_id: &str,
+        spec: &StripSpec,
+        options: &JobOptions,
+        compression: u8,
+        input_key: String,
+    ) -> Self {
+        StripTask {
+            job_id: job_id.to_owned(),
+            strip: spec.index as u32,
+            strips: spec.count as u32,
+            first_row: spec.first_row as u32,
+            rows: spec.rows as u32,
+            width: spec.width as u32,
+            image_height: spec.image_height as u32,
+            threshold: options.threshold,
+            magnitude: options.magnitude.to_string(),
+            output: options.output.to_string(),
+            compression,
+            input_key,
+            enqueued_ms: 0,
+        }
+    }
+
     /// The kernel's view of the strip.
     pub fn spec(&self) -> StripSpec {
         StripSpec {
