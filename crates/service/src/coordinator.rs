@@ -65,6 +65,9 @@ pub struct Coordinator {
     /// Jobs accepted by this process and not finished: the in-flight count for backpressure.
     local_jobs: Mutex<HashSet<String>>,
     consumers: Mutex<Option<(Instant, u32)>>,
+    /// Decodes at once: one per core, so a burst of large uploads queues here instead of
+    /// holding dozens of decoded images in memory.
+    decoders: tokio::sync::Semaphore,
 }
 
 impl Coordinator {
@@ -77,6 +80,7 @@ impl Coordinator {
             events: broadcast::channel(4096).0,
             local_jobs: Mutex::new(HashSet::new()),
             consumers: Mutex::new(None),
+            decoders: tokio::sync::Semaphore::new(crate::config::cores()),
         })
     }
 
@@ -135,11 +139,18 @@ impl Coordinator {
         (consumers.max(1) as u64).min(most).max(least).clamp(1, height as u64) as usize
     }
 
-    /// Accepts an upload: checks it, decodes it, stores its strips and queues them.
-    pub async fn submit(&self, bytes: Bytes, options: JobOptions) -> Result<JobRecord, ApiError> {
+    /// Refuses new work while this backend has its maximum of jobs in flight (checked before an
+    /// upload's body is read, and again when it is submitted).
+    pub fn admit(&self) -> Result<(), ApiError> {
         if self.in_flight() >= self.config.max_jobs_in_flight {
             return Err(ApiError::TooBusy { limit: self.config.max_jobs_in_flight, retry_after: 2 });
         }
+        Ok(())
+    }
+
+    /// Accepts an upload: checks it, decodes it, stores its strips and queues them.
+    pub async fn submit(&self, bytes: Bytes, options: JobOptions) -> Result<JobRecord, ApiError> {
+        self.admit()?;
         let created_ms = now_ms();
         // Header checks first: a pixel bomb or a non-image is refused before any decoding.
         probe(&bytes, &self.config.limits)?;
@@ -147,6 +158,7 @@ impl Coordinator {
         let span = tracing::info_span!("job", job_id = %id);
         async {
             let limits = self.config.limits;
+            let _decoding = self.decoders.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
             let started = Instant::now();
             let input = bytes.clone();
             let image = tokio::task::spawn_blocking(move || decode_luma(&input, &limits))

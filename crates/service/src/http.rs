@@ -255,6 +255,7 @@ async fn upload(
     for (name, value) in query {
         options.set(&name, value)?;
     }
+    state.coordinator.admit()?;
     let bytes = read_upload(request, state.max_upload_bytes, &mut options).await?;
     if bytes.is_empty() {
         return Err(ApiError::MissingFile(
