@@ -46,12 +46,15 @@ fn a_worker_killed_mid_strip_loses_nothing() {
     // Slow workers, so the kill lands while both hold a strip.
     let doomed = stack.worker(1500);
     let survivor = stack.worker(1500);
-    let survivor_health = survivor.address.clone().unwrap();
+    let (doomed_health, survivor_health) = (doomed.address.clone().unwrap(), survivor.address.clone().unwrap());
     let serve = stack.serve(&[]);
     let address = serve.address.clone().unwrap();
     let (png, luma) = test_png(300, 240, 4);
     let id = submit(&address, &png, "?fragments=2");
-    std::thread::sleep(Duration::from_millis(600));
+    wait_until(Duration::from_secs(20), || {
+        metric(&doomed_health, "dsobel_strips_in_flight") == 1.0 && metric(&survivor_health, "dsobel_strips_in_flight") == 1.0
+    })
+    .expect("both workers hold a strip");
     doomed.kill();
     let status = wait_job(&address, &id, Duration::from_secs(40));
     assert_eq!(status["state"], "done", "{status}");
@@ -113,16 +116,23 @@ fn sigterm_lets_workers_and_backend_finish_what_they_hold() {
     let stack = Stack::new(&servers);
     let leaving = stack.worker(1000);
     let staying = stack.worker(1000);
+    let (leaving_health, staying_health) = (leaving.address.clone().unwrap(), staying.address.clone().unwrap());
     let serve = stack.serve(&[]);
     let address = serve.address.clone().unwrap();
     let (png, luma) = test_png(260, 180, 6);
     let id = submit(&address, &png, "?fragments=4");
-    std::thread::sleep(Duration::from_millis(400));
+    wait_until(Duration::from_secs(20), || metric(&leaving_health, "dsobel_strips_in_flight") == 1.0)
+        .expect("the leaving worker holds a strip");
+    let asked = std::time::Instant::now();
     let status = leaving.terminate();
     assert!(status.success(), "worker exit status {status:?}");
+    // It finished the strip it held (the drill makes a strip take a second) instead of
+    // dropping it and leaving at once.
+    assert!(asked.elapsed() >= Duration::from_millis(300), "the worker left after {:?}", asked.elapsed());
     let status = wait_job(&address, &id, Duration::from_secs(40));
     assert_eq!(status["state"], "done", "{status}");
     assert_exact(&address, &id, &luma, 260, 180);
+    assert!(metric(&staying_health, "dsobel_strips_processed_total") >= 1.0);
     assert!(serve.terminate().success());
     assert!(staying.terminate().success());
 }
