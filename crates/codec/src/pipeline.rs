@@ -30,7 +30,6 @@ pub struct ProcessOptions {
     pub compression: CompressionLevel,
 }
 
-
 /// Where the time went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageTimings {
