@@ -46,13 +46,15 @@ fn a_worker_killed_mid_strip_loses_nothing() {
     // Slow workers, so the kill lands while both hold a strip.
     let doomed = stack.worker(1500);
     let survivor = stack.worker(1500);
-    let (doomed_health, survivor_health) = (doomed.address.clone().unwrap(), survivor.address.clone().unwrap());
+    let (doomed_health, survivor_health) =
+        (doomed.address.clone().unwrap(), survivor.address.clone().unwrap());
     let serve = stack.serve(&[]);
     let address = serve.address.clone().unwrap();
     let (png, luma) = test_png(300, 240, 4);
     let id = submit(&address, &png, "?fragments=2");
     wait_until(Duration::from_secs(20), || {
-        metric(&doomed_health, "dsobel_strips_in_flight") == 1.0 && metric(&survivor_health, "dsobel_strips_in_flight") == 1.0
+        metric(&doomed_health, "dsobel_strips_in_flight") == 1.0
+            && metric(&survivor_health, "dsobel_strips_in_flight") == 1.0
     })
     .expect("both workers hold a strip");
     doomed.kill();
@@ -116,7 +118,8 @@ fn sigterm_lets_workers_and_backend_finish_what_they_hold() {
     let stack = Stack::new(&servers);
     let leaving = stack.worker(1000);
     let staying = stack.worker(1000);
-    let (leaving_health, staying_health) = (leaving.address.clone().unwrap(), staying.address.clone().unwrap());
+    let (leaving_health, staying_health) =
+        (leaving.address.clone().unwrap(), staying.address.clone().unwrap());
     let serve = stack.serve(&[]);
     let address = serve.address.clone().unwrap();
     let (png, luma) = test_png(260, 180, 6);
