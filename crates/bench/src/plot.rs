@@ -7,7 +7,9 @@
 //! - `stages.png`: where the time of a request goes, as stacked bars of means per cell: decode,
 //!   queue wait, filter and encode (per strip: their CPU time summed over the strips, divided by
 //!   the strip count, which is their wall time when the strips run side by side), stitch,
-//!   transfer (upload and download, less the decode the upload waits for) and the rest.
+//!   transfer and API wait (upload and download, less the decode the upload waits for: on a
+//!   busy backend, mostly the wait for a core to decode on) and the rest (mostly the delivery
+//!   of the job's final event).
 //!
 //! Drawing needs no system font: DejaVu Sans is compiled in (its licence is beside it in
 //! `assets/`), and the pixels are encoded with the `png` crate.
@@ -317,7 +319,7 @@ const STAGES: [&str; 7] = [
     "filter (per strip)",
     "encode (per strip)",
     "stitch",
-    "transfer",
+    "transfer + API wait",
     "other (events, waits)",
 ];
 
