@@ -18,13 +18,7 @@ workers=${WORKERS:-1,2,4}
 
 cargo build --release --bin dsobel
 dsobel=target/release/dsobel
-if "$dsobel" bench matrix --help >/dev/null 2>&1; then
-  bench=("$dsobel" bench matrix)
-else
-  # Until `dsobel bench` exists, the crate's example program runs the same code.
-  cargo build --release -p dsobel-bench --example bench
-  bench=(target/release/examples/bench matrix)
-fi
+bench=("$dsobel" bench matrix)
 
 reachable() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 extra=()

@@ -32,8 +32,40 @@ enum Command {
     Worker(Box<serve::WorkerCommand>),
     /// Send images to a dsobel server and save the results, with live progress.
     Submit(submit::SubmitArgs),
+    /// Load-test a dsobel URL (or an embedded server) with closed-loop clients; `matrix` and
+    /// `plot` run the size × concurrency × workers matrix and chart it.
+    Bench(Box<BenchCommand>),
+    /// Write a deterministic, photograph-like JPEG of a given size.
+    GenImage(dsobel_bench::GenImageArgs),
     /// Time decode, kernel, encode and end-to-end on files, in memory.
     EngineBench(engine_bench::EngineBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct BenchCommand {
+    #[command(subcommand)]
+    command: Option<BenchSubcommand>,
+    #[command(flatten)]
+    load: dsobel_bench::BenchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchSubcommand {
+    /// Image sizes × concurrency levels × worker processes on the local RabbitMQ and Redis,
+    /// plus the embedded mode.
+    Matrix(Box<dsobel_bench::MatrixArgs>),
+    /// Draw the PNG charts of a bench CSV.
+    Plot(dsobel_bench::PlotArgs),
+}
+
+fn bench(command: BenchCommand) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match command.command {
+        None => runtime.block_on(dsobel_bench::run(command.load)),
+        Some(BenchSubcommand::Matrix(args)) => runtime.block_on(dsobel_bench::matrix(*args)),
+        Some(BenchSubcommand::Plot(args)) => dsobel_bench::plot_command(args),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,11 +75,13 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::serve(*args).map(|()| 0),
         Command::Worker(command) => serve::worker(*command).map(|()| 0),
         Command::Submit(args) => submit::run(args),
+        Command::Bench(command) => bench(*command),
+        Command::GenImage(args) => dsobel_bench::gen_image(args),
         Command::EngineBench(args) => engine_bench::run(args).map(|()| 0),
     };
     match result {
         Ok(0) => std::process::ExitCode::SUCCESS,
-        Ok(code) => std::process::ExitCode::from(code as u8),
+        Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(2)

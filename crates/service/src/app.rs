@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -106,6 +107,10 @@ pub async fn serve_with(
     ready(Serving { coordinator, metrics });
     let grace = Duration::from_secs(args.shutdown_timeout_secs);
     let stopping = shutdown.clone();
+    // Small event-stream writes must leave at once, not wait for the previous one's ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { stopping.cancelled().await });
     let server = tokio::spawn(async move { server.await });
