@@ -85,7 +85,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DSOBEL_MAX_STRIP_BYTES", default_value_t = 8 << 20)]
     pub max_strip_bytes: u64,
     /// PNG deflate level of the strips, 1..=9.
-    #[arg(long, env = "DSOBEL_COMPRESSION", default_value_t = 6, value_parser = clap::value_parser!(u8).range(1..=9))]
+    #[arg(long, env = "DSOBEL_COMPRESSION", default_value_t = dsobel_kernel::png::CompressionLevel::default().0, value_parser = clap::value_parser!(u8).range(1..=9))]
     pub compression: u8,
     /// How often pending jobs are checked for missed wake-ups, in milliseconds.
     #[arg(long, env = "DSOBEL_SWEEP_INTERVAL_MS", default_value_t = 1000)]
