@@ -38,13 +38,14 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
-/// Paths served from the embedded page.
+/// Paths served from the embedded page (`/` is the index).
 pub fn paths() -> impl Iterator<Item = &'static str> {
-    ASSETS.iter().map(|a| a.path)
+    std::iter::once("/").chain(ASSETS.iter().map(|a| a.path))
 }
 
 /// The embedded file at `path`, with a short cache lifetime (the page changes with the binary).
 pub fn asset(path: &str) -> Response {
+    let path = if path == "/" { "/index.html" } else { path };
     match ASSETS.iter().find(|a| a.path == path) {
         Some(a) => {
             let mut response = (StatusCode::OK, a.body).into_response();
