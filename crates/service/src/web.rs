@@ -12,11 +12,6 @@ struct Asset {
 
 const ASSETS: &[Asset] = &[
     Asset {
-        path: "/",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("../../../web/index.html"),
-    },
-    Asset {
         path: "/index.html",
         content_type: "text/html; charset=utf-8",
         body: include_str!("../../../web/index.html"),
