@@ -221,6 +221,22 @@ async fn read_upload(request: Request, limit: u64, options: &mut UploadOptions) 
     image.ok_or_else(|| ApiError::MissingFile("the form has no file part; attach the image as a file".into()))
 }
 
+/// Reads a request body to its end without keeping it, up to `limit` bytes and 10 seconds.
+async fn discard_body(request: Request, limit: u64) {
+    use futures_util::StreamExt;
+    let mut stream = request.into_body().into_data_stream();
+    let mut seen = 0u64;
+    let drain = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len() as u64;
+            if seen > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
+}
+
 fn job_links(id: &str) -> serde_json::Value {
     json!({
         "id": id,
@@ -252,10 +268,16 @@ async fn upload(
     request: Request,
 ) -> Result<Response, ApiError> {
     let mut options = UploadOptions::default();
-    for (name, value) in query {
-        options.set(&name, value)?;
+    let early = query
+        .into_iter()
+        .try_for_each(|(name, value)| options.set(&name, value))
+        .and_then(|()| state.coordinator.admit());
+    if let Err(refusal) = early {
+        // Refused before reading the image: read and drop the body anyway (never keeping it),
+        // so the client, still sending, gets the answer instead of a reset connection.
+        discard_body(request, state.max_upload_bytes).await;
+        return Err(refusal);
     }
-    state.coordinator.admit()?;
     let bytes = read_upload(request, state.max_upload_bytes, &mut options).await?;
     if bytes.is_empty() {
         return Err(ApiError::MissingFile(

@@ -101,3 +101,32 @@ async fn the_api_key_guards_the_api_but_not_health() {
     assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_upload_is_answered_even_while_the_client_is_still_sending() {
+    let app = spawn_app_with(&["--max-jobs-in-flight", "0"]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    // A plain client that writes the whole body before it reads anything, as simple clients
+    // (and browsers' fetch) do: a server that answered and closed early would reset it.
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let body = vec![0x42u8; 8 << 20];
+        write!(
+            stream,
+            "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(&body).map_err(|e| format!("sending the body failed: {e}"))?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).map_err(|e| format!("reading the answer failed: {e}"))?;
+        Ok::<String, String>(answer)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("too-busy"), "{answer}");
+    app.stop().await;
+}
