@@ -163,6 +163,8 @@ pub async fn worker(
     let transport = Transport::from_args(&args.transport).await?;
     let metrics = Metrics::new();
     let slots = args.workers.unwrap_or_else(cores).max(1);
+    // Known before the health endpoint answers, so it is not "ready" with no task consuming.
+    metrics.worker_slots.set(slots as i64);
     let worker = Worker::new(
         transport.clone(),
         metrics.clone(),
@@ -206,14 +208,23 @@ pub async fn worker(
 
 fn health_router(transport: Transport, metrics: Metrics) -> Router {
     let ready_transport = transport.clone();
+    let ready_metrics = metrics.clone();
     Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .route(
             "/readyz",
             get(move || {
                 let transport = ready_transport.clone();
+                let slots = ready_metrics.worker_slots.get();
+                let consuming = ready_metrics.consuming.get();
                 async move {
                     match transport.health().await {
+                        // Ready once every worker task is attached to the queue: then the
+                        // broker counts it, and strips are planned for it.
+                        Ok(()) if consuming < slots => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {consuming} of {slots} worker tasks consuming\n"),
+                        ),
                         Ok(()) => (axum::http::StatusCode::OK, "ready\n".to_owned()),
                         Err(f) => (
                             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -76,6 +76,8 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Worker tasks of this process.
     pub worker_slots: Gauge,
+    /// Worker tasks of this process attached to the queue right now.
+    pub consuming: Gauge,
     /// Seconds worker tasks spent processing (utilisation = rate / slots).
     pub worker_busy_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// Strips processed by this process.
@@ -112,6 +114,7 @@ impl Metrics {
             strips_in_flight: Gauge::default(),
             queue_depth: Gauge::default(),
             worker_slots: Gauge::default(),
+            consuming: Gauge::default(),
             worker_busy_seconds: Counter::default(),
             strips_processed: Counter::default(),
             strip_redeliveries: Counter::default(),
@@ -129,6 +132,7 @@ impl Metrics {
         registry.register("strips_in_flight", "Strips being processed here", m.strips_in_flight.clone());
         registry.register("queue_depth", "Messages waiting in the work queue", m.queue_depth.clone());
         registry.register("worker_slots", "Worker tasks in this process", m.worker_slots.clone());
+        registry.register("consuming", "Worker tasks attached to the queue", m.consuming.clone());
         registry.register(
             "worker_busy_seconds",
             "Time worker tasks spent on strips",

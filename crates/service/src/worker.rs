@@ -86,10 +86,14 @@ impl Worker {
                     continue;
                 }
             };
+            self.metrics.consuming.inc();
             loop {
                 let next = tokio::select! {
                     biased;
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => {
+                        self.metrics.consuming.dec();
+                        return;
+                    }
                     d = consumer.next() => d,
                 };
                 match next {
@@ -107,6 +111,7 @@ impl Worker {
                     }
                 }
             }
+            self.metrics.consuming.dec();
         }
     }
 
