@@ -24,6 +24,7 @@ use crate::jobs::{self, JobStatus, load_failure, load_record, save_record};
 use crate::model::{
     Event, JobError, JobOptions, JobRecord, JobState, StripResult, StripTask, Timings, new_job_id, now_ms,
 };
+use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
 use crate::transport::Transport;
 
@@ -434,20 +435,10 @@ impl Coordinator {
     }
 
     async fn listen(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
-        while !shutdown.is_cancelled() {
-            let mut subscription = match self.transport.notifier.subscribe().await {
-                Ok(s) => {
-                    backoff = Duration::from_millis(100);
-                    s
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot subscribe to wake-ups; retrying");
-                    tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = shutdown.cancelled() => return }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
+        let notifier = &self.transport.notifier;
+        while let Some(mut subscription) =
+            until_connected("cannot subscribe to wake-ups", &shutdown, || notifier.subscribe()).await
+        {
             loop {
                 let message = tokio::select! {
                     m = subscription.next() => m,
@@ -511,20 +502,10 @@ impl Coordinator {
     }
 
     async fn drain_dead_letters(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
-        while !shutdown.is_cancelled() {
-            let mut consumer = match self.transport.queue.consume_dead_letters(4).await {
-                Ok(c) => {
-                    backoff = Duration::from_millis(200);
-                    c
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot consume dead letters yet; retrying");
-                    tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = shutdown.cancelled() => return }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
+        let queue = &self.transport.queue;
+        while let Some(mut consumer) =
+            until_connected("cannot consume dead letters", &shutdown, || queue.consume_dead_letters(4)).await
+        {
             loop {
                 let delivery =
                     tokio::select! { d = consumer.next() => d, _ = shutdown.cancelled() => return };
@@ -537,7 +518,7 @@ impl Coordinator {
                         Err(e) => {
                             tracing::warn!(job_id = %task.job_id, error = %e, "could not record a dead letter; will retry");
                             let _ = delivery.requeue().await;
-                            tokio::time::sleep(backoff).await;
+                            tokio::time::sleep(Duration::from_millis(200)).await;
                         }
                     },
                     Err(e) => {

@@ -23,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod model;
+mod retry;
 pub mod telemetry;
 pub mod transport;
 pub mod web;

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::jobs;
 use crate::model::{Event, JobError, StripResult, StripTask, now_ms};
+use crate::retry::until_connected;
 use crate::telemetry::Metrics;
 use crate::transport::Transport;
 
@@ -72,20 +73,10 @@ impl Worker {
     }
 
     async fn slot(self: Arc<Self>, slot: usize, prefetch: u16, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
-        while !shutdown.is_cancelled() {
-            let mut consumer = match self.transport.queue.consume(prefetch).await {
-                Ok(c) => {
-                    backoff = Duration::from_millis(100);
-                    c
-                }
-                Err(e) => {
-                    tracing::warn!(slot, error = %e, "cannot consume; retrying");
-                    tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = shutdown.cancelled() => return }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
+        let queue = &self.transport.queue;
+        while let Some(mut consumer) =
+            until_connected("cannot consume strips", &shutdown, || queue.consume(prefetch)).await
+        {
             self.metrics.consuming.inc();
             loop {
                 let next = tokio::select! {
