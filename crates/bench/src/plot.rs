@@ -122,6 +122,20 @@ fn plot_error<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing failed: {e}")
 }
 
+/// The series legend, in the upper left, in the style every chart shares.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_error)
+}
+
 /// Image labels, smallest first.
 fn image_labels(records: &[Record]) -> Vec<String> {
     let mut sizes: BTreeMap<String, (f64, usize)> = BTreeMap::new();
@@ -199,14 +213,7 @@ fn latency_chart(area: &DrawingArea<BitMapBackend<'_>, Shift>, records: &[Record
         means.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart.draw_series(LineSeries::new(means, c.stroke_width(2))).map_err(plot_error)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 16))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_error)?;
+    draw_legend(&mut chart)?;
     Ok(())
 }
 
@@ -283,14 +290,7 @@ fn throughput_chart(
                 .draw_series(points.iter().map(|p| Circle::new(at(p), 5, c.filled())))
                 .map_err(plot_error)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_error)?;
+        draw_legend(&mut chart)?;
     }
     Ok(())
 }
