@@ -300,6 +300,11 @@ impl Coordinator {
                 }
             }
         }
+        // Queue wait (longest) and filter/encode (summed) over the strips just read.
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let queue_wait = strips.iter().map(|s| ms(s.queue_wait)).fold(0.0, f64::max);
+        let filter = strips.iter().map(|s| ms(s.filter)).sum();
+        let encode = strips.iter().map(|s| ms(s.encode)).sum();
         let output = record.options.output;
         let (width, height) = (record.width, record.height);
         let png = tokio::task::spawn_blocking(move || {
@@ -310,13 +315,15 @@ impl Coordinator {
         let png: Bytes = png;
         let stitch_time = started.elapsed();
         t.store.put(&t.keys.result(id), png.clone(), self.config.result_ttl).await?;
-        let strip_stats = self.strip_stats(id, record.strips_total).await;
         record.state = JobState::Done;
         record.result_bytes = Some(png.len() as u64);
         record.timings = Timings {
-            stitch: Some(stitch_time.as_secs_f64() * 1e3),
+            queue_wait: Some(queue_wait),
+            filter: Some(filter),
+            encode: Some(encode),
+            stitch: Some(ms(stitch_time)),
             total: Some(now_ms().saturating_sub(record.created_ms) as f64),
-            ..strip_stats.unwrap_or(record.timings)
+            ..record.timings
         };
         save_record(t, &record, self.config.result_ttl).await?;
         self.metrics.stitch.observe(stitch_time.as_secs_f64());
@@ -337,25 +344,6 @@ impl Coordinator {
             "job done"
         );
         Ok(true)
-    }
-
-    /// Queue wait (longest) and filter/encode (summed) over the stored strips.
-    async fn strip_stats(&self, id: &str, strips: u32) -> Option<Timings> {
-        let t = &self.transport;
-        let record = load_record(t, id).await.ok()??;
-        let mut timings = record.timings;
-        let (mut wait, mut filter, mut encode) = (0f64, 0f64, 0f64);
-        for index in 0..strips {
-            let bytes = t.store.hash_get(&t.keys.strips(id), &index.to_string()).await.ok()??;
-            let strip = StripResult::from_bytes(&bytes)?;
-            wait = wait.max(strip.queue_wait.as_secs_f64() * 1e3);
-            filter += strip.filter.as_secs_f64() * 1e3;
-            encode += strip.encode.as_secs_f64() * 1e3;
-        }
-        timings.queue_wait = Some(wait);
-        timings.filter = Some(filter);
-        timings.encode = Some(encode);
-        Some(timings)
     }
 
     /// Deletes a finished job's inputs and partial results, and takes it off the pending set.
