@@ -56,6 +56,8 @@ pub fn run(args: EngineBenchArgs) -> Result<()> {
         limits: Limits::default(),
         strips: None,
         compression: CompressionLevel(args.filter.compression),
+        // One image at a time: a second thread overlaps the decode with the rest.
+        overlap_decode: args.threads >= 2,
     };
     if !args.json {
         println!("backend {} · {} thread(s) · best of {}", Backend::detect(), args.threads, args.repeat);

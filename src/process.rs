@@ -205,6 +205,9 @@ pub fn run(args: ProcessArgs) -> Result<i32> {
         },
         strips: args.strips.map(|s| s as usize),
         compression: CompressionLevel(args.filter.compression),
+        // Fewer images than threads leaves cores idle: overlap each image's decode with the
+        // rest of its work.
+        overlap_decode: jobs.len() < threads,
     };
     let writes_stdout = jobs.iter().any(|(_, sink)| matches!(sink, Sink::Stdout));
     let total_bytes: u64 = jobs

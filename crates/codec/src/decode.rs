@@ -1,11 +1,14 @@
 //! Any supported image bytes → upright 8-bit luma, exactly as DESIGN §2 says.
 //!
 //! The format is recognised from its magic bytes, the header is read, and the declared size
-//! is checked against [`Limits`] *before* any pixel buffer exists. JPEG goes through
-//! `zune-jpeg`: a YCbCr or grayscale JPEG is decoded straight to its Y plane (no chroma
-//! upsampling, no colour conversion, no RGB buffer), which is the path that matters most for
-//! speed; other colour spaces decode to RGB and take the fixed-point luma formula. The other
-//! formats use the `image` crate's decoders, whose samples then go through the same formula.
+//! is checked against [`Limits`] *before* any pixel buffer exists. A baseline grayscale or
+//! YCbCr JPEG (what nearly every camera and encoder writes) goes through dsobel's own decoder
+//! ([`crate::jpeg`]), straight to its Y plane, bit for bit what libjpeg gives, with no chroma
+//! upsampling, colour conversion or RGB buffer: the path that matters most for speed. Other
+//! JPEGs (progressive, arithmetic-coded, RGB, CMYK, or with corrupt entropy data) go through
+//! `zune-jpeg`: grayscale and YCbCr to the Y plane, other colour spaces to RGB and the
+//! fixed-point luma formula. The other formats use the `image` crate's decoders, whose samples
+//! then go through the same formula.
 
 use std::io::Cursor;
 
@@ -17,6 +20,7 @@ use zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
 
 use crate::error::DecodeError;
+use crate::jpeg::BaselineJpeg;
 use crate::limits::Limits;
 use crate::orientation::{self, LumaImage, Orientation};
 
@@ -204,6 +208,15 @@ fn decode_with_image(format: Format, decoder: Box<dyn ImageDecoder + '_>) -> Res
 
 fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<(LumaImage, Orientation), DecodeError> {
     let format = Format::Jpeg;
+    if let Some(jpeg) = BaselineJpeg::parse(bytes) {
+        limits.check_dimensions(format.name(), jpeg.width as u64, jpeg.height as u64)?;
+        let mut luma = vec![0u8; jpeg.width * jpeg.height];
+        if jpeg.decode_luma(&mut luma).is_ok() {
+            let image = LumaImage { width: jpeg.width, height: jpeg.height, pixels: luma };
+            return Ok((image, jpeg_orientation(&jpeg)));
+        }
+        // Corrupt entropy data: the general decoder decides what can be made of it.
+    }
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), jpeg_options(limits));
     decoder.decode_headers().map_err(|e| corrupt(format, e))?;
     let (width, height) = decoder.dimensions().ok_or_else(|| corrupt(format, "no frame header"))?;
@@ -229,4 +242,9 @@ fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<(LumaImage, Orientation)
         LumaImage { width, height, pixels: luma }
     };
     Ok((image, orientation))
+}
+
+/// The EXIF orientation of a JPEG read by dsobel's own decoder.
+pub(crate) fn jpeg_orientation(jpeg: &BaselineJpeg<'_>) -> Orientation {
+    jpeg.exif.map(orientation::orientation_from_exif).unwrap_or(Orientation::NoTransforms)
 }

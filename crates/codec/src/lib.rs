@@ -7,10 +7,11 @@
 //!   `image-too-large`, ...); no input makes this crate panic;
 //! - [`pipeline`]: bytes → luma → strips → stitched PNG, as `dsobel process` runs it.
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod decode;
 pub mod error;
+mod jpeg;
 pub mod limits;
 pub mod orientation;
 pub mod pipeline;

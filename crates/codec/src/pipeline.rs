@@ -4,6 +4,12 @@
 //! strips exactly as the distributed pipeline cuts it, each strip is filtered and encoded on its
 //! own (in parallel on the current rayon pool), and the segments are stitched without
 //! re-encoding; so the local result is, byte for byte after decoding, the distributed one.
+//!
+//! One large baseline JPEG with a core to spare takes a streamed path instead
+//! ([`ProcessOptions::overlap_decode`]): a second thread does the JPEG's entropy decoding, the
+//! one part that cannot be split, while this thread runs the IDCT of each MCU row as it
+//! arrives and filters and encodes every strip as soon as its rows (and the row below it) are
+//! there. The output is the same image, in more strips.
 
 use std::time::{Duration, Instant};
 
@@ -12,10 +18,11 @@ use dsobel_kernel::strip::encode_strip_from_rows;
 use dsobel_kernel::{FilterParams, KernelError, plan_strips, strip_input};
 use rayon::prelude::*;
 
-use crate::decode::decode_luma;
+use crate::decode::{decode_luma, jpeg_orientation, probe};
 use crate::error::DecodeError;
+use crate::jpeg::{BaselineJpeg, StreamError};
 use crate::limits::Limits;
-use crate::orientation::LumaImage;
+use crate::orientation::{LumaImage, Orientation};
 
 /// How to run one image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,14 +35,19 @@ pub struct ProcessOptions {
     pub strips: Option<usize>,
     /// Deflate effort for the output PNG.
     pub compression: CompressionLevel,
+    /// Overlap a baseline JPEG's decoding with its filtering and encoding on two threads (one
+    /// of them outside the current pool). Worth it for one image on an otherwise idle machine;
+    /// when several images already keep every core busy, leave it off.
+    pub overlap_decode: bool,
 }
 
 /// Where the time went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageTimings {
-    /// Bytes → luma.
+    /// Bytes → luma. On the streamed path: until the last luma row existed.
     pub decode: Duration,
-    /// Luma → stitched PNG (filter and encode, fused per strip).
+    /// Luma → PNG segments (filter and encode, fused per strip). On the streamed path: the time
+    /// spent in them, most of it while the decode went on.
     pub filter_encode: Duration,
     /// Joining the strips.
     pub stitch: Duration,
@@ -95,6 +107,11 @@ pub fn encode_luma(
 
 /// Runs one image from its file bytes to PNG bytes.
 pub fn process_bytes(bytes: &[u8], options: &ProcessOptions) -> Result<Processed, ProcessError> {
+    if options.overlap_decode
+        && let Some(done) = process_jpeg_streamed(bytes, options)
+    {
+        return done;
+    }
     let started = Instant::now();
     let image = decode_luma(bytes, &options.limits)?;
     let decode = started.elapsed();
@@ -106,4 +123,54 @@ pub fn process_bytes(bytes: &[u8], options: &ProcessOptions) -> Result<Processed
         strips,
         timings: StageTimings { decode, filter_encode, stitch },
     })
+}
+
+/// Strips for the streamed path when the caller did not choose: enough that little is left to
+/// do once the last row is decoded, few enough that each strip compresses well.
+fn streamed_strip_count(height: usize) -> usize {
+    (height / 128).clamp(1, 16)
+}
+
+/// The streamed path of [`process_bytes`]; `None` when the input is not a baseline JPEG this
+/// path takes (or its entropy data is corrupt), and the general path should run instead.
+fn process_jpeg_streamed(bytes: &[u8], options: &ProcessOptions) -> Option<Result<Processed, ProcessError>> {
+    let started = Instant::now();
+    let jpeg = BaselineJpeg::parse(bytes)?;
+    if jpeg_orientation(&jpeg) != Orientation::NoTransforms {
+        return None;
+    }
+    if let Err(e) = probe(bytes, &options.limits) {
+        return Some(Err(e.into()));
+    }
+    let (width, height) = (jpeg.width, jpeg.height);
+    let plan =
+        plan_strips(width, height, options.strips.unwrap_or_else(|| streamed_strip_count(height)).max(1));
+    let mut strips = Vec::with_capacity(plan.len());
+    let mut filter_encode = Duration::ZERO;
+    let mut luma = vec![0u8; width * height];
+    let decoded = jpeg.decode_luma_streaming(&mut luma, true, |rows, ready| {
+        while let Some(spec) = plan.get(strips.len()).filter(|spec| spec.input_rows().end <= ready) {
+            let began = Instant::now();
+            let input = strip_input(rows, spec);
+            let (strip, _) = encode_strip_from_rows(spec, input, &options.params, options.compression)?;
+            strips.push(strip);
+            filter_encode += began.elapsed();
+        }
+        Ok::<(), KernelError>(())
+    });
+    match decoded {
+        Ok(()) => {}
+        Err(StreamError::Data(_)) => return None,
+        Err(StreamError::Consumer(e)) => return Some(Err(e.into())),
+    }
+    let decode = started.elapsed();
+    let stitch_started = Instant::now();
+    let png = stitch(width as u32, height as u32, options.params.output, &strips);
+    Some(Ok(Processed {
+        width,
+        height,
+        png,
+        strips: plan.len(),
+        timings: StageTimings { decode, filter_encode, stitch: stitch_started.elapsed() },
+    }))
 }

@@ -1,0 +1,484 @@
+//! dsobel's own decoder for the JPEGs that matter most: baseline (sequential, Huffman,
+//! 8-bit) grayscale or YCbCr files in one scan, which is what cameras, phones and almost every
+//! encoder write. It decodes only the Y plane, exactly as libjpeg does with its default IDCT
+//! (so the luma is the one DESIGN §2 names), and it splits the work in two stages that can run
+//! on two threads: the entropy decoding of each MCU row, which is serial by nature, and the
+//! IDCT of its blocks, which the caller can overlap with everything after it (filter, encode).
+//!
+//! [`BaselineJpeg::parse`] returns `None` for anything else (progressive, arithmetic-coded,
+//! 12-bit, several scans, RGB, CMYK); the caller then uses the general decoder. Decoding also
+//! reports corrupt entropy data as [`BadData`] rather than guessing, for the same fallback.
+
+mod huffman;
+mod idct;
+
+use std::sync::mpsc;
+
+pub(crate) use huffman::BadData;
+use huffman::{BitReader, HuffmanTable, ZIGZAG_TO_NATURAL};
+use idct::Idct;
+
+/// Coefficients of one 8×8 block, natural order.
+type Block = [i16; 64];
+
+/// One component of the frame, as the frame and scan headers describe it.
+#[derive(Debug, Clone, Copy)]
+struct Component {
+    id: u8,
+    horizontal: usize,
+    vertical: usize,
+    quant_table: usize,
+    dc_table: usize,
+    ac_table: usize,
+}
+
+/// A baseline JPEG whose headers have been read, ready to decode its Y plane.
+pub(crate) struct BaselineJpeg<'a> {
+    /// Image width in pixels.
+    pub(crate) width: usize,
+    /// Image height in pixels.
+    pub(crate) height: usize,
+    /// The `APP1` EXIF payload, if any (with its `Exif\0\0` prefix).
+    pub(crate) exif: Option<&'a [u8]>,
+    /// Components in scan order; the Y (or only) component is the one at `luma_index`.
+    components: Vec<Component>,
+    luma_index: usize,
+    /// The Y component's quantization table, natural order.
+    luma_quant: Block,
+    /// Each scan component's DC and AC tables, in scan order.
+    dc_tables: Vec<HuffmanTable>,
+    ac_tables: Vec<HuffmanTable>,
+    restart_interval: usize,
+    mcus_per_row: usize,
+    mcu_rows: usize,
+    /// The entropy-coded data, from just after the scan header to the end of the file.
+    scan: &'a [u8],
+}
+
+fn be16(bytes: &[u8], at: usize) -> Option<usize> {
+    Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]) as usize)
+}
+
+impl<'a> BaselineJpeg<'a> {
+    /// Reads the headers up to the first scan. `None` when the file is not one this decoder
+    /// handles (or its headers are broken: the general decoder then gives the error).
+    pub(crate) fn parse(bytes: &'a [u8]) -> Option<BaselineJpeg<'a>> {
+        if !bytes.starts_with(&[0xFF, 0xD8]) {
+            return None;
+        }
+        let mut position = 2;
+        let mut quant: [Option<Block>; 4] = [None; 4];
+        let mut dc: [Option<usize>; 4] = [None; 4];
+        let mut ac: [Option<usize>; 4] = [None; 4];
+        let mut tables: Vec<HuffmanTable> = Vec::new();
+        let mut frame: Option<(usize, usize, Vec<Component>)> = None;
+        let mut restart_interval = 0;
+        let mut exif = None;
+        let mut jfif = false;
+        let mut adobe_transform = None;
+        loop {
+            if *bytes.get(position)? != 0xFF {
+                return None;
+            }
+            while *bytes.get(position)? == 0xFF {
+                position += 1;
+            }
+            let marker = bytes[position];
+            position += 1;
+            if matches!(marker, 0x01 | 0xD0..=0xD9) {
+                return None;
+            }
+            let length = be16(bytes, position)?;
+            let segment = bytes.get(position + 2..position + length.checked_sub(2)? + 2)?;
+            position += length;
+            match marker {
+                0xC0 | 0xC1 => {
+                    if frame.is_some() || segment.len() < 6 || segment[0] != 8 {
+                        return None;
+                    }
+                    let (height, width, count) = (be16(segment, 1)?, be16(segment, 3)?, segment[5] as usize);
+                    if width == 0
+                        || height == 0
+                        || !(count == 1 || count == 3)
+                        || segment.len() < 6 + 3 * count
+                    {
+                        return None;
+                    }
+                    let components = (0..count)
+                        .map(|i| {
+                            let c = &segment[6 + 3 * i..9 + 3 * i];
+                            let (horizontal, vertical) = ((c[1] >> 4) as usize, (c[1] & 15) as usize);
+                            ((1..=4).contains(&horizontal) && (1..=4).contains(&vertical) && c[2] < 4)
+                                .then_some(Component {
+                                    id: c[0],
+                                    horizontal,
+                                    vertical,
+                                    quant_table: c[2] as usize,
+                                    dc_table: 0,
+                                    ac_table: 0,
+                                })
+                        })
+                        .collect::<Option<Vec<_>>>()?;
+                    frame = Some((width, height, components));
+                }
+                // Progressive, lossless, hierarchical and arithmetic-coded frames, and
+                // arithmetic conditioning: the general decoder's.
+                0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCC | 0xCD..=0xCF => return None,
+                0xC4 => {
+                    let mut at = 0;
+                    while at < segment.len() {
+                        let (class, slot) = (segment[at] >> 4, (segment[at] & 15) as usize);
+                        let counts: &[u8; 16] = segment.get(at + 1..at + 17)?.try_into().ok()?;
+                        let total: usize = counts.iter().map(|&c| c as usize).sum();
+                        let symbols = segment.get(at + 17..at + 17 + total)?;
+                        if slot > 3 || class > 1 {
+                            return None;
+                        }
+                        tables.push(HuffmanTable::new(counts, symbols)?);
+                        let slots = if class == 0 { &mut dc } else { &mut ac };
+                        slots[slot] = Some(tables.len() - 1);
+                        at += 17 + total;
+                    }
+                }
+                0xDB => {
+                    let mut at = 0;
+                    while at < segment.len() {
+                        let (precision, slot) = (segment[at] >> 4, (segment[at] & 15) as usize);
+                        let size = if precision == 0 { 64 } else { 128 };
+                        let values = segment.get(at + 1..at + 1 + size)?;
+                        if slot > 3 || precision > 1 {
+                            return None;
+                        }
+                        let mut table = [0i16; 64];
+                        for k in 0..64 {
+                            let value =
+                                if precision == 0 { values[k] as u16 } else { be16(values, 2 * k)? as u16 };
+                            // libjpeg keeps quantizers in 16-bit signed multipliers.
+                            table[ZIGZAG_TO_NATURAL[k]] = value as i16;
+                        }
+                        quant[slot] = Some(table);
+                        at += 1 + size;
+                    }
+                }
+                0xDD => restart_interval = be16(segment, 0)?,
+                0xE0 => jfif |= segment.starts_with(b"JFIF\0"),
+                0xE1 if exif.is_none() && segment.starts_with(b"Exif\0\0") => exif = Some(segment),
+                0xEE if segment.starts_with(b"Adobe") && segment.len() >= 12 => {
+                    adobe_transform = Some(segment[11])
+                }
+                0xDA => {
+                    let (width, height, components) = frame?;
+                    let count = *segment.first()? as usize;
+                    if count != components.len() || segment.len() < 4 + 2 * count {
+                        return None;
+                    }
+                    let (start, end, approximation) =
+                        (segment[1 + 2 * count], segment[2 + 2 * count], segment[3 + 2 * count]);
+                    if (start, end, approximation) != (0, 63, 0) {
+                        return None;
+                    }
+                    // Components in scan order, with their tables.
+                    let mut ordered = Vec::with_capacity(count);
+                    let (mut dc_tables, mut ac_tables) = (Vec::new(), Vec::new());
+                    for i in 0..count {
+                        let (id, selectors) = (segment[1 + 2 * i], segment[2 + 2 * i]);
+                        let index = components.iter().position(|c| c.id == id)?;
+                        let mut component = components[index];
+                        component.dc_table = (selectors >> 4) as usize;
+                        component.ac_table = (selectors & 15) as usize;
+                        dc_tables.push(tables.get((*dc.get(component.dc_table)?)?)?.clone());
+                        ac_tables.push(tables.get((*ac.get(component.ac_table)?)?)?.clone());
+                        ordered.push(component);
+                    }
+                    // The first frame component is Y (or the only one); three components are
+                    // YCbCr unless the file says RGB (libjpeg's rules).
+                    let luma_id = components[0].id;
+                    if count == 3 {
+                        let rgb_ids = components.iter().map(|c| c.id).eq(*b"RGB");
+                        let rgb = match adobe_transform {
+                            _ if jfif => false,
+                            Some(transform) => transform == 0,
+                            None => rgb_ids,
+                        };
+                        if rgb {
+                            return None;
+                        }
+                    }
+                    let luma_index = ordered.iter().position(|c| c.id == luma_id)?;
+                    if ordered.iter().enumerate().any(|(i, c)| ordered[..i].iter().any(|d| d.id == c.id)) {
+                        return None;
+                    }
+                    let luma = ordered[luma_index];
+                    let luma_quant = quant[luma.quant_table]?;
+                    let (mcus_per_row, mcu_rows) = if count == 1 {
+                        // A single-component scan is not interleaved: one block per MCU.
+                        ordered[0].horizontal = 1;
+                        ordered[0].vertical = 1;
+                        (width.div_ceil(8), height.div_ceil(8))
+                    } else {
+                        let h_max = ordered.iter().map(|c| c.horizontal).max()?;
+                        let v_max = ordered.iter().map(|c| c.vertical).max()?;
+                        // Y must have the full resolution for its plane to be the image.
+                        if luma.horizontal != h_max || luma.vertical != v_max {
+                            return None;
+                        }
+                        let blocks_per_mcu: usize = ordered.iter().map(|c| c.horizontal * c.vertical).sum();
+                        if blocks_per_mcu > 10 {
+                            return None;
+                        }
+                        (width.div_ceil(8 * h_max), height.div_ceil(8 * v_max))
+                    };
+                    return Some(BaselineJpeg {
+                        width,
+                        height,
+                        exif,
+                        components: ordered,
+                        luma_index,
+                        luma_quant,
+                        dc_tables,
+                        ac_tables,
+                        restart_interval,
+                        mcus_per_row,
+                        mcu_rows,
+                        scan: &bytes[position..],
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn luma(&self) -> &Component {
+        &self.components[self.luma_index]
+    }
+
+    /// Luma pixel rows covered by one MCU row.
+    fn rows_per_mcu_row(&self) -> usize {
+        8 * self.luma().vertical
+    }
+
+    /// Luma blocks across one MCU row (including those past the right edge).
+    fn luma_blocks_across(&self) -> usize {
+        self.mcus_per_row * self.luma().horizontal
+    }
+
+    /// Luma blocks in one MCU row.
+    fn luma_blocks_per_mcu_row(&self) -> usize {
+        self.luma_blocks_across() * self.luma().vertical
+    }
+
+    /// Decodes the Y plane into `luma` (`width × height` bytes) on this thread.
+    pub(crate) fn decode_luma(&self, luma: &mut [u8]) -> Result<(), BadData> {
+        self.decode_luma_streaming(luma, false, |_, _| Ok::<(), std::convert::Infallible>(())).map_err(|e| {
+            match e {
+                StreamError::Data(bad) => bad,
+                StreamError::Consumer(never) => match never {},
+            }
+        })
+    }
+
+    /// Decodes the Y plane into `luma`, calling `rows_ready(luma, n)` each time the first `n`
+    /// rows are final. With `two_threads`, the entropy decoding runs on a second thread, one MCU
+    /// row ahead or more, while this thread runs the IDCT and `rows_ready`.
+    pub(crate) fn decode_luma_streaming<E>(
+        &self,
+        luma: &mut [u8],
+        two_threads: bool,
+        mut rows_ready: impl FnMut(&[u8], usize) -> Result<(), E>,
+    ) -> Result<(), StreamError<E>> {
+        assert_eq!(luma.len(), self.width * self.height, "luma buffer of the wrong size");
+        let idct = Idct::detect();
+        let blocks = self.luma_blocks_per_mcu_row();
+        let mut finish_row = |row: usize, coefficients: &[Block], luma: &mut [u8]| {
+            self.idct_mcu_row(idct, row, coefficients, luma);
+            let done = ((row + 1) * self.rows_per_mcu_row()).min(self.height);
+            rows_ready(&luma[..done * self.width], done).map_err(StreamError::Consumer)
+        };
+        if !two_threads {
+            let mut entropy = EntropyDecoder::new(self);
+            let mut coefficients = vec![[0i16; 64]; blocks];
+            for row in 0..self.mcu_rows {
+                coefficients.fill([0; 64]);
+                entropy.decode_mcu_row(&mut coefficients).map_err(StreamError::Data)?;
+                finish_row(row, &coefficients, luma)?;
+            }
+            return entropy.finish().map_err(StreamError::Data);
+        }
+        /// Coefficient buffers in flight between the two threads.
+        const BUFFERS: usize = 4;
+        let (full_tx, full_rx) = mpsc::sync_channel::<Result<Vec<Block>, BadData>>(BUFFERS);
+        let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<Block>>(BUFFERS);
+        for _ in 0..BUFFERS {
+            empty_tx.send(vec![[0i16; 64]; blocks]).expect("the receiver is here");
+        }
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut entropy = EntropyDecoder::new(self);
+                for _ in 0..self.mcu_rows {
+                    let Ok(mut coefficients) = empty_rx.recv() else { return };
+                    coefficients.fill([0; 64]);
+                    let result = entropy.decode_mcu_row(&mut coefficients).map(|()| coefficients);
+                    let failed = result.is_err();
+                    if full_tx.send(result).is_err() || failed {
+                        return;
+                    }
+                }
+                let _ = full_tx.send(entropy.finish().map(|()| Vec::new()));
+            });
+            for row in 0..self.mcu_rows {
+                let coefficients =
+                    full_rx.recv().map_err(|_| StreamError::Data(BadData))?.map_err(StreamError::Data)?;
+                finish_row(row, &coefficients, luma)?;
+                // The producer may have stopped already; then the buffer is simply dropped.
+                let _ = empty_tx.send(coefficients);
+            }
+            full_rx.recv().map_err(|_| StreamError::Data(BadData))?.map_err(StreamError::Data)?;
+            Ok(())
+        })
+    }
+
+    /// The IDCT of one MCU row's luma blocks into `luma`, cropped to the image.
+    fn idct_mcu_row(&self, idct: Idct, row: usize, coefficients: &[Block], luma: &mut [u8]) {
+        let (width, height) = (self.width, self.height);
+        let across = self.luma_blocks_across();
+        let mut edge = [0u8; 64];
+        for (v, blocks) in coefficients.chunks_exact(across).enumerate() {
+            let top = row * self.rows_per_mcu_row() + 8 * v;
+            if top >= height {
+                break;
+            }
+            for (h, block) in blocks.iter().enumerate().take(width.div_ceil(8)) {
+                let left = 8 * h;
+                if left + 8 <= width && top + 8 <= height {
+                    idct.run(block, &self.luma_quant, &mut luma[top * width + left..], width);
+                } else {
+                    idct.run(block, &self.luma_quant, &mut edge, 8);
+                    let (w, h) = ((width - left).min(8), (height - top).min(8));
+                    for y in 0..h {
+                        let at = (top + y) * width + left;
+                        luma[at..at + w].copy_from_slice(&edge[8 * y..8 * y + w]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why a streaming decode stopped.
+#[derive(Debug)]
+pub(crate) enum StreamError<E> {
+    /// The entropy-coded data is corrupt or truncated.
+    Data(BadData),
+    /// The consumer of the rows failed.
+    Consumer(E),
+}
+
+/// The entropy decoder's state between MCU rows.
+struct EntropyDecoder<'j, 'a> {
+    jpeg: &'j BaselineJpeg<'a>,
+    reader: BitReader<'a>,
+    predictors: Vec<i32>,
+    /// MCUs decoded so far.
+    mcus: usize,
+    /// The next restart marker's number.
+    next_restart: u8,
+}
+
+impl<'j, 'a> EntropyDecoder<'j, 'a> {
+    fn new(jpeg: &'j BaselineJpeg<'a>) -> Self {
+        EntropyDecoder {
+            jpeg,
+            reader: BitReader::new(jpeg.scan),
+            predictors: vec![0; jpeg.components.len()],
+            mcus: 0,
+            next_restart: 0,
+        }
+    }
+
+    /// Decodes the next MCU row, storing the luma blocks (which must be zero) and skipping the
+    /// others.
+    fn decode_mcu_row(&mut self, luma_blocks: &mut [Block]) -> Result<(), BadData> {
+        let jpeg = self.jpeg;
+        let across = jpeg.luma_blocks_across();
+        let mut scratch = [0i16; 64];
+        for mcu in 0..jpeg.mcus_per_row {
+            if jpeg.restart_interval > 0 && self.mcus > 0 && self.mcus.is_multiple_of(jpeg.restart_interval) {
+                self.reader.restart(self.next_restart)?;
+                self.next_restart = (self.next_restart + 1) % 8;
+                self.predictors.fill(0);
+            }
+            for (index, component) in jpeg.components.iter().enumerate() {
+                let (dc, ac) = (&jpeg.dc_tables[index], &jpeg.ac_tables[index]);
+                let predictor = &mut self.predictors[index];
+                for v in 0..component.vertical {
+                    for h in 0..component.horizontal {
+                        if index == jpeg.luma_index {
+                            let block = &mut luma_blocks[v * across + mcu * component.horizontal + h];
+                            self.reader.decode_block::<true>(dc, ac, predictor, block)?;
+                        } else {
+                            self.reader.decode_block::<false>(dc, ac, predictor, &mut scratch)?;
+                        }
+                    }
+                }
+            }
+            self.mcus += 1;
+        }
+        if self.reader.overran() { Err(BadData) } else { Ok(()) }
+    }
+
+    /// Checks that the scan held every bit decoded.
+    fn finish(&self) -> Result<(), BadData> {
+        if self.reader.overran() { Err(BadData) } else { Ok(()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/libjpeg").join(name);
+        std::fs::read(path).expect("fixture")
+    }
+
+    #[test]
+    fn baseline_files_take_this_decoder_and_progressive_ones_do_not() {
+        for name in ["q90-420.jpg", "q100-444.jpg", "gray-q90.jpg", "q50-420-restart.jpg", "tiny-1x1.jpg"] {
+            let bytes = fixture(name);
+            let jpeg = BaselineJpeg::parse(&bytes).unwrap_or_else(|| panic!("{name} refused"));
+            let mut luma = vec![0; jpeg.width * jpeg.height];
+            jpeg.decode_luma(&mut luma).unwrap_or_else(|_| panic!("{name} failed"));
+        }
+        assert!(BaselineJpeg::parse(&fixture("progressive-420.jpg")).is_none());
+    }
+
+    #[test]
+    fn both_threadings_decode_the_same_rows_in_order() {
+        let bytes = fixture("q90-420.jpg");
+        let jpeg = BaselineJpeg::parse(&bytes).unwrap();
+        let mut alone = vec![0; jpeg.width * jpeg.height];
+        jpeg.decode_luma(&mut alone).unwrap();
+        let mut streamed = vec![0; jpeg.width * jpeg.height];
+        let mut seen = Vec::new();
+        jpeg.decode_luma_streaming(&mut streamed, true, |rows, ready| {
+            assert_eq!(rows.len(), ready * jpeg.width);
+            assert_eq!(rows, &alone[..rows.len()], "rows reported ready are final");
+            seen.push(ready);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(streamed, alone);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]) && seen.last() == Some(&jpeg.height), "{seen:?}");
+    }
+
+    #[test]
+    fn a_truncated_scan_is_reported_not_guessed() {
+        let bytes = fixture("q90-420.jpg");
+        let cut = &bytes[..bytes.len() / 2];
+        let jpeg = BaselineJpeg::parse(cut).unwrap();
+        let mut luma = vec![0; jpeg.width * jpeg.height];
+        assert_eq!(jpeg.decode_luma(&mut luma), Err(BadData));
+        let streamed = jpeg.decode_luma_streaming(&mut luma, true, |_, _| Ok::<(), ()>(()));
+        assert!(matches!(streamed, Err(StreamError::Data(BadData))));
+    }
+}
