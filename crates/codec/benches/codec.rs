@@ -62,10 +62,10 @@ fn end_to_end(c: &mut Criterion) {
         group.throughput(Throughput::Elements((w * h) as u64));
         for threads in [1usize, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            // One image: with two threads, its decode overlaps the filter and encode.
+            let options = ProcessOptions { overlap_decode: threads > 1, ..ProcessOptions::default() };
             group.bench_function(format!("{label}/{threads}-thread"), |b| {
-                pool.install(|| {
-                    b.iter(|| process_bytes(black_box(&jpeg), &ProcessOptions::default()).expect("process"))
-                })
+                pool.install(|| b.iter(|| process_bytes(black_box(&jpeg), &options).expect("process")))
             });
         }
     }
