@@ -148,7 +148,9 @@ fn process_jpeg_streamed(bytes: &[u8], options: &ProcessOptions) -> Option<Resul
     let mut strips = Vec::with_capacity(plan.len());
     let mut filter_encode = Duration::ZERO;
     let mut luma = vec![0u8; width * height];
-    let decoded = jpeg.decode_luma_streaming(&mut luma, true, |rows, ready| {
+    // The decoder runs ahead while a whole strip is filtered and encoded at once.
+    let burst_rows = plan.iter().map(|spec| spec.rows).max().unwrap_or(0) + 1;
+    let decoded = jpeg.decode_luma_streaming(&mut luma, Some(burst_rows), |rows, ready| {
         while let Some(spec) = plan.get(strips.len()).filter(|spec| spec.input_rows().end <= ready) {
             let began = Instant::now();
             let input = strip_input(rows, spec);

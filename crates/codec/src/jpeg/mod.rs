@@ -269,7 +269,7 @@ impl<'a> BaselineJpeg<'a> {
 
     /// Decodes the Y plane into `luma` (`width × height` bytes) on this thread.
     pub(crate) fn decode_luma(&self, luma: &mut [u8]) -> Result<(), BadData> {
-        self.decode_luma_streaming(luma, false, |_, _| Ok::<(), std::convert::Infallible>(())).map_err(|e| {
+        self.decode_luma_streaming(luma, None, |_, _| Ok::<(), std::convert::Infallible>(())).map_err(|e| {
             match e {
                 StreamError::Data(bad) => bad,
                 StreamError::Consumer(never) => match never {},
@@ -278,12 +278,14 @@ impl<'a> BaselineJpeg<'a> {
     }
 
     /// Decodes the Y plane into `luma`, calling `rows_ready(luma, n)` each time the first `n`
-    /// rows are final. With `two_threads`, the entropy decoding runs on a second thread, one MCU
-    /// row ahead or more, while this thread runs the IDCT and `rows_ready`.
+    /// rows are final. With `two_threads: Some(burst_rows)`, the entropy decoding runs on a
+    /// second thread while this thread runs the IDCT and `rows_ready`; the second thread may
+    /// run ahead by `burst_rows` rows (and a little more), so that it need not wait while
+    /// `rows_ready` does that many rows' work at once.
     pub(crate) fn decode_luma_streaming<E>(
         &self,
         luma: &mut [u8],
-        two_threads: bool,
+        two_threads: Option<usize>,
         mut rows_ready: impl FnMut(&[u8], usize) -> Result<(), E>,
     ) -> Result<(), StreamError<E>> {
         assert_eq!(luma.len(), self.width * self.height, "luma buffer of the wrong size");
@@ -294,7 +296,7 @@ impl<'a> BaselineJpeg<'a> {
             let done = ((row + 1) * self.rows_per_mcu_row()).min(self.height);
             rows_ready(&luma[..done * self.width], done).map_err(StreamError::Consumer)
         };
-        if !two_threads {
+        let Some(burst_rows) = two_threads else {
             let mut entropy = EntropyDecoder::new(self);
             let mut coefficients = vec![[0i16; 64]; blocks];
             for row in 0..self.mcu_rows {
@@ -303,32 +305,39 @@ impl<'a> BaselineJpeg<'a> {
                 finish_row(row, &coefficients, luma)?;
             }
             return entropy.finish().map_err(StreamError::Data);
-        }
-        /// Coefficient buffers in flight between the two threads.
-        const BUFFERS: usize = 4;
-        let (full_tx, full_rx) = mpsc::sync_channel::<Result<Vec<Block>, BadData>>(BUFFERS);
-        let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<Block>>(BUFFERS);
-        for _ in 0..BUFFERS {
+        };
+        // Coefficient buffers in flight between the two threads.
+        let buffers = (burst_rows.div_ceil(self.rows_per_mcu_row()) + 2).min(self.mcu_rows + 1);
+        let (full_tx, full_rx) = mpsc::sync_channel::<Result<Vec<Block>, BadData>>(buffers);
+        let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<Block>>(buffers);
+        for _ in 0..buffers {
             empty_tx.send(vec![[0i16; 64]; blocks]).expect("the receiver is here");
         }
         std::thread::scope(|scope| {
-            scope.spawn(move || {
-                let mut entropy = EntropyDecoder::new(self);
-                for _ in 0..self.mcu_rows {
-                    let Ok(mut coefficients) = empty_rx.recv() else { return };
-                    coefficients.fill([0; 64]);
-                    let result = entropy.decode_mcu_row(&mut coefficients).map(|()| coefficients);
-                    let failed = result.is_err();
-                    if full_tx.send(result).is_err() || failed {
-                        return;
+            let producer =
+                std::thread::Builder::new().name("jpeg-entropy".into()).spawn_scoped(scope, move || {
+                    let mut entropy = EntropyDecoder::new(self);
+                    for _ in 0..self.mcu_rows {
+                        // Buffers come back zeroed by the consumer, which has them in cache.
+                        let Ok(mut coefficients) = empty_rx.recv() else { return };
+                        let result = entropy.decode_mcu_row(&mut coefficients).map(|()| coefficients);
+                        let failed = result.is_err();
+                        if full_tx.send(result).is_err() || failed {
+                            return;
+                        }
                     }
-                }
-                let _ = full_tx.send(entropy.finish().map(|()| Vec::new()));
-            });
+                    let _ = full_tx.send(entropy.finish().map(|()| Vec::new()));
+                });
+            if producer.is_err() {
+                // No second thread to be had: the caller's fallback decodes on this one.
+                return Err(StreamError::Data(BadData));
+            }
             for row in 0..self.mcu_rows {
                 let coefficients =
                     full_rx.recv().map_err(|_| StreamError::Data(BadData))?.map_err(StreamError::Data)?;
+                let mut coefficients = coefficients;
                 finish_row(row, &coefficients, luma)?;
+                coefficients.fill([0; 64]);
                 // The producer may have stopped already; then the buffer is simply dropped.
                 let _ = empty_tx.send(coefficients);
             }
@@ -460,7 +469,7 @@ mod tests {
         jpeg.decode_luma(&mut alone).unwrap();
         let mut streamed = vec![0; jpeg.width * jpeg.height];
         let mut seen = Vec::new();
-        jpeg.decode_luma_streaming(&mut streamed, true, |rows, ready| {
+        jpeg.decode_luma_streaming(&mut streamed, Some(16), |rows, ready| {
             assert_eq!(rows.len(), ready * jpeg.width);
             assert_eq!(rows, &alone[..rows.len()], "rows reported ready are final");
             seen.push(ready);
@@ -478,7 +487,7 @@ mod tests {
         let jpeg = BaselineJpeg::parse(cut).unwrap();
         let mut luma = vec![0; jpeg.width * jpeg.height];
         assert_eq!(jpeg.decode_luma(&mut luma), Err(BadData));
-        let streamed = jpeg.decode_luma_streaming(&mut luma, true, |_, _| Ok::<(), ()>(()));
+        let streamed = jpeg.decode_luma_streaming(&mut luma, Some(64), |_, _| Ok::<(), ()>(()));
         assert!(matches!(streamed, Err(StreamError::Data(BadData))));
     }
 }
