@@ -86,7 +86,8 @@ impl HuffmanTable {
             let entry = lookup[peek];
             let (length, symbol) = ((entry >> 8) as u32, (entry & 0xFF) as u32);
             let (run, size) = (symbol >> 4, symbol & 15);
-            if length == 0 || size == 0 || length + size > LOOKAHEAD {
+            // A value of up to 7 bits fits the entry's signed high byte.
+            if length == 0 || size == 0 || size > 7 || length + size > LOOKAHEAD {
                 continue;
             }
             let magnitude = (peek as u32 >> (LOOKAHEAD - length - size)) & ((1 << size) - 1);
@@ -358,6 +359,25 @@ mod tests {
             assert!(has_ff_byte(0xFFu64 << (8 * i)));
             assert!(has_ff_byte(0x1111_1111_1111_1111 | (0xFFu64 << (8 * i))));
         }
+    }
+
+    #[test]
+    fn a_short_code_with_a_wide_value_decodes_exactly() {
+        // DC: the 1-bit code 0 is size 0. AC: the 1-bit code 0 is (run 0, size 8), 10 is EOB.
+        let mut counts = [0u8; 16];
+        counts[0] = 1;
+        let dc = HuffmanTable::new(&counts, &[0x00]).unwrap();
+        counts[1] = 1;
+        let ac = HuffmanTable::new(&counts, &[0x08, 0x00]).unwrap();
+        // 0 (DC) | 0 11111111 (AC 255) | 10 (EOB) | padding
+        let data = [0b0011_1111, 0b1110_0000];
+        let mut reader = BitReader::new(&data);
+        let (mut predictor, mut block) = (0, [0i16; 64]);
+        reader.decode_block::<true>(&dc, &ac, &mut predictor, &mut block).unwrap();
+        let mut expected = [0i16; 64];
+        expected[1] = 255;
+        assert_eq!(block, expected);
+        assert!(!reader.overran());
     }
 
     #[test]

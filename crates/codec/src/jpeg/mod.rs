@@ -306,8 +306,12 @@ impl<'a> BaselineJpeg<'a> {
             }
             return entropy.finish().map_err(StreamError::Data);
         };
-        // Coefficient buffers in flight between the two threads.
-        let buffers = (burst_rows.div_ceil(self.rows_per_mcu_row()) + 2).min(self.mcu_rows + 1);
+        // Coefficient buffers in flight between the two threads: enough for the burst, but at
+        // most an eighth of the MCU rows (coefficients take two bytes a pixel, so a quarter
+        // of the luma's size), so that a huge burst does not hold the whole image twice.
+        let buffers = (burst_rows.div_ceil(self.rows_per_mcu_row()) + 2)
+            .min((self.mcu_rows / 8).max(4))
+            .min(self.mcu_rows + 1);
         let (full_tx, full_rx) = mpsc::sync_channel::<Result<Vec<Block>, BadData>>(buffers);
         let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<Block>>(buffers);
         for _ in 0..buffers {
