@@ -59,6 +59,172 @@ fn be16(bytes: &[u8], at: usize) -> Option<usize> {
     Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]) as usize)
 }
 
+/// The frame header: size and components.
+struct Frame {
+    width: usize,
+    height: usize,
+    components: Vec<Component>,
+}
+
+/// What the segments before the first scan have said so far.
+#[derive(Default)]
+struct Headers<'a> {
+    /// Quantization tables by slot, natural order.
+    quant: [Option<Block>; 4],
+    /// DC and AC Huffman tables by slot, as indexes into `tables`.
+    dc: [Option<usize>; 4],
+    ac: [Option<usize>; 4],
+    tables: Vec<HuffmanTable>,
+    frame: Option<Frame>,
+    restart_interval: usize,
+    exif: Option<&'a [u8]>,
+    jfif: bool,
+    adobe_transform: Option<u8>,
+}
+
+impl<'a> Headers<'a> {
+    /// `SOF0`/`SOF1`: 8-bit samples, one or three components.
+    fn read_frame(&mut self, segment: &[u8]) -> Option<()> {
+        if self.frame.is_some() || segment.len() < 6 || segment[0] != 8 {
+            return None;
+        }
+        let (height, width, count) = (be16(segment, 1)?, be16(segment, 3)?, segment[5] as usize);
+        if width == 0 || height == 0 || !(count == 1 || count == 3) || segment.len() < 6 + 3 * count {
+            return None;
+        }
+        let components = segment[6..6 + 3 * count]
+            .chunks_exact(3)
+            .map(|c| {
+                let (horizontal, vertical) = ((c[1] >> 4) as usize, (c[1] & 15) as usize);
+                let valid = (1..=4).contains(&horizontal) && (1..=4).contains(&vertical) && c[2] < 4;
+                valid.then_some(Component {
+                    id: c[0],
+                    horizontal,
+                    vertical,
+                    quant_table: c[2] as usize,
+                    dc_table: 0,
+                    ac_table: 0,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        self.frame = Some(Frame { width, height, components });
+        Some(())
+    }
+
+    /// `DHT`: one or more Huffman tables.
+    fn read_huffman_tables(&mut self, segment: &[u8]) -> Option<()> {
+        let mut at = 0;
+        while at < segment.len() {
+            let (class, slot) = (segment[at] >> 4, (segment[at] & 15) as usize);
+            let counts: &[u8; 16] = segment.get(at + 1..at + 17)?.try_into().ok()?;
+            let total: usize = counts.iter().map(|&c| c as usize).sum();
+            let symbols = segment.get(at + 17..at + 17 + total)?;
+            if slot > 3 || class > 1 {
+                return None;
+            }
+            self.tables.push(HuffmanTable::new(counts, symbols)?);
+            let slots = if class == 0 { &mut self.dc } else { &mut self.ac };
+            slots[slot] = Some(self.tables.len() - 1);
+            at += 17 + total;
+        }
+        Some(())
+    }
+
+    /// `DQT`: one or more quantization tables, 8- or 16-bit.
+    fn read_quant_tables(&mut self, segment: &[u8]) -> Option<()> {
+        let mut at = 0;
+        while at < segment.len() {
+            let (precision, slot) = (segment[at] >> 4, (segment[at] & 15) as usize);
+            let size = if precision == 0 { 64 } else { 128 };
+            let values = segment.get(at + 1..at + 1 + size)?;
+            if slot > 3 || precision > 1 {
+                return None;
+            }
+            let mut table = [0i16; 64];
+            for k in 0..64 {
+                let value = if precision == 0 { values[k] as u16 } else { be16(values, 2 * k)? as u16 };
+                // libjpeg keeps quantizers in 16-bit signed multipliers.
+                table[ZIGZAG_TO_NATURAL[k]] = value as i16;
+            }
+            self.quant[slot] = Some(table);
+            at += 1 + size;
+        }
+        Some(())
+    }
+
+    /// Whether three components are RGB rather than YCbCr, by libjpeg's rules: JFIF means
+    /// YCbCr, else an Adobe marker's transform flag decides, else component ids `R`, `G`, `B`.
+    fn is_rgb(&self, components: &[Component]) -> bool {
+        match self.adobe_transform {
+            _ if self.jfif => false,
+            Some(transform) => transform == 0,
+            None => components.iter().map(|c| c.id).eq(*b"RGB"),
+        }
+    }
+
+    /// `SOS`: the scan must hold every component, all 64 coefficients, in one pass.
+    fn start_scan(self, segment: &[u8], scan: &'a [u8]) -> Option<BaselineJpeg<'a>> {
+        let Frame { width, height, components } = self.frame.as_ref()?;
+        let (width, height) = (*width, *height);
+        let count = *segment.first()? as usize;
+        if count != components.len() || segment.len() < 4 + 2 * count {
+            return None;
+        }
+        let spectral = (segment[1 + 2 * count], segment[2 + 2 * count], segment[3 + 2 * count]);
+        if spectral != (0, 63, 0) || (count == 3 && self.is_rgb(components)) {
+            return None;
+        }
+        // Components in scan order, with their tables.
+        let mut ordered: Vec<Component> = Vec::with_capacity(count);
+        let (mut dc_tables, mut ac_tables) = (Vec::new(), Vec::new());
+        for pair in segment[1..1 + 2 * count].chunks_exact(2) {
+            let (id, selectors) = (pair[0], pair[1]);
+            if ordered.iter().any(|c| c.id == id) {
+                return None;
+            }
+            let mut component = *components.iter().find(|c| c.id == id)?;
+            component.dc_table = (selectors >> 4) as usize;
+            component.ac_table = (selectors & 15) as usize;
+            dc_tables.push(self.tables.get((*self.dc.get(component.dc_table)?)?)?.clone());
+            ac_tables.push(self.tables.get((*self.ac.get(component.ac_table)?)?)?.clone());
+            ordered.push(component);
+        }
+        // The first frame component is Y (or the only one).
+        let luma_index = ordered.iter().position(|c| c.id == components[0].id)?;
+        let luma = ordered[luma_index];
+        let luma_quant = self.quant[luma.quant_table]?;
+        let (mcus_per_row, mcu_rows) = if count == 1 {
+            // A single-component scan is not interleaved: one block per MCU.
+            ordered[0].horizontal = 1;
+            ordered[0].vertical = 1;
+            (width.div_ceil(8), height.div_ceil(8))
+        } else {
+            let h_max = ordered.iter().map(|c| c.horizontal).max()?;
+            let v_max = ordered.iter().map(|c| c.vertical).max()?;
+            let blocks_per_mcu: usize = ordered.iter().map(|c| c.horizontal * c.vertical).sum();
+            // Y must have the full resolution for its plane to be the image.
+            if luma.horizontal != h_max || luma.vertical != v_max || blocks_per_mcu > 10 {
+                return None;
+            }
+            (width.div_ceil(8 * h_max), height.div_ceil(8 * v_max))
+        };
+        Some(BaselineJpeg {
+            width,
+            height,
+            exif: self.exif,
+            components: ordered,
+            luma_index,
+            luma_quant,
+            dc_tables,
+            ac_tables,
+            restart_interval: self.restart_interval,
+            mcus_per_row,
+            mcu_rows,
+            scan,
+        })
+    }
+}
+
 impl<'a> BaselineJpeg<'a> {
     /// Reads the headers up to the first scan. `None` when the file is not one this decoder
     /// handles (or its headers are broken: the general decoder then gives the error).
@@ -66,16 +232,8 @@ impl<'a> BaselineJpeg<'a> {
         if !bytes.starts_with(&[0xFF, 0xD8]) {
             return None;
         }
+        let mut headers = Headers::default();
         let mut position = 2;
-        let mut quant: [Option<Block>; 4] = [None; 4];
-        let mut dc: [Option<usize>; 4] = [None; 4];
-        let mut ac: [Option<usize>; 4] = [None; 4];
-        let mut tables: Vec<HuffmanTable> = Vec::new();
-        let mut frame: Option<(usize, usize, Vec<Component>)> = None;
-        let mut restart_interval = 0;
-        let mut exif = None;
-        let mut jfif = false;
-        let mut adobe_transform = None;
         loop {
             if *bytes.get(position)? != 0xFF {
                 return None;
@@ -92,157 +250,21 @@ impl<'a> BaselineJpeg<'a> {
             let segment = bytes.get(position + 2..position + length.checked_sub(2)? + 2)?;
             position += length;
             match marker {
-                0xC0 | 0xC1 => {
-                    if frame.is_some() || segment.len() < 6 || segment[0] != 8 {
-                        return None;
-                    }
-                    let (height, width, count) = (be16(segment, 1)?, be16(segment, 3)?, segment[5] as usize);
-                    if width == 0
-                        || height == 0
-                        || !(count == 1 || count == 3)
-                        || segment.len() < 6 + 3 * count
-                    {
-                        return None;
-                    }
-                    let components = (0..count)
-                        .map(|i| {
-                            let c = &segment[6 + 3 * i..9 + 3 * i];
-                            let (horizontal, vertical) = ((c[1] >> 4) as usize, (c[1] & 15) as usize);
-                            ((1..=4).contains(&horizontal) && (1..=4).contains(&vertical) && c[2] < 4)
-                                .then_some(Component {
-                                    id: c[0],
-                                    horizontal,
-                                    vertical,
-                                    quant_table: c[2] as usize,
-                                    dc_table: 0,
-                                    ac_table: 0,
-                                })
-                        })
-                        .collect::<Option<Vec<_>>>()?;
-                    frame = Some((width, height, components));
-                }
+                0xC0 | 0xC1 => headers.read_frame(segment)?,
                 // Progressive, lossless, hierarchical and arithmetic-coded frames, and
                 // arithmetic conditioning: the general decoder's.
                 0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCC | 0xCD..=0xCF => return None,
-                0xC4 => {
-                    let mut at = 0;
-                    while at < segment.len() {
-                        let (class, slot) = (segment[at] >> 4, (segment[at] & 15) as usize);
-                        let counts: &[u8; 16] = segment.get(at + 1..at + 17)?.try_into().ok()?;
-                        let total: usize = counts.iter().map(|&c| c as usize).sum();
-                        let symbols = segment.get(at + 17..at + 17 + total)?;
-                        if slot > 3 || class > 1 {
-                            return None;
-                        }
-                        tables.push(HuffmanTable::new(counts, symbols)?);
-                        let slots = if class == 0 { &mut dc } else { &mut ac };
-                        slots[slot] = Some(tables.len() - 1);
-                        at += 17 + total;
-                    }
+                0xC4 => headers.read_huffman_tables(segment)?,
+                0xDB => headers.read_quant_tables(segment)?,
+                0xDD => headers.restart_interval = be16(segment, 0)?,
+                0xE0 => headers.jfif |= segment.starts_with(b"JFIF\0"),
+                0xE1 if headers.exif.is_none() && segment.starts_with(b"Exif\0\0") => {
+                    headers.exif = Some(segment)
                 }
-                0xDB => {
-                    let mut at = 0;
-                    while at < segment.len() {
-                        let (precision, slot) = (segment[at] >> 4, (segment[at] & 15) as usize);
-                        let size = if precision == 0 { 64 } else { 128 };
-                        let values = segment.get(at + 1..at + 1 + size)?;
-                        if slot > 3 || precision > 1 {
-                            return None;
-                        }
-                        let mut table = [0i16; 64];
-                        for k in 0..64 {
-                            let value =
-                                if precision == 0 { values[k] as u16 } else { be16(values, 2 * k)? as u16 };
-                            // libjpeg keeps quantizers in 16-bit signed multipliers.
-                            table[ZIGZAG_TO_NATURAL[k]] = value as i16;
-                        }
-                        quant[slot] = Some(table);
-                        at += 1 + size;
-                    }
-                }
-                0xDD => restart_interval = be16(segment, 0)?,
-                0xE0 => jfif |= segment.starts_with(b"JFIF\0"),
-                0xE1 if exif.is_none() && segment.starts_with(b"Exif\0\0") => exif = Some(segment),
                 0xEE if segment.starts_with(b"Adobe") && segment.len() >= 12 => {
-                    adobe_transform = Some(segment[11])
+                    headers.adobe_transform = Some(segment[11])
                 }
-                0xDA => {
-                    let (width, height, components) = frame?;
-                    let count = *segment.first()? as usize;
-                    if count != components.len() || segment.len() < 4 + 2 * count {
-                        return None;
-                    }
-                    let (start, end, approximation) =
-                        (segment[1 + 2 * count], segment[2 + 2 * count], segment[3 + 2 * count]);
-                    if (start, end, approximation) != (0, 63, 0) {
-                        return None;
-                    }
-                    // Components in scan order, with their tables.
-                    let mut ordered = Vec::with_capacity(count);
-                    let (mut dc_tables, mut ac_tables) = (Vec::new(), Vec::new());
-                    for i in 0..count {
-                        let (id, selectors) = (segment[1 + 2 * i], segment[2 + 2 * i]);
-                        let index = components.iter().position(|c| c.id == id)?;
-                        let mut component = components[index];
-                        component.dc_table = (selectors >> 4) as usize;
-                        component.ac_table = (selectors & 15) as usize;
-                        dc_tables.push(tables.get((*dc.get(component.dc_table)?)?)?.clone());
-                        ac_tables.push(tables.get((*ac.get(component.ac_table)?)?)?.clone());
-                        ordered.push(component);
-                    }
-                    // The first frame component is Y (or the only one); three components are
-                    // YCbCr unless the file says RGB (libjpeg's rules).
-                    let luma_id = components[0].id;
-                    if count == 3 {
-                        let rgb_ids = components.iter().map(|c| c.id).eq(*b"RGB");
-                        let rgb = match adobe_transform {
-                            _ if jfif => false,
-                            Some(transform) => transform == 0,
-                            None => rgb_ids,
-                        };
-                        if rgb {
-                            return None;
-                        }
-                    }
-                    let luma_index = ordered.iter().position(|c| c.id == luma_id)?;
-                    if ordered.iter().enumerate().any(|(i, c)| ordered[..i].iter().any(|d| d.id == c.id)) {
-                        return None;
-                    }
-                    let luma = ordered[luma_index];
-                    let luma_quant = quant[luma.quant_table]?;
-                    let (mcus_per_row, mcu_rows) = if count == 1 {
-                        // A single-component scan is not interleaved: one block per MCU.
-                        ordered[0].horizontal = 1;
-                        ordered[0].vertical = 1;
-                        (width.div_ceil(8), height.div_ceil(8))
-                    } else {
-                        let h_max = ordered.iter().map(|c| c.horizontal).max()?;
-                        let v_max = ordered.iter().map(|c| c.vertical).max()?;
-                        // Y must have the full resolution for its plane to be the image.
-                        if luma.horizontal != h_max || luma.vertical != v_max {
-                            return None;
-                        }
-                        let blocks_per_mcu: usize = ordered.iter().map(|c| c.horizontal * c.vertical).sum();
-                        if blocks_per_mcu > 10 {
-                            return None;
-                        }
-                        (width.div_ceil(8 * h_max), height.div_ceil(8 * v_max))
-                    };
-                    return Some(BaselineJpeg {
-                        width,
-                        height,
-                        exif,
-                        components: ordered,
-                        luma_index,
-                        luma_quant,
-                        dc_tables,
-                        ac_tables,
-                        restart_interval,
-                        mcus_per_row,
-                        mcu_rows,
-                        scan: &bytes[position..],
-                    });
-                }
+                0xDA => return headers.start_scan(segment, &bytes[position..]),
                 _ => {}
             }
         }
@@ -318,6 +340,9 @@ impl<'a> BaselineJpeg<'a> {
             empty_tx.send(vec![[0i16; 64]; blocks]).expect("the receiver is here");
         }
         std::thread::scope(|scope| {
+            // Owned by this closure, so that an early return drops them, which stops the
+            // producer, before the scope waits for it.
+            let (full_rx, empty_tx) = (full_rx, empty_tx);
             let producer =
                 std::thread::Builder::new().name("jpeg-entropy".into()).spawn_scoped(scope, move || {
                     let mut entropy = EntropyDecoder::new(self);
@@ -337,9 +362,8 @@ impl<'a> BaselineJpeg<'a> {
                 return Err(StreamError::Data(BadData));
             }
             for row in 0..self.mcu_rows {
-                let coefficients =
+                let mut coefficients =
                     full_rx.recv().map_err(|_| StreamError::Data(BadData))?.map_err(StreamError::Data)?;
-                let mut coefficients = coefficients;
                 finish_row(row, &coefficients, luma)?;
                 coefficients.fill([0; 64]);
                 // The producer may have stopped already; then the buffer is simply dropped.
@@ -482,6 +506,23 @@ mod tests {
         .unwrap();
         assert_eq!(streamed, alone);
         assert!(seen.windows(2).all(|w| w[0] < w[1]) && seen.last() == Some(&jpeg.height), "{seen:?}");
+    }
+
+    #[test]
+    fn a_consumer_that_gives_up_stops_the_entropy_thread() {
+        let bytes = fixture("q90-420.jpg");
+        let jpeg = BaselineJpeg::parse(&bytes).unwrap();
+        let mut luma = vec![0; jpeg.width * jpeg.height];
+        // The entropy thread fills every buffer and then waits for one back; it must be told.
+        let result =
+            jpeg.decode_luma_streaming(
+                &mut luma,
+                Some(8),
+                |_, ready| {
+                    if ready >= 16 { Err("enough") } else { Ok(()) }
+                },
+            );
+        assert!(matches!(result, Err(StreamError::Consumer("enough"))));
     }
 
     #[test]
