@@ -156,7 +156,11 @@ pub(crate) struct BitReader<'a> {
 impl<'a> BitReader<'a> {
     /// A reader at the start of `data` (the bytes after a scan header, or after a restart).
     pub(crate) fn new(data: &'a [u8]) -> Self {
-        BitReader { data, position: 0, bits: 0, count: 0, padding_bytes: 0 }
+        Self::new_at(data, 0)
+    }
+
+    fn new_at(data: &'a [u8], position: usize) -> Self {
+        BitReader { data, position, bits: 0, count: 0, padding_bytes: 0 }
     }
 
     /// Whether more bits were decoded than the data held before its marker or end.
@@ -164,21 +168,16 @@ impl<'a> BitReader<'a> {
         self.padding_bytes * 8 > self.count
     }
 
-    /// Skips to just after the restart marker that must come next, which has to be `RSTn`
-    /// with `n == expected`; the bits left before it are padding.
-    pub(crate) fn restart(&mut self, expected: u8) -> Result<(), BadData> {
+    /// The reader just after the restart marker that must come next, which has to be `RSTn`
+    /// with `n == expected`; the bits left before it are padding. (By value, like the other
+    /// slow paths, so that the caller's copy can live in registers.)
+    pub(crate) fn restart(self, expected: u8) -> Result<Self, BadData> {
         if self.overran() {
             return Err(BadData);
         }
         let at = self.position;
         match self.data.get(at..at + 2) {
-            Some(&[0xFF, marker]) if marker == 0xD0 + expected => {
-                self.position = at + 2;
-                self.bits = 0;
-                self.count = 0;
-                self.padding_bytes = 0;
-                Ok(())
-            }
+            Some(&[0xFF, marker]) if marker == 0xD0 + expected => Ok(BitReader::new_at(self.data, at + 2)),
             _ => Err(BadData),
         }
     }
@@ -271,22 +270,10 @@ impl<'a> BitReader<'a> {
     /// Decodes one 8×8 block: the DC difference (added to `predictor`) and the AC run-lengths.
     /// With `STORE`, writes the coefficients in natural order into `block`, which must be all
     /// zeros; without, only advances past them (for components that are not output).
+    ///
+    /// Call it on a reader in a local variable (a copy), so that its state stays in registers.
     #[inline(always)]
     pub(crate) fn decode_block<const STORE: bool>(
-        &mut self,
-        dc: &HuffmanTable,
-        ac: &HuffmanTable,
-        predictor: &mut i32,
-        block: &mut [i16; 64],
-    ) -> Result<(), BadData> {
-        let mut reader = *self;
-        let result = reader.decode_block_here::<STORE>(dc, ac, predictor, block);
-        *self = reader;
-        result
-    }
-
-    #[inline(always)]
-    fn decode_block_here<const STORE: bool>(
         &mut self,
         dc: &HuffmanTable,
         ac: &HuffmanTable,

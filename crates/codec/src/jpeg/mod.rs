@@ -438,9 +438,11 @@ impl<'j, 'a> EntropyDecoder<'j, 'a> {
         let jpeg = self.jpeg;
         let across = jpeg.luma_blocks_across();
         let mut scratch = [0i16; 64];
+        // A copy in a local, so that the bit buffer stays in registers; stored back at the end.
+        let mut reader = self.reader;
         for mcu in 0..jpeg.mcus_per_row {
             if jpeg.restart_interval > 0 && self.mcus > 0 && self.mcus.is_multiple_of(jpeg.restart_interval) {
-                self.reader.restart(self.next_restart)?;
+                reader = reader.restart(self.next_restart)?;
                 self.next_restart = (self.next_restart + 1) % 8;
                 self.predictors.fill(0);
             }
@@ -451,16 +453,17 @@ impl<'j, 'a> EntropyDecoder<'j, 'a> {
                     for h in 0..component.horizontal {
                         if index == jpeg.luma_index {
                             let block = &mut luma_blocks[v * across + mcu * component.horizontal + h];
-                            self.reader.decode_block::<true>(dc, ac, predictor, block)?;
+                            reader.decode_block::<true>(dc, ac, predictor, block)?;
                         } else {
-                            self.reader.decode_block::<false>(dc, ac, predictor, &mut scratch)?;
+                            reader.decode_block::<false>(dc, ac, predictor, &mut scratch)?;
                         }
                     }
                 }
             }
             self.mcus += 1;
         }
-        if self.reader.overran() { Err(BadData) } else { Ok(()) }
+        self.reader = reader;
+        if reader.overran() { Err(BadData) } else { Ok(()) }
     }
 
     /// Checks that the scan held every bit decoded.
