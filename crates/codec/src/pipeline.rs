@@ -18,7 +18,7 @@ use dsobel_kernel::strip::encode_strip_from_rows;
 use dsobel_kernel::{FilterParams, KernelError, plan_strips, strip_input};
 use rayon::prelude::*;
 
-use crate::decode::{decode_luma, jpeg_orientation, probe};
+use crate::decode::{decode_luma, jpeg_orientation};
 use crate::error::DecodeError;
 use crate::jpeg::{BaselineJpeg, StreamError};
 use crate::limits::Limits;
@@ -139,10 +139,15 @@ fn process_jpeg_streamed(bytes: &[u8], options: &ProcessOptions) -> Option<Resul
     if jpeg_orientation(&jpeg) != Orientation::NoTransforms {
         return None;
     }
-    if let Err(e) = probe(bytes, &options.limits) {
+    let (width, height) = (jpeg.width, jpeg.height);
+    // The limits, from the header just read, before any pixel buffer exists.
+    let limits = &options.limits;
+    if let Err(e) = limits
+        .check_bytes(bytes.len())
+        .and_then(|()| limits.check_dimensions("JPEG", width as u64, height as u64))
+    {
         return Some(Err(e.into()));
     }
-    let (width, height) = (jpeg.width, jpeg.height);
     let plan =
         plan_strips(width, height, options.strips.unwrap_or_else(|| streamed_strip_count(height)).max(1));
     let mut strips = Vec::with_capacity(plan.len());

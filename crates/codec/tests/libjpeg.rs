@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dsobel_codec::{Limits, ProcessOptions, decode_luma, process_bytes};
+use dsobel_codec::{ErrorCode, Limits, ProcessError, ProcessOptions, decode_luma, process_bytes};
 use dsobel_kernel::reference::filter_image;
 use dsobel_kernel::{FilterParams, Magnitude, OutputMode};
 
@@ -134,5 +134,28 @@ fn corrupt_and_truncated_jpegs_give_the_same_outcome_on_both_paths() {
         let plain = run(&input, None, false, FilterParams::default());
         let streamed = run(&input, None, true, FilterParams::default());
         assert!(plain == streamed, "{what}: the two paths disagree");
+    }
+}
+
+#[test]
+fn the_streamed_path_checks_the_limits_before_decoding() {
+    let bytes =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/libjpeg/q90-420.jpg"))
+            .unwrap();
+    for limits in [
+        Limits { max_pixels: 333 * 251 - 1, ..Limits::default() },
+        Limits { max_dimension: 332, ..Limits::default() },
+        Limits { max_bytes: bytes.len() as u64 - 1, ..Limits::default() },
+    ] {
+        let options = ProcessOptions { limits, overlap_decode: true, ..ProcessOptions::default() };
+        match process_bytes(&bytes, &options) {
+            Err(ProcessError::Decode(e)) => {
+                assert!(
+                    matches!(e.code(), ErrorCode::ImageTooLarge | ErrorCode::PayloadTooLarge),
+                    "{limits:?}: {e}"
+                )
+            }
+            other => panic!("{limits:?}: {:?}", other.map(|p| p.png.len())),
+        }
     }
 }
