@@ -9,6 +9,9 @@
     1.2 apps      build and push the images, roll out backend, worker, frontend
     2   workers   Terraform deploy/terraform/workers (worker VMs on the internal LBs)
   Needs gcloud (logged in), terraform >= 1.6, kubectl and docker (buildx) on PATH.
+  Settings: the same environment variables as scripts/deploy.sh (GCP_PROJECT, GCP_REGION,
+  GCP_ZONES, GCP_SPOT, GCP_BILLING_ACCOUNT, BUDGET_AMOUNT, ALERT_EMAIL, TF_STATE_BUCKET,
+  IMAGE_TAG, DSOBEL_DOMAIN, K8S_OVERLAY, AUTO_APPROVE).
 
 .EXAMPLE
   $env:GCP_PROJECT = "my-project"; ./scripts/deploy.ps1 all
@@ -54,9 +57,13 @@ function Need([string[]]$Tools) {
   }
 }
 
-function Ensure-StateBucket {
+function Test-StateBucket {
   & gcloud storage buckets describe "gs://$StateBucket" --project $Project *> $null
-  if ($LASTEXITCODE -ne 0) {
+  return ($LASTEXITCODE -eq 0)
+}
+
+function Ensure-StateBucket {
+  if (-not (Test-StateBucket)) {
     Log "creating Terraform state bucket gs://$StateBucket"
     Run gcloud storage buckets create "gs://$StateBucket" --project $Project --location $Region `
       --uniform-bucket-level-access --public-access-prevention
@@ -80,16 +87,35 @@ function Out([string]$Name) {
   return $v
 }
 
+# "a,b c" -> ["a","b","c"] (a Terraform list(string) for -var).
+function Hcl-List([string]$Text) {
+  $items = $Text -split '[,\s]+' | Where-Object { $_ } | ForEach-Object { '"' + $_ + '"' }
+  return "[" + ($items -join ",") + "]"
+}
+
 function Cluster-Vars {
   $v = @("-var", "project_id=$Project", "-var", "region=$Region")
-  if ($env:GCP_ZONES) { $v += @("-var", "node_zones=$($env:GCP_ZONES)") }
+  if ($env:GCP_ZONES) { $v += @("-var", "node_zones=$(Hcl-List $env:GCP_ZONES)") }
+  if ($env:GCP_SPOT -eq "1") { $v += @("-var", "app_spot=true") }
   if ($env:GITHUB_REPOSITORY_FOR_WIF) { $v += @("-var", "github_repository=$($env:GITHUB_REPOSITORY_FOR_WIF)") }
+  if ($env:GCP_BILLING_ACCOUNT) {
+    $amount = if ($env:BUDGET_AMOUNT) { $env:BUDGET_AMOUNT } else { "100" }
+    $v += @("-var", "billing_account=$($env:GCP_BILLING_ACCOUNT)", "-var", "budget_amount=$amount")
+  }
+  if ($env:ALERT_EMAIL) { $v += @("-var", "alert_email=$($env:ALERT_EMAIL)") }
   return $v
+}
+
+# Service Usage and Resource Manager must be on before Terraform can enable
+# anything else or read the project's IAM policy; a new project may lack them.
+function Enable-BootstrapApis {
+  Run gcloud services enable serviceusage.googleapis.com cloudresourcemanager.googleapis.com --project $Project
 }
 
 function Deploy-Cluster {
   Need @("terraform", "gcloud")
   Log "1: cluster (deploy/terraform/cluster)"
+  Enable-BootstrapApis
   Tf-Init "cluster"
   Tf "cluster" (@("apply", "-input=false") + $Approve + (Cluster-Vars))
 }
@@ -117,14 +143,24 @@ function Check-Secrets {
   }
 }
 
-# Same deploy-time kustomization as scripts/deploy.sh render_dir.
+# The HTTPS domain, as scripts/deploy.sh domain: DSOBEL_DOMAIN, the sslip.io
+# name of the reserved address by default, nothing for "off".
+function Get-Domain {
+  if ($Domain -eq "off") { return "" }
+  if ($Domain) { return $Domain }
+  return ((Out 'web_ip') -replace '\.', '-') + ".sslip.io"
+}
+
+# Same deploy-time kustomization as scripts/deploy.sh render_dir: inside
+# deploy/k8s (gitignored), with relative paths only (kustomize refuses
+# absolute ones).
 function Render-Dir {
-  $dir = Join-Path ([System.IO.Path]::GetTempPath()) ("dsobel-" + [guid]::NewGuid())
+  $dir = "deploy/k8s/.deploy-" + [guid]::NewGuid().ToString("N").Substring(0, 8)
   New-Item -ItemType Directory $dir | Out-Null
   $reg = Registry
-  $overlayPath = (Join-Path $Root "deploy/k8s/overlays/$Overlay") -replace '\\', '/'
-  $lines = @("apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization", "resources: [$overlayPath]")
-  if ($Domain) { $lines += "components: [$((Join-Path $Root 'deploy/k8s/components/gke-https') -replace '\\', '/')]" }
+  $dom = Get-Domain
+  $lines = @("apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization", "resources: [../overlays/$Overlay]")
+  if ($dom) { $lines += "components: [../components/gke-https]" }
   $lines += "images:"
   foreach ($img in @("dsobel", "dsobel-web")) {
     $digest = Image-Digest "$reg/$img"
@@ -137,9 +173,9 @@ function Render-Dir {
   $lines += "    patch: '[{`"op`": `"add`", `"path`": `"/spec/loadBalancerIP`", `"value`": `"$(Out 'redis_ilb_ip')`"}]'"
   $lines += "  - target: {kind: Ingress, name: frontend}"
   $lines += "    patch: '[{`"op`": `"replace`", `"path`": `"/metadata/annotations/kubernetes.io~1ingress.global-static-ip-name`", `"value`": `"$(Out 'web_address_name')`"}]'"
-  if ($Domain) {
+  if ($dom) {
     $lines += "  - target: {kind: ManagedCertificate, name: frontend}"
-    $lines += "    patch: '[{`"op`": `"replace`", `"path`": `"/spec/domains/0`", `"value`": `"$Domain`"}]'"
+    $lines += "    patch: '[{`"op`": `"replace`", `"path`": `"/spec/domains/0`", `"value`": `"$dom`"}]'"
   }
   Set-Content -Path (Join-Path $dir "kustomization.yaml") -Value $lines -Encoding utf8
   return $dir
@@ -188,7 +224,9 @@ function Deploy-Apps {
   Build-Image "dsobel"
   Build-Image "dsobel-web"
   foreach ($a in @("backend", "worker", "frontend")) { Deploy-App $a }
-  Write-Host "frontend: http://$(Out 'web_ip')/"
+  $dom = Get-Domain
+  if ($dom) { Write-Host "frontend: https://$dom/ (the certificate turns Active 15-60 min after the first deploy)" }
+  else { Write-Host "frontend: http://$(Out 'web_ip')/ (plain HTTP: DSOBEL_DOMAIN=off)" }
 }
 
 function Push-WorkerSecrets {
@@ -210,15 +248,35 @@ function Push-WorkerSecrets {
   }
 }
 
-function Workers-Vars {
-  Tf-Init "cluster" | Out-Null
-  $digest = Image-Digest "$(Out 'artifact_registry')/dsobel"
+# Cluster output NAME, or FALLBACK when the cluster stack has no such output
+# (destroy must work from any state).
+function Out-Or([string]$Name, [string]$Fallback) {
+  $v = & terraform -chdir=deploy/terraform/cluster output -raw $Name 2>$null
+  if ($LASTEXITCODE -ne 0 -or -not $v) { return $Fallback }
+  return $v
+}
+
+# As scripts/deploy.sh workers_vars: for destroy every input falls back to a
+# well-formed placeholder, since neither the image nor the cluster may exist.
+function Workers-Vars([string]$Mode = "apply") {
+  try { Tf-Init "cluster" | Out-Null } catch { if ($Mode -ne "destroy") { throw } }
+  $reg = Out-Or 'artifact_registry' "$Region-docker.pkg.dev/$Project/dsobel"
+  $digest = Image-Digest "$reg/dsobel"
+  if ($digest) { $image = "$reg/dsobel@$digest" }
+  elseif ($Mode -eq "destroy") { $image = "$reg/dsobel:absent" }
+  else { throw "$reg/dsobel:$ImageTag is not in the registry: run 'make apps' (or 'make images') first" }
+  if ($env:GCP_ZONES) { $zones = Hcl-List $env:GCP_ZONES }
+  else {
+    $zones = (& terraform -chdir=deploy/terraform/cluster output -json node_zones 2>$null) -join ""
+    if ($LASTEXITCODE -ne 0 -or -not $zones.StartsWith("[")) { $zones = "[]" }
+    $zones = $zones -replace '\s', ''
+  }
   $v = @("-var", "project_id=$Project", "-var", "region=$Region",
-    "-var", "network=$(Out 'network')", "-var", "subnetwork=$(Out 'workers_subnetwork')",
-    "-var", "rabbitmq_address=$(Out 'rabbitmq_ilb_ip'):5672", "-var", "redis_address=$(Out 'redis_ilb_ip'):6379",
-    "-var", "artifact_repository_id=$(Out 'artifact_repository_id')",
-    "-var", "image=$(Out 'artifact_registry')/dsobel@$digest")
-  if ($env:GCP_ZONES) { $v += @("-var", "zones=$($env:GCP_ZONES)") }
+    "-var", "network=$(Out-Or 'network' 'dsobel-vpc')", "-var", "subnetwork=$(Out-Or 'workers_subnetwork' 'dsobel-workers')",
+    "-var", "rabbitmq_address=$(Out-Or 'rabbitmq_ilb_ip' '0.0.0.0'):5672", "-var", "redis_address=$(Out-Or 'redis_ilb_ip' '0.0.0.0'):6379",
+    "-var", "artifact_repository_id=$(Out-Or 'artifact_repository_id' 'dsobel')",
+    "-var", "image=$image", "-var", "zones=$zones")
+  if ($env:GCP_SPOT -eq "1") { $v += @("-var", "spot=true") }
   return $v
 }
 
@@ -234,12 +292,27 @@ function Deploy-Workers {
   Tf "workers" (@("apply", "-input=false") + $Approve + $vars)
 }
 
+function Remove-OrphanDisks {
+  $disks = & gcloud compute disks list --project $Project `
+    --filter='description~pvc/namespace.*dsobel AND -users:*' --format='value(name,zone)' 2>$null
+  foreach ($line in @($disks)) {
+    if (-not $line) { continue }
+    $name, $zone = $line -split '\s+'
+    Write-Host "deleting leftover volume disk $name ($zone)"
+    & gcloud compute disks delete $name --zone ($zone -split '/')[-1] --project $Project --quiet
+  }
+}
+
 function Destroy-All {
   Need @("terraform", "gcloud", "kubectl")
   Log "destroy: worker VMs, Kubernetes objects, cluster"
+  if (-not (Test-StateBucket)) {
+    Write-Host "no state bucket gs://${StateBucket}: nothing was deployed with it, nothing to destroy"
+    return
+  }
   Tf-Init "workers" | Out-Null
   $wstate = & terraform -chdir=deploy/terraform/workers state list 2>$null
-  if ($wstate) { Tf "workers" (@("destroy", "-input=false") + $Approve + (Workers-Vars)) }
+  if ($wstate) { Tf "workers" (@("destroy", "-input=false") + $Approve + (Workers-Vars "destroy")) }
   Tf-Init "cluster" | Out-Null
   $cstate = & terraform -chdir=deploy/terraform/cluster state list 2>$null
   if ($cstate) {
@@ -248,7 +321,9 @@ function Destroy-All {
     Tf "cluster" (@("apply", "-input=false") + $Approve + $vars + @("-target=google_container_cluster.this"))
     Tf "cluster" (@("destroy", "-input=false") + $Approve + $vars)
   }
-  Write-Host "The state bucket gs://$StateBucket is kept (it holds the state history); delete it by hand if wanted."
+  Remove-OrphanDisks
+  Write-Host "Kept: the state bucket gs://$StateBucket (state history) and the enabled APIs."
+  Write-Host "Delete the bucket by hand when no longer needed: gcloud storage rm -r gs://$StateBucket"
 }
 
 switch ($Command) {

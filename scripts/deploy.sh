@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end deployment to Google Cloud, in the order of the pipelines:
-#   1   cluster      Terraform deploy/terraform/cluster (VPC, GKE, node pools, registry)
+#   1   cluster      Terraform deploy/terraform/cluster (APIs, VPC, GKE, node pools, registry,
+#                    dashboard and alerts, optional budget)
 #   1.1 infra        RabbitMQ and Redis (kubectl apply, components rabbitmq and redis)
 #   1.2 apps         build and push the images, roll out backend, worker, frontend
 #   2   workers      Terraform deploy/terraform/workers (worker VMs on the internal LBs)
@@ -9,13 +10,22 @@
 #
 # Needs: gcloud (logged in), terraform >= 1.6, kubectl, docker (with buildx).
 # Settings (environment):
-#   GCP_PROJECT     project id (required)
-#   GCP_REGION      default us-central1
-#   TF_STATE_BUCKET default ${GCP_PROJECT}-dsobel-tfstate (created if missing)
-#   IMAGE_TAG       default: current git commit
-#   DSOBEL_DOMAIN   optional: serve HTTPS on this domain (Google-managed certificate)
-#   K8S_OVERLAY     gke (default) or gke-keda (KEDA must be installed)
-#   AUTO_APPROVE    1 to skip Terraform's confirmation (CI)
+#   GCP_PROJECT         project id (required)
+#   GCP_REGION          default us-central1
+#   GCP_ZONES           zones of the node pools and worker VMs, comma separated
+#                       (e.g. europe-west1-b,europe-west1-c); default: two zones of the region
+#   GCP_SPOT            1: app node pool and worker VMs on Spot VMs (cheaper, can be reclaimed)
+#   GCP_BILLING_ACCOUNT billing account id (XXXXXX-XXXXXX-XXXXXX): create a budget alert
+#   BUDGET_AMOUNT       monthly budget in the billing account's currency (default 100)
+#   ALERT_EMAIL         e-mail address that receives the monitoring alerts
+#   TF_STATE_BUCKET     default ${GCP_PROJECT}-dsobel-tfstate (created if missing)
+#   IMAGE_TAG           default: current git commit
+#   DSOBEL_DOMAIN       HTTPS on this domain (Google-managed certificate). Default: the
+#                       sslip.io name of the reserved IP (WEB-IP-WITH-DASHES.sslip.io);
+#                       "off" serves plain HTTP only
+#   K8S_OVERLAY         gke (default) or gke-keda (KEDA must be installed)
+#   AUTO_APPROVE        1 to skip Terraform's confirmation (CI)
+# Any other Terraform variable can be set as TF_VAR_name (e.g. TF_VAR_app_machine_type).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,6 +41,10 @@ NAMESPACE=dsobel
 TF_APPROVE=()
 [ "${AUTO_APPROVE:-0}" = 1 ] && TF_APPROVE=(-auto-approve)
 
+# vCPUs the default sizes need at their minimum (2 infra e2-standard-2, 2 app
+# e2-standard-4, 1 worker VM e2-standard-4) plus one surge node for upgrades.
+MIN_VCPUS=20
+
 log() { printf '\n==> %s\n' "$*"; }
 
 need() {
@@ -40,8 +54,21 @@ need() {
   done
 }
 
+# "a,b c" -> ["a","b","c"] (a Terraform list(string) for -var).
+hcl_list() {
+  local out="" z
+  for z in ${1//,/ }; do
+    out+="${out:+,}\"$z\""
+  done
+  printf '[%s]' "$out"
+}
+
+bucket_exists() {
+  gcloud storage buckets describe "gs://$TF_STATE_BUCKET" --project "$GCP_PROJECT" >/dev/null 2>&1
+}
+
 state_bucket() {
-  if ! gcloud storage buckets describe "gs://$TF_STATE_BUCKET" --project "$GCP_PROJECT" >/dev/null 2>&1; then
+  if ! bucket_exists; then
     log "creating Terraform state bucket gs://$TF_STATE_BUCKET"
     gcloud storage buckets create "gs://$TF_STATE_BUCKET" --project "$GCP_PROJECT" \
       --location "$GCP_REGION" --uniform-bucket-level-access --public-access-prevention
@@ -63,16 +90,40 @@ tf_init() {
 
 cluster_vars() {
   local v=(-var "project_id=$GCP_PROJECT" -var "region=$GCP_REGION")
-  [ -n "${GCP_ZONES:-}" ] && v+=(-var "node_zones=$GCP_ZONES")
+  [ -n "${GCP_ZONES:-}" ] && v+=(-var "node_zones=$(hcl_list "$GCP_ZONES")")
+  [ "${GCP_SPOT:-0}" = 1 ] && v+=(-var "app_spot=true")
   [ -n "${GITHUB_REPOSITORY_FOR_WIF:-}" ] && v+=(-var "github_repository=$GITHUB_REPOSITORY_FOR_WIF")
+  [ -n "${GCP_BILLING_ACCOUNT:-}" ] && v+=(-var "billing_account=$GCP_BILLING_ACCOUNT" -var "budget_amount=${BUDGET_AMOUNT:-100}")
+  [ -n "${ALERT_EMAIL:-}" ] && v+=(-var "alert_email=$ALERT_EMAIL")
   printf '%s\n' "${v[@]}"
 }
 
 out() { tf cluster output -raw "$1"; }
 
+# Service Usage and Resource Manager must be on before Terraform can enable
+# anything else or read the project's IAM policy; a new project may lack them.
+bootstrap_apis() {
+  gcloud services enable serviceusage.googleapis.com cloudresourcemanager.googleapis.com \
+    --project "$GCP_PROJECT"
+}
+
+# Warns when the region's CPU quota cannot hold the default sizes.
+check_quota() {
+  local free
+  free=$(gcloud compute regions describe "$GCP_REGION" --project "$GCP_PROJECT" \
+    --flatten=quotas --filter='quotas.metric=CPUS' --format='value(quotas.limit,quotas.usage)' 2>/dev/null |
+    awk '{printf "%d", $1 - $2}' || true)
+  if [ -n "$free" ] && [ "$free" -lt "$MIN_VCPUS" ]; then
+    echo "warning: $GCP_REGION has $free vCPUs of CPU quota left; the default sizes need $MIN_VCPUS." >&2
+    echo "         Ask for more (IAM & Admin > Quotas, metric CPUS) or use smaller sizes (docs/deploy.md)." >&2
+  fi
+}
+
 deploy_cluster() {
   need terraform gcloud
   log "1: cluster (deploy/terraform/cluster)"
+  bootstrap_apis
+  check_quota
   tf_init cluster
   mapfile -t vars < <(cluster_vars)
   tf cluster apply -input=false "${TF_APPROVE[@]}" "${vars[@]}"
@@ -99,18 +150,32 @@ image_ref() {
   return 0
 }
 
+# The HTTPS domain: DSOBEL_DOMAIN, or the sslip.io name of the reserved
+# address (resolves to that address, so a Google-managed certificate can be
+# issued for it), or nothing when DSOBEL_DOMAIN=off.
+domain() {
+  case "$DSOBEL_DOMAIN" in
+    off) ;;
+    "") echo "$(out web_ip | tr . -).sslip.io" ;;
+    *) echo "$DSOBEL_DOMAIN" ;;
+  esac
+}
+
 # Writes a kustomization that layers deploy-time values over the overlay:
-# image digests, the reserved internal LB IPs, the Ingress address and
-# (optionally) the HTTPS domain. Prints its directory.
+# image digests, the reserved internal LB IPs, the Ingress address and the
+# HTTPS domain. Kustomize accepts only relative paths, so the directory is made
+# inside deploy/k8s (gitignored) and refers to the overlay relatively.
+# Prints its path relative to the repository root.
 render_dir() {
-  local dir reg img ref
-  dir=$(mktemp -d)
+  local dir reg img ref dom
+  dir=$(mktemp -d deploy/k8s/.deploy-XXXXXX)
   reg=$(registry)
+  dom=$(domain)
   {
     echo "apiVersion: kustomize.config.k8s.io/v1beta1"
     echo "kind: Kustomization"
-    echo "resources: [$ROOT/deploy/k8s/overlays/$K8S_OVERLAY]"
-    [ -n "$DSOBEL_DOMAIN" ] && echo "components: [$ROOT/deploy/k8s/components/gke-https]"
+    echo "resources: [../overlays/$K8S_OVERLAY]"
+    [ -n "$dom" ] && echo "components: [../components/gke-https]"
     echo "images:"
     for img in dsobel dsobel-web; do
       ref=$(image_ref "$reg/$img")
@@ -123,9 +188,9 @@ render_dir() {
     echo "    patch: '[{\"op\": \"add\", \"path\": \"/spec/loadBalancerIP\", \"value\": \"$(out redis_ilb_ip)\"}]'"
     echo "  - target: {kind: Ingress, name: frontend}"
     echo "    patch: '[{\"op\": \"replace\", \"path\": \"/metadata/annotations/kubernetes.io~1ingress.global-static-ip-name\", \"value\": \"$(out web_address_name)\"}]'"
-    if [ -n "$DSOBEL_DOMAIN" ]; then
+    if [ -n "$dom" ]; then
       echo "  - target: {kind: ManagedCertificate, name: frontend}"
-      echo "    patch: '[{\"op\": \"replace\", \"path\": \"/spec/domains/0\", \"value\": \"$DSOBEL_DOMAIN\"}]'"
+      echo "    patch: '[{\"op\": \"replace\", \"path\": \"/spec/domains/0\", \"value\": \"$dom\"}]'"
     fi
   } >"$dir/kustomization.yaml"
   echo "$dir"
@@ -142,12 +207,15 @@ check_secrets() {
 }
 
 # kubectl apply of the rendered stack, limited to some components.
+RENDER_DIR=""
+cleanup() { [ -z "$RENDER_DIR" ] || rm -rf "$RENDER_DIR"; }
+trap cleanup EXIT
 apply_components() { # apply_components "rabbitmq,redis"
-  local dir
-  dir=$(render_dir)
-  kubectl kustomize "$dir" | kubectl apply --server-side --field-manager=dsobel-deploy \
+  RENDER_DIR=$(render_dir)
+  kubectl kustomize "$RENDER_DIR" | kubectl apply --server-side --field-manager=dsobel-deploy \
       -l "app.kubernetes.io/component in (shared,$1)" -f -
-  rm -rf "$dir"
+  rm -rf "$RENDER_DIR"
+  RENDER_DIR=""
 }
 
 deploy_infra() {
@@ -193,7 +261,14 @@ deploy_apps() {
   deploy_app backend
   deploy_app worker
   deploy_app frontend
-  echo "frontend: http://$(out web_ip)/${DSOBEL_DOMAIN:+  (and https://$DSOBEL_DOMAIN/ once the certificate is active)}"
+  local dom
+  dom=$(domain)
+  if [ -n "$dom" ]; then
+    echo "frontend: https://$dom/ (the certificate turns Active 15-60 min after the first deploy;"
+    echo "          until then http://$(out web_ip)/ redirects to it and the browser reports it unreachable)"
+  else
+    echo "frontend: http://$(out web_ip)/ (plain HTTP: DSOBEL_DOMAIN=off)"
+  fi
 }
 
 push_worker_secrets() {
@@ -210,14 +285,39 @@ push_worker_secrets() {
   done
 }
 
+# Inputs of the workers stack from the cluster stack's outputs. For destroy
+# ("destroy" as $1) every input falls back to a well-formed placeholder: the
+# values do not matter for deleting, and neither the image nor the cluster
+# stack may be there any more.
 workers_vars() {
-  tf_init cluster >/dev/null
+  local mode=${1:-apply} reg image zones rabbit redis network subnet repo
+  tf_init cluster >/dev/null || true
+  reg=$(out artifact_registry 2>/dev/null || echo "$GCP_REGION-docker.pkg.dev/$GCP_PROJECT/dsobel")
+  image=$(image_ref "$reg/dsobel")
+  if [ -z "$image" ]; then
+    if [ "$mode" = destroy ]; then
+      image="$reg/dsobel:absent"
+    else
+      echo "$reg/dsobel:$IMAGE_TAG is not in the registry: run 'make apps' (or 'make images') first" >&2
+      return 1
+    fi
+  fi
+  network=$(out network 2>/dev/null || echo dsobel-vpc)
+  subnet=$(out workers_subnetwork 2>/dev/null || echo dsobel-workers)
+  rabbit=$(out rabbitmq_ilb_ip 2>/dev/null || echo 0.0.0.0)
+  redis=$(out redis_ilb_ip 2>/dev/null || echo 0.0.0.0)
+  repo=$(out artifact_repository_id 2>/dev/null || echo dsobel)
+  if [ -n "${GCP_ZONES:-}" ]; then
+    zones=$(hcl_list "$GCP_ZONES")
+  else
+    zones=$(tf cluster output -json node_zones 2>/dev/null | tr -d ' \n' || true)
+    [[ "$zones" == \[* ]] || zones='[]'
+  fi
   printf '%s\n' -var "project_id=$GCP_PROJECT" -var "region=$GCP_REGION" \
-    -var "network=$(out network)" -var "subnetwork=$(out workers_subnetwork)" \
-    -var "rabbitmq_address=$(out rabbitmq_ilb_ip):5672" -var "redis_address=$(out redis_ilb_ip):6379" \
-    -var "artifact_repository_id=$(out artifact_repository_id)" \
-    -var "image=$(image_ref "$(out artifact_registry)/dsobel")"
-  [ -n "${GCP_ZONES:-}" ] && printf '%s\n' -var "zones=$GCP_ZONES"
+    -var "network=$network" -var "subnetwork=$subnet" \
+    -var "rabbitmq_address=$rabbit:5672" -var "redis_address=$redis:6379" \
+    -var "artifact_repository_id=$repo" -var "image=$image" -var "zones=$zones"
+  [ "${GCP_SPOT:-0}" = 1 ] && printf '%s\n' -var "spot=true"
   return 0
 }
 
@@ -225,7 +325,9 @@ deploy_workers() {
   need terraform gcloud
   log "2: worker VMs (deploy/terraform/workers)"
   check_secrets
-  mapfile -t vars < <(workers_vars)
+  local vars_text
+  vars_text=$(workers_vars apply)
+  mapfile -t vars <<<"$vars_text"
   tf_init workers
   # Secrets first (empty containers), then their values, then the VMs.
   tf workers apply -input=false "${TF_APPROVE[@]}" "${vars[@]}" \
@@ -234,16 +336,38 @@ deploy_workers() {
   tf workers apply -input=false "${TF_APPROVE[@]}" "${vars[@]}"
 }
 
+# Persistent disks the GKE CSI driver made for the RabbitMQ and Redis volumes
+# and that outlived the cluster (a namespace deletion that timed out): they
+# are billed until deleted.
+delete_orphan_disks() {
+  local name zone
+  while read -r name zone; do
+    [ -n "$name" ] || continue
+    echo "deleting leftover volume disk $name ($zone)"
+    gcloud compute disks delete "$name" --zone "${zone##*/}" --project "$GCP_PROJECT" --quiet || true
+  done < <(gcloud compute disks list --project "$GCP_PROJECT" \
+    --filter='description~pvc/namespace.*dsobel AND -users:*' --format='value(name,zone)' 2>/dev/null || true)
+}
+
 destroy_all() {
   need terraform gcloud kubectl
   log "destroy: worker VMs, Kubernetes objects, cluster"
-  if tf_init workers >/dev/null && [ -n "$(tf workers state list 2>/dev/null)" ]; then
-    mapfile -t vars < <(workers_vars)
+  if ! bucket_exists; then
+    echo "no state bucket gs://$TF_STATE_BUCKET: nothing was deployed with it, nothing to destroy"
+    return 0
+  fi
+  tf_init workers >/dev/null
+  if [ -n "$(tf workers state list 2>/dev/null)" ]; then
+    local vars_text
+    vars_text=$(workers_vars destroy)
+    mapfile -t vars <<<"$vars_text"
     tf workers destroy -input=false "${TF_APPROVE[@]}" "${vars[@]}"
   fi
   tf_init cluster >/dev/null
   if [ -n "$(tf cluster state list 2>/dev/null)" ]; then
-    # Delete load balancers first so their forwarding rules do not block the VPC deletion.
+    # Delete the namespace first: its Ingress and LoadBalancer Services own
+    # forwarding rules, NEGs and firewall rules in the VPC (which would block
+    # its deletion), and its PersistentVolumeClaims own disks.
     if credentials >/dev/null 2>&1; then
       kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait=true --timeout=10m || true
     fi
@@ -252,7 +376,10 @@ destroy_all() {
       -target=google_container_cluster.this
     tf cluster destroy -input=false "${TF_APPROVE[@]}" "${vars[@]}" -var deletion_protection=false
   fi
-  echo "The state bucket gs://$TF_STATE_BUCKET is kept (it holds the state history); delete it by hand if wanted."
+  delete_orphan_disks
+  echo "Kept: the state bucket gs://$TF_STATE_BUCKET (state history, a few cents a month) and the"
+  echo "enabled APIs. Delete the bucket by hand when no longer needed:"
+  echo "  gcloud storage rm -r gs://$TF_STATE_BUCKET"
 }
 
 case "${1:-all}" in

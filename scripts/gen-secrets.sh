@@ -2,7 +2,8 @@
 # Creates the gitignored Secret env files of a Kubernetes overlay with fresh
 # random passwords, consistent across rabbitmq.env, redis.env and app.env.
 #   scripts/gen-secrets.sh gke        (make secrets OVERLAY=gke)
-# Refuses to overwrite existing files.
+# Refuses to overwrite existing files. The API key is on: the public site
+# answers the API only with it.
 set -euo pipefail
 overlay=${1:-gke}
 dir="$(cd "$(dirname "$0")/.." && pwd)/deploy/k8s/overlays/$overlay/secrets"
@@ -28,7 +29,9 @@ EOT
 cat >"$dir/app.env" <<EOT
 DSOBEL_AMQP_URL=amqp://dsobel:$rabbit@rabbitmq.dsobel.svc.cluster.local:5672/%2f
 DSOBEL_REDIS_URL=redis://:$redis@redis.dsobel.svc.cluster.local:6379/0
-# Uncomment to require \`Authorization: Bearer <key>\` on the API.
-# DSOBEL_API_KEY=$api
+# The API (upload, status, result, events) requires \`Authorization: Bearer <key>\`
+# (or ?access_token=<key>); the web page asks for it once. Comment out to open it.
+DSOBEL_API_KEY=$api
 EOT
 echo "wrote $dir/{rabbitmq,redis,app}.env (mode 600)"
+echo "API key (enter it in the page's \"API key\" box; also in app.env): $api"

@@ -43,6 +43,8 @@ resource "google_service_account" "deployer" {
 
   account_id   = "${var.name}-deployer"
   display_name = "dsobel CI deployer (GitHub Actions via Workload Identity Federation)"
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_service_account_iam_member" "deployer_wif" {

@@ -5,9 +5,15 @@ locals {
   # (deploy/k8s/overlays/gke). Change both sides together.
   pool_label_key = "dsobel.io/pool"
 
+  # Every API a resource of either stack (or scripts/deploy.sh) calls. Each
+  # resource that needs one depends on google_project_service.apis, directly or
+  # through a resource that does: on a new project the first apply would
+  # otherwise race the enablement.
   apis = [
     "artifactregistry.googleapis.com",
+    "billingbudgets.googleapis.com",
     "binaryauthorization.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
     "compute.googleapis.com",
     "container.googleapis.com",
     "iam.googleapis.com",
@@ -15,8 +21,12 @@ locals {
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "secretmanager.googleapis.com",
+    "serviceusage.googleapis.com",
     "sts.googleapis.com",
   ]
+
+  # Node zones: as given, or the first two zones of the region.
+  node_zones = length(var.node_zones) > 0 ? var.node_zones : slice(sort(data.google_compute_zones.available.names), 0, 2)
 
   # Least privilege for GKE nodes: the predefined role Google recommends for
   # node service accounts (logs, metrics, autoscaling metrics) and nothing else.
@@ -30,6 +40,14 @@ resource "google_project_service" "apis" {
 
   service            = each.value
   disable_on_destroy = false
+}
+
+# Read after the Compute API is on (on a new project it is not yet at plan time).
+data "google_compute_zones" "available" {
+  region = var.region
+  status = "UP"
+
+  depends_on = [google_project_service.apis]
 }
 
 # ---------------------------------------------------------------- network
@@ -152,6 +170,8 @@ resource "google_compute_address" "redis_ilb" {
 resource "google_compute_global_address" "web" {
   name   = "${var.name}-web"
   labels = local.labels
+
+  depends_on = [google_project_service.apis]
 }
 
 # ---------------------------------------------------------------- registry
@@ -193,6 +213,8 @@ resource "google_artifact_registry_repository" "images" {
 resource "google_service_account" "nodes" {
   account_id   = "${var.name}-gke-nodes"
   display_name = "dsobel GKE nodes (least privilege)"
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_project_iam_member" "nodes" {
@@ -221,7 +243,7 @@ resource "google_container_cluster" "this" {
   name     = "${var.name}-gke"
   location = var.region
 
-  node_locations = var.node_zones
+  node_locations = local.node_zones
 
   # Node pools are managed below; the default pool is created and removed at once.
   remove_default_node_pool = true
@@ -304,15 +326,22 @@ resource "google_container_cluster" "this" {
     }
   }
 
+  # Configuration auditing only: GKE no longer offers the basic workload
+  # vulnerability scanning (VULNERABILITY_BASIC); Artifact Registry scanning or
+  # VULNERABILITY_ENTERPRISE (paid) are the alternatives.
   security_posture_config {
     mode               = "BASIC"
-    vulnerability_mode = "VULNERABILITY_BASIC"
+    vulnerability_mode = "VULNERABILITY_DISABLED"
   }
 
+  # GKE requires at least 48 hours of maintenance availability in any 32 days
+  # (and windows of at least 4 hours). Saturdays and Sundays 00:00-12:00 UTC
+  # give 24 hours a week, at least 96 hours in any 32 days (checked by
+  # deploy/rehearsal/check_gke_rules.py).
   maintenance_policy {
     recurring_window {
-      start_time = "2025-01-04T03:00:00Z"
-      end_time   = "2025-01-04T07:00:00Z"
+      start_time = "2025-01-04T00:00:00Z"
+      end_time   = "2025-01-04T12:00:00Z"
       recurrence = "FREQ=WEEKLY;BYDAY=SA,SU"
     }
   }
@@ -421,6 +450,7 @@ resource "google_container_node_pool" "app" {
 
   node_config {
     machine_type    = var.app_machine_type
+    spot            = var.app_spot
     image_type      = "COS_CONTAINERD"
     disk_type       = "pd-balanced"
     disk_size_gb    = var.node_disk_size_gb

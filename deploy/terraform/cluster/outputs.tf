@@ -8,6 +8,11 @@ output "region" {
   value       = var.region
 }
 
+output "node_zones" {
+  description = "Zones of the node pools (the worker VMs use the same ones)."
+  value       = local.node_zones
+}
+
 output "network" {
   description = "VPC name."
   value       = google_compute_network.vpc.name

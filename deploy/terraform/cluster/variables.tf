@@ -20,13 +20,13 @@ variable "region" {
 }
 
 variable "node_zones" {
-  description = "Zones (inside region) where node pools run. Pool sizes below are per zone."
+  description = "Zones (inside region) where node pools run; empty: the first two zones of the region. Pool sizes below are per zone."
   type        = list(string)
-  default     = ["us-central1-a", "us-central1-b"]
+  default     = []
 
   validation {
-    condition     = length(var.node_zones) >= 1 && length(var.node_zones) <= 3
-    error_message = "node_zones must list 1 to 3 zones."
+    condition     = length(var.node_zones) <= 3 && alltrue([for z in var.node_zones : startswith(z, "${var.region}-")])
+    error_message = "node_zones must list at most 3 zones of the region (e.g. us-central1-a)."
   }
 }
 
@@ -144,6 +144,12 @@ variable "app_machine_type" {
   default     = "e2-standard-4"
 }
 
+variable "app_spot" {
+  description = "Run the application pool on Spot VMs (about 60-90 % cheaper; Google may reclaim a node at any time, its pods are rescheduled and in-flight strips redelivered). The infra pool (RabbitMQ, Redis) always stays on standard VMs."
+  type        = bool
+  default     = false
+}
+
 variable "app_min_nodes" {
   description = "Minimum total node count of the application pool (cluster autoscaler)."
   type        = number
@@ -203,7 +209,8 @@ variable "deployer_roles" {
   description = "Project roles of the CI deployer service account (used only when github_repository is set). Creating the cluster from a pipeline needs these; narrow them if pipeline 1 is run by hand."
   type        = list(string)
   default = [
-    "roles/artifactregistry.writer",
+    # Creates the repository and grants the worker VMs read access to it.
+    "roles/artifactregistry.admin",
     "roles/compute.networkAdmin",
     "roles/compute.securityAdmin",
     "roles/compute.instanceAdmin.v1",
@@ -211,10 +218,15 @@ variable "deployer_roles" {
     "roles/iam.serviceAccountAdmin",
     "roles/iam.serviceAccountUser",
     "roles/iam.workloadIdentityPoolAdmin",
+    # Dashboard, alert policies and notification channel (monitoring.tf).
+    "roles/monitoring.editor",
     "roles/resourcemanager.projectIamAdmin",
     "roles/secretmanager.admin",
     "roles/serviceusage.serviceUsageAdmin",
+    # The Terraform state: objects, and storage.buckets.get for the
+    # `gcloud storage buckets describe` every pipeline starts with.
     "roles/storage.objectAdmin",
+    "roles/storage.bucketViewer",
   ]
 }
 
@@ -228,4 +240,43 @@ variable "labels" {
   description = "Extra labels on every labelled resource."
   type        = map(string)
   default     = {}
+}
+
+variable "billing_account" {
+  description = "Billing account id (XXXXXX-XXXXXX-XXXXXX) for a monthly budget alert on this project; empty: no budget. Needs Billing Account Administrator or Costs Manager on that account."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.billing_account == "" || can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.billing_account))
+    error_message = "billing_account must be empty or look like 012345-6789AB-CDEF01."
+  }
+}
+
+variable "budget_amount" {
+  description = "Monthly budget in the billing account's currency; e-mails go to the billing account's admins at 50 %, 90 % and 100 % (and at a forecast of 100 %)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.budget_amount >= 1
+    error_message = "budget_amount must be at least 1."
+  }
+}
+
+variable "alert_email" {
+  description = "E-mail address that receives the monitoring alerts; empty: alerts only show in the console."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.alert_email == "" || can(regex("^[^@ ]+@[^@ ]+$", var.alert_email))
+    error_message = "alert_email must be empty or an e-mail address."
+  }
+}
+
+variable "backlog_alert_threshold" {
+  description = "Alert when more strips than this wait in the queue and the backlog keeps growing for 10 minutes."
+  type        = number
+  default     = 200
 }

@@ -1,10 +1,11 @@
 terraform {
-  required_version = ">= 1.6.0"
+  required_version = ">= 1.9.0"
 
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = ">= 6.14.0, < 8.0.0"
+      source = "hashicorp/google"
+      # deploy/rehearsal checks every resource against the schema of 7.46.1.
+      version = "~> 7.46"
     }
   }
 
@@ -17,4 +18,9 @@ terraform {
 provider "google" {
   project = var.project_id
   region  = var.region
+
+  # Bill API quota to this project even with user credentials (some APIs,
+  # e.g. Billing Budgets, refuse calls without a quota project).
+  billing_project       = var.project_id
+  user_project_override = true
 }

@@ -12,11 +12,12 @@ locals {
   settings = merge(var.worker_settings, {
     DSOBEL_HEALTH_LISTEN = "0.0.0.0:9090"
   })
-}
 
-data "google_compute_subnetwork" "workers" {
-  name   = var.subnetwork
-  region = var.region
+  # Built from names, not read with a data source: the stack must plan (and
+  # destroy) even when the cluster stack's network is gone.
+  subnetwork = "projects/${var.project_id}/regions/${var.region}/subnetworks/${var.subnetwork}"
+
+  queue = lookup(var.worker_settings, "DSOBEL_QUEUE", "dsobel.strips")
 }
 
 # ---------------------------------------------------------------- identity
@@ -102,7 +103,7 @@ resource "google_compute_instance_template" "worker" {
   # No access_config block: no external IP. The subnet has Private Google
   # Access (Artifact Registry, Secret Manager, Logging) and no NAT.
   network_interface {
-    subnetwork = data.google_compute_subnetwork.workers.self_link
+    subnetwork = local.subnetwork
   }
 
   service_account {
@@ -116,13 +117,21 @@ resource "google_compute_instance_template" "worker" {
     enable_integrity_monitoring = true
   }
 
+  # Spot VMs: Google may reclaim one at any time (30 s notice); the group
+  # recreates it when capacity returns and its strips are redelivered.
   scheduling {
-    automatic_restart   = true
-    on_host_maintenance = "MIGRATE"
+    preemptible                 = var.spot
+    provisioning_model          = var.spot ? "SPOT" : "STANDARD"
+    automatic_restart           = !var.spot
+    on_host_maintenance         = var.spot ? "TERMINATE" : "MIGRATE"
+    instance_termination_action = var.spot ? "DELETE" : null
   }
 
   metadata = {
-    user-data                 = templatefile("${path.module}/cloud-init.yaml.tftpl", { registry_host = local.registry_host })
+    user-data = templatefile("${path.module}/cloud-init.yaml.tftpl", {
+      registry_host   = local.registry_host
+      collector_image = var.collector_image
+    })
     block-project-ssh-keys    = "true"
     enable-oslogin            = "TRUE"
     google-logging-enabled    = "true"
@@ -165,7 +174,7 @@ resource "google_compute_region_instance_group_manager" "workers" {
   name                      = "${var.name}-workers"
   base_instance_name        = "${var.name}-worker"
   region                    = var.region
-  distribution_policy_zones = var.zones
+  distribution_policy_zones = length(var.zones) > 0 ? var.zones : null
 
   version {
     instance_template = google_compute_instance_template.worker.self_link_unique
@@ -175,9 +184,11 @@ resource "google_compute_region_instance_group_manager" "workers" {
     type                         = "PROACTIVE"
     minimal_action               = "REPLACE"
     instance_redistribution_type = "PROACTIVE"
-    max_surge_fixed              = length(var.zones)
-    max_unavailable_fixed        = 0
-    replacement_method           = "SUBSTITUTE"
+    # At least the number of zones (a regional group's rule); 3 when the
+    # zones are left to Google.
+    max_surge_fixed       = max(3, length(var.zones))
+    max_unavailable_fixed = 0
+    replacement_method    = "SUBSTITUTE"
   }
 
   auto_healing_policies {
@@ -201,6 +212,12 @@ resource "google_compute_region_autoscaler" "workers" {
   region = var.region
   target = google_compute_region_instance_group_manager.workers.id
 
+  # Two signals; the group takes the larger recommendation. CPU, and the
+  # queue backlog as KEDA uses it for the pods: strips ready in the RabbitMQ
+  # work queue (the broker's own per-queue metric, scraped into Managed
+  # Prometheus by the PodMonitoring "rabbitmq-queues"), one VM per strips_per_vm.
+  # It is a per-group metric: the filter selects the one series of the one
+  # broker.
   autoscaling_policy {
     min_replicas    = var.min_replicas
     max_replicas    = var.max_replicas
@@ -208,6 +225,12 @@ resource "google_compute_region_autoscaler" "workers" {
 
     cpu_utilization {
       target = var.cpu_target
+    }
+
+    metric {
+      name                       = "prometheus.googleapis.com/rabbitmq_detailed_queue_messages_ready/gauge"
+      filter                     = "resource.type = \"prometheus_target\" AND resource.labels.namespace = \"dsobel\" AND resource.labels.job = \"rabbitmq-queues\" AND metric.labels.queue = \"${local.queue}\""
+      single_instance_assignment = var.strips_per_vm
     }
 
     scale_in_control {

@@ -20,13 +20,13 @@ variable "region" {
 }
 
 variable "zones" {
-  description = "Zones the regional managed instance group spreads over."
+  description = "Zones the regional managed instance group spreads over (scripts/deploy.sh passes the cluster's node zones); empty: Google picks three zones of the region."
   type        = list(string)
-  default     = ["us-central1-a", "us-central1-b"]
+  default     = []
 
   validation {
-    condition     = length(var.zones) >= 1
-    error_message = "zones must list at least one zone."
+    condition     = alltrue([for z in var.zones : startswith(z, "${var.region}-")])
+    error_message = "zones must be zones of the region (e.g. us-central1-a)."
   }
 }
 
@@ -126,6 +126,29 @@ variable "max_replicas" {
     condition     = var.max_replicas >= 1 && var.max_replicas <= 100
     error_message = "max_replicas must be between 1 and 100."
   }
+}
+
+variable "spot" {
+  description = "Run the worker VMs as Spot VMs (much cheaper; Google may reclaim them at any time, in-flight strips are redelivered)."
+  type        = bool
+  default     = false
+}
+
+variable "strips_per_vm" {
+  description = "Queue backlog per worker VM the autoscaler aims at: one VM per this many strips ready in the work queue."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.strips_per_vm >= 1
+    error_message = "strips_per_vm must be at least 1."
+  }
+}
+
+variable "collector_image" {
+  description = "Google-built OpenTelemetry Collector image that scrapes the worker's /metrics on each VM into Managed Prometheus (pulled through Private Google Access)."
+  type        = string
+  default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/google-cloud-opentelemetry-collector/otelcol-google:0.151.0"
 }
 
 variable "cpu_target" {
