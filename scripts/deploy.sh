@@ -261,6 +261,10 @@ deploy_apps() {
   deploy_app backend
   deploy_app worker
   deploy_app frontend
+  print_url
+}
+
+print_url() {
   local dom
   dom=$(domain)
   if [ -n "$dom" ]; then
@@ -268,6 +272,9 @@ deploy_apps() {
     echo "          until then http://$(out web_ip)/ redirects to it and the browser reports it unreachable)"
   else
     echo "frontend: http://$(out web_ip)/ (plain HTTP: DSOBEL_DOMAIN=off)"
+  fi
+  if grep -q '^DSOBEL_API_KEY=' deploy/k8s/overlays/gke/secrets/app.env 2>/dev/null; then
+    echo "API key:  DSOBEL_API_KEY in deploy/k8s/overlays/gke/secrets/app.env (the page asks for it once)"
   fi
 }
 
@@ -388,6 +395,8 @@ case "${1:-all}" in
     deploy_infra
     deploy_apps
     deploy_workers
+    log "deployed"
+    print_url
     ;;
   cluster) deploy_cluster ;;
   infra) deploy_infra ;;
