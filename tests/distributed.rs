@@ -149,9 +149,9 @@ fn a_strip_that_keeps_failing_is_dead_lettered_and_fails_its_job() {
     let address = serve.address.clone().unwrap();
     let (png, _) = test_png(100, 80, 7);
     let id = submit(&address, &png, "?fragments=1");
-    // Before any worker runs, replace the strip's pixels in Redis with a value of the wrong
-    // type: every read fails, so every delivery fails, until the queue gives up on it.
-    let key = format!("{}:job:{id}:in:0", stack.namespace);
+    // Before any worker runs, replace the upload in Redis with a value of the wrong type:
+    // every read fails, so every delivery fails, until the queue gives up on it.
+    let key = format!("{}:job:{id}:upload", stack.namespace);
     let mut redis = std::net::TcpStream::connect("127.0.0.1:6379").unwrap();
     let command = format!(
         "*2\r\n$3\r\nDEL\r\n${}\r\n{key}\r\n*4\r\n$4\r\nHSET\r\n${}\r\n{key}\r\n$1\r\nx\r\n$1\r\ny\r\n",

@@ -77,6 +77,22 @@ pub struct Probe {
     pub width: u32,
     /// Height as stored.
     pub height: u32,
+    /// The EXIF orientation the output gets.
+    pub orientation: Orientation,
+}
+
+impl Probe {
+    /// Width and height of the output: the stored size, sides swapped when the orientation
+    /// turns the image by a quarter.
+    pub fn upright(&self) -> (u32, u32) {
+        match self.orientation {
+            Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH => (self.height, self.width),
+            _ => (self.width, self.height),
+        }
+    }
 }
 
 fn describe_unknown(bytes: &[u8]) -> String {
@@ -101,7 +117,7 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, DecodeError> {
     limits.check_bytes(bytes.len())?;
     let format =
         Format::sniff(bytes).ok_or_else(|| DecodeError::UnsupportedFormat(describe_unknown(bytes)))?;
-    let (width, height) = match format {
+    let (width, height, orientation) = match format {
         Format::Jpeg => {
             // zune-jpeg checks its own max width/height while parsing the header; give it one
             // above our own so that our message, with our limit, is the one users see.
@@ -111,12 +127,19 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, DecodeError> {
             let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
             decoder.decode_headers().map_err(|e| corrupt(format, e))?;
             let (w, h) = decoder.dimensions().ok_or_else(|| corrupt(format, "no frame header"))?;
-            (w as u32, h as u32)
+            let orientation = decoder
+                .exif()
+                .map(|e| orientation::orientation_from_exif(e))
+                .unwrap_or(Orientation::NoTransforms);
+            (w as u32, h as u32, orientation)
         }
-        _ => with_image_decoder(format, bytes, |d| Ok(d.dimensions()))?,
+        _ => with_image_decoder(format, bytes, |mut d| {
+            let (w, h) = d.dimensions();
+            Ok((w, h, d.orientation().unwrap_or(Orientation::NoTransforms)))
+        })?,
     };
     limits.check_dimensions(format.name(), width as u64, height as u64)?;
-    Ok(Probe { format, width, height })
+    Ok(Probe { format, width, height, orientation })
 }
 
 /// Runs `f` on the `image` crate's decoder for a non-JPEG format.

@@ -5,7 +5,10 @@
 //!   allocated;
 //! - [`error`]: typed errors with stable codes (`unsupported-format`, `corrupt-image`,
 //!   `image-too-large`, ...); no input makes this crate panic;
-//! - [`pipeline`]: bytes → luma → strips → stitched PNG, as `dsobel process` runs it.
+//! - [`pipeline`]: bytes → luma → strips → stitched PNG, as `dsobel process` runs it, and the
+//!   decode that hands out a split job's strips as their rows appear ([`decode_strips`]);
+//! - [`RestartIndex`]: a JPEG with restart markers cut into strips straight from its
+//!   compressed bytes, each strip decoded on its own ([`decode_restart_strip`]).
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -18,6 +21,9 @@ pub mod pipeline;
 
 pub use decode::{Format, Probe, decode_luma, probe};
 pub use error::{DecodeError, ErrorCode};
+pub use jpeg::restart::{RestartIndex, StripBytes, decode_restart_strip};
 pub use limits::Limits;
 pub use orientation::LumaImage;
-pub use pipeline::{ProcessError, ProcessOptions, Processed, StageTimings, process_bytes};
+pub use pipeline::{
+    ProcessError, ProcessOptions, Processed, StageTimings, StripsError, decode_strips, process_bytes,
+};

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use dsobel_kernel::png::{CompressionLevel, EncodedStrip, stitch};
 use dsobel_kernel::strip::encode_strip_from_rows;
-use dsobel_kernel::{FilterParams, KernelError, plan_strips, strip_input};
+use dsobel_kernel::{FilterParams, KernelError, StripSpec, plan_strips, strip_input};
 use rayon::prelude::*;
 
 use crate::decode::{decode_luma, jpeg_orientation};
@@ -152,17 +152,11 @@ fn process_jpeg_streamed(bytes: &[u8], options: &ProcessOptions) -> Option<Resul
         plan_strips(width, height, options.strips.unwrap_or_else(|| streamed_strip_count(height)).max(1));
     let mut strips = Vec::with_capacity(plan.len());
     let mut filter_encode = Duration::ZERO;
-    let mut luma = vec![0u8; width * height];
-    // The decoder runs ahead while a whole strip is filtered and encoded at once.
-    let burst_rows = plan.iter().map(|spec| spec.rows).max().unwrap_or(0) + 1;
-    let decoded = jpeg.decode_luma_streaming(&mut luma, Some(burst_rows), |rows, ready| {
-        while let Some(spec) = plan.get(strips.len()).filter(|spec| spec.input_rows().end <= ready) {
-            let began = Instant::now();
-            let input = strip_input(rows, spec);
-            let (strip, _) = encode_strip_from_rows(spec, input, &options.params, options.compression)?;
-            strips.push(strip);
-            filter_encode += began.elapsed();
-        }
+    let decoded = stream_jpeg_strips(&jpeg, &plan, true, |spec, input| {
+        let began = Instant::now();
+        let (strip, _) = encode_strip_from_rows(spec, input, &options.params, options.compression)?;
+        strips.push(strip);
+        filter_encode += began.elapsed();
         Ok::<(), KernelError>(())
     });
     match decoded {
@@ -180,4 +174,75 @@ fn process_jpeg_streamed(bytes: &[u8], options: &ProcessOptions) -> Option<Resul
         strips: plan.len(),
         timings: StageTimings { decode, filter_encode, stitch: stitch_started.elapsed() },
     }))
+}
+
+/// Decodes a baseline JPEG's luma and calls `strip_ready` with each strip of `plan`, top to
+/// bottom, as soon as its input rows (own rows and halo) are final. With `two_threads`, the
+/// entropy decoding runs on a second thread and may run a whole strip ahead.
+fn stream_jpeg_strips<E>(
+    jpeg: &BaselineJpeg<'_>,
+    plan: &[StripSpec],
+    two_threads: bool,
+    mut strip_ready: impl FnMut(&StripSpec, &[u8]) -> Result<(), E>,
+) -> Result<(), StreamError<E>> {
+    let mut luma = vec![0u8; jpeg.width * jpeg.height];
+    let burst_rows = plan.iter().map(|spec| spec.rows).max().unwrap_or(0) + 1;
+    let mut next = 0;
+    jpeg.decode_luma_streaming(&mut luma, two_threads.then_some(burst_rows), |rows, ready| {
+        while let Some(spec) = plan.get(next).filter(|spec| spec.input_rows().end <= ready) {
+            strip_ready(spec, strip_input(rows, spec))?;
+            next += 1;
+        }
+        Ok(())
+    })
+}
+
+/// Why [`decode_strips`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StripsError<E> {
+    /// The input could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// `strip_ready` failed.
+    #[error("{0}")]
+    Consumer(E),
+}
+
+/// The decode of a split job: decodes `bytes` (within `limits`), cuts the upright image into
+/// `count` strips and calls `strip_ready` with each strip and its input rows (own rows plus
+/// halo), top to bottom. A baseline JPEG is streamed, so the first strips are handed out while
+/// the rest of the image is still being decoded (with `two_threads`, the entropy decoding runs
+/// on a second thread); other inputs are decoded whole first. Returns the image's size.
+pub fn decode_strips<E>(
+    bytes: &[u8],
+    limits: &Limits,
+    count: usize,
+    two_threads: bool,
+    mut strip_ready: impl FnMut(&StripSpec, &[u8]) -> Result<(), E>,
+) -> Result<(usize, usize), StripsError<E>> {
+    let probe = crate::decode::probe(bytes, limits)?;
+    let mut handed = 0;
+    if probe.format == crate::Format::Jpeg
+        && let Some(jpeg) = BaselineJpeg::parse(bytes)
+        && jpeg_orientation(&jpeg) == Orientation::NoTransforms
+    {
+        let plan = plan_strips(jpeg.width, jpeg.height, count);
+        let streamed = stream_jpeg_strips(&jpeg, &plan, two_threads, |spec, rows| {
+            strip_ready(spec, rows)?;
+            handed += 1;
+            Ok(())
+        });
+        match streamed {
+            Ok(()) => return Ok((jpeg.width, jpeg.height)),
+            Err(StreamError::Consumer(e)) => return Err(StripsError::Consumer(e)),
+            // Corrupt entropy data: the general decoder decides what can be made of it, and
+            // the strips not yet handed out come from its image.
+            Err(StreamError::Data(_)) => {}
+        }
+    }
+    let image = decode_luma(bytes, limits)?;
+    for spec in plan_strips(image.width, image.height, count).iter().skip(handed) {
+        strip_ready(spec, strip_input(&image.pixels, spec)).map_err(StripsError::Consumer)?;
+    }
+    Ok((image.width, image.height))
 }

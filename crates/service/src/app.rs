@@ -170,7 +170,7 @@ pub async fn worker(
         metrics.clone(),
         WorkerConfig {
             work_ttl: Duration::from_secs(args.work_ttl_secs.max(1)),
-            result_ttl: Duration::from_secs(args.work_ttl_secs.max(1)),
+            result_ttl: Duration::from_secs(args.result_ttl_secs.max(1)),
             strip_delay,
         },
     );

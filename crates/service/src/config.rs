@@ -129,15 +129,19 @@ pub struct WorkerArgs {
     /// Strips processed at once by this process (default: number of cores).
     #[arg(long, env = "DSOBEL_WORKERS")]
     pub workers: Option<usize>,
-    /// Unacknowledged strips each worker task may hold.
-    #[arg(long, env = "DSOBEL_PREFETCH", default_value_t = 2)]
+    /// Unacknowledged tasks each worker task may hold. 1 keeps a whole image from waiting
+    /// behind another on a busy worker while an idle one could take it.
+    #[arg(long, env = "DSOBEL_PREFETCH", default_value_t = 1)]
     pub prefetch: u16,
     /// Address for /healthz, /readyz and /metrics (unset: no HTTP).
     #[arg(long, env = "DSOBEL_HEALTH_LISTEN")]
     pub health_listen: Option<SocketAddr>,
-    /// How long strip results are kept, in seconds.
+    /// How long strip inputs and partial results are kept, in seconds.
     #[arg(long, env = "DSOBEL_WORK_TTL_SECS", default_value_t = 900)]
     pub work_ttl_secs: u64,
+    /// How long finished PNGs (and job records) are kept, in seconds.
+    #[arg(long, env = "DSOBEL_RESULT_TTL_SECS", default_value_t = 3600)]
+    pub result_ttl_secs: u64,
     /// Longest wait for in-flight strips on shutdown, in seconds.
     #[arg(long, env = "DSOBEL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,

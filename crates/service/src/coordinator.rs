@@ -1,5 +1,10 @@
-//! The backend's job coordinator: accept an upload, split it, queue its strips, and stitch the
-//! result when every strip is stored.
+//! The backend's job coordinator: accept an upload, queue its task(s), and stitch the result
+//! when every strip of a split job is stored.
+//!
+//! The backend never decodes pixels. It reads the upload's header, stores the compressed bytes
+//! once and publishes either one whole-image task (a worker decodes, filters, encodes and
+//! finishes the job) or, when one image's latency matters, strip tasks (DESIGN §3): read from
+//! a JPEG's restart intervals, or handed out by the worker that decodes the image.
 //!
 //! Stitching is driven by wake-ups (a worker publishes `strip <id>` after storing a strip) and,
 //! in case a wake-up is missed, by a sweeper over the set of pending jobs; a lock in the store
@@ -11,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dsobel_codec::{Limits, decode_luma, probe};
+use dsobel_codec::{Format, Limits, RestartIndex, probe};
+use dsobel_kernel::plan_strips;
 use dsobel_kernel::png::stitch;
-use dsobel_kernel::{plan_strips, strip_input};
 use futures_util::future::try_join_all;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +27,8 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::jobs::{self, JobStatus, load_failure, load_record, save_record};
 use crate::model::{
-    Event, JobError, JobOptions, JobRecord, JobState, StripResult, StripTask, Timings, new_job_id, now_ms,
+    Event, ImageTask, JobError, JobOptions, JobRecord, JobState, StripResult, StripSource, StripTask, Task,
+    Timings, new_job_id, now_ms,
 };
 use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
@@ -54,6 +60,8 @@ pub struct CoordinatorConfig {
 /// Longest time an upload may spend talking to the queue and the store before it is answered
 /// with 503.
 const TRANSPORT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the broker's counts of consumers and waiting messages are reused.
+const QUEUE_LOAD_MAX_AGE: Duration = Duration::from_millis(250);
 /// How long the stitch lock is held at most (a stitcher that dies frees it after this).
 const STITCH_LOCK_TTL: Duration = Duration::from_secs(60);
 
@@ -65,10 +73,35 @@ pub struct Coordinator {
     events: broadcast::Sender<Event>,
     /// Jobs accepted by this process and not finished: the in-flight count for backpressure.
     local_jobs: Mutex<HashSet<String>>,
-    consumers: Mutex<Option<(Instant, u32)>>,
-    /// Decodes at once: one per core, so a burst of large uploads queues here instead of
-    /// holding dozens of decoded images in memory.
-    decoders: tokio::sync::Semaphore,
+    /// The broker's last answer on consumers and waiting messages, and when it came.
+    queue_load: Mutex<Option<(Instant, u32, u64)>>,
+}
+
+/// How a job is cut into tasks.
+enum Cut {
+    /// One whole-image task.
+    Whole,
+    /// One task that decodes the image and hands out this many strips as their rows appear.
+    Decode(usize),
+    /// This many strip tasks, each reading its rows from the JPEG's restart intervals.
+    Restart(Box<RestartIndex>, usize),
+}
+
+impl Cut {
+    fn strips(&self) -> usize {
+        match self {
+            Cut::Whole => 1,
+            Cut::Decode(n) | Cut::Restart(_, n) => *n,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Cut::Whole => "whole",
+            Cut::Decode(_) => "decode-and-split",
+            Cut::Restart(..) => "restart-intervals",
+        }
+    }
 }
 
 impl Coordinator {
@@ -80,8 +113,7 @@ impl Coordinator {
             metrics,
             events: broadcast::channel(4096).0,
             local_jobs: Mutex::new(HashSet::new()),
-            consumers: Mutex::new(None),
-            decoders: tokio::sync::Semaphore::new(crate::config::cores()),
+            queue_load: Mutex::new(None),
         })
     }
 
@@ -111,33 +143,69 @@ impl Coordinator {
         }
     }
 
-    /// How many strips to cut: one per consuming worker (asked of the broker, cached for a
-    /// second), within the minimum strip size and the maximum strip payload; or what the
-    /// request asked for, within 1..=height.
-    async fn strip_count(&self, width: usize, height: usize, asked: Option<u32>) -> usize {
-        if let Some(n) = asked {
-            return (n as usize).clamp(1, height);
+    /// The queue's consumers and the messages waiting in it, as the broker reports them
+    /// (cached for a moment: a burst of uploads asks once).
+    async fn queue_load(&self) -> (u32, u64) {
+        let cached =
+            self.queue_load.lock().ok().and_then(|c| *c).filter(|(at, ..)| at.elapsed() < QUEUE_LOAD_MAX_AGE);
+        if let Some((_, consumers, ready)) = cached {
+            return (consumers, ready);
         }
-        let cached = self
-            .consumers
-            .lock()
-            .ok()
-            .and_then(|c| *c)
-            .filter(|(at, _)| at.elapsed() < Duration::from_secs(1));
-        let consumers = match cached {
-            Some((_, n)) => n,
-            None => {
-                let n = self.transport.queue.consumer_count().await.unwrap_or(1);
-                if let Ok(mut c) = self.consumers.lock() {
-                    *c = Some((Instant::now(), n));
-                }
-                n
-            }
-        };
+        let queue = &self.transport.queue;
+        let (consumers, ready) = tokio::join!(queue.consumer_count(), queue.depth());
+        let (consumers, ready) = (consumers.unwrap_or(1), ready.unwrap_or(0));
+        if let Ok(mut c) = self.queue_load.lock() {
+            *c = Some((Instant::now(), consumers, ready));
+        }
+        (consumers, ready)
+    }
+
+    /// How many strips to cut on its own: one per idle worker, but none while tasks wait in
+    /// the queue (the workers already have jobs to chew on, and a whole-image task is the
+    /// cheapest way through) and no strip under the minimum size. A worker counts as busy for
+    /// each job of this backend still in flight.
+    async fn auto_strips(&self, width: usize, height: usize) -> usize {
+        let (consumers, ready) = self.queue_load().await;
+        if ready > 0 {
+            return 1;
+        }
+        let idle = (consumers as usize).saturating_sub(self.in_flight());
         let pixels = (width * height) as u64;
-        let most = (pixels / self.config.min_strip_pixels.max(1)).max(1);
-        let least = pixels.div_ceil(self.config.max_strip_bytes.max(1));
-        (consumers.max(1) as u64).min(most).max(least).clamp(1, height as u64) as usize
+        let most = (pixels / self.config.min_strip_pixels.max(1)).max(1) as usize;
+        idle.min(most).clamp(1, height.max(1))
+    }
+
+    /// How the job is cut (DESIGN §3): asked-for strips, or [`Self::auto_strips`]; strips of a
+    /// JPEG with restart markers are read from its compressed data, any other split is decoded
+    /// by the first worker.
+    async fn cut(
+        &self,
+        bytes: &[u8],
+        format: Format,
+        width: usize,
+        height: usize,
+        asked: Option<u32>,
+    ) -> Cut {
+        let count = match asked {
+            Some(n) => (n as usize).clamp(1, height.max(1)),
+            None => self.auto_strips(width, height).await,
+        };
+        if count <= 1 {
+            return Cut::Whole;
+        }
+        // No task's rows larger than the maximum (they travel through the store).
+        let least = ((width * height) as u64).div_ceil(self.config.max_strip_bytes.max(1)) as usize;
+        let count = if asked.is_some() { count } else { count.max(least).min(height) };
+        if format == Format::Jpeg
+            && let Some(index) = RestartIndex::read(bytes)
+        {
+            let possible = count.min(index.max_strips());
+            // An explicit count is kept exactly; otherwise fewer strips are fine.
+            if possible >= 2 && (asked.is_none() || possible == count) {
+                return Cut::Restart(Box::new(index), possible);
+            }
+        }
+        Cut::Decode(count)
     }
 
     /// Refuses new work while this backend has its maximum of jobs in flight (checked before an
@@ -149,101 +217,111 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Accepts an upload: checks it, decodes it, stores its strips and queues them.
+    /// Accepts an upload: reads its header (format, size, limits; no pixel is decoded), stores
+    /// its bytes once, records the job and queues its task(s).
     pub async fn submit(&self, bytes: Bytes, options: JobOptions) -> Result<JobRecord, ApiError> {
         self.admit()?;
         let created_ms = now_ms();
-        // Header checks first: a pixel bomb or a non-image is refused before any decoding.
-        probe(&bytes, &self.config.limits)?;
+        // Header checks first: a pixel bomb or a non-image is refused here, at the door.
+        let probe = probe(&bytes, &self.config.limits)?;
+        let (width, height) = probe.upright();
         let id = new_job_id();
         let span = tracing::info_span!("job", job_id = %id);
         async {
-            let limits = self.config.limits;
-            let _decoding = self.decoders.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
-            let started = Instant::now();
-            let input = bytes.clone();
-            let image = tokio::task::spawn_blocking(move || decode_luma(&input, &limits))
-                .await
-                .map_err(|e| ApiError::Internal(format!("decoder crashed: {e}")))??;
-            let decode = started.elapsed();
-            self.metrics.decode.observe(decode.as_secs_f64());
-            let count = self.strip_count(image.width, image.height, options.fragments).await;
-            let plan = plan_strips(image.width, image.height, count);
+            let cut =
+                self.cut(&bytes, probe.format, width as usize, height as usize, options.fragments).await;
+            let t = &self.transport;
+            let upload_key = t.keys.upload(&id);
+            let tasks = self.tasks(&id, &upload_key, &cut, width as usize, height as usize, &options);
             let record = JobRecord {
                 id: id.clone(),
                 state: JobState::Queued,
-                strips_total: plan.len() as u32,
-                width: image.width as u32,
-                height: image.height as u32,
+                strips_total: cut.strips() as u32,
+                width,
+                height,
                 input_bytes: bytes.len() as u64,
                 result_bytes: None,
                 options,
-                timings: Timings { decode: Some(decode.as_secs_f64() * 1e3), ..Timings::default() },
+                timings: Timings::default(),
                 error: None,
                 created_ms,
                 compression: self.config.compression,
             };
-            let t = &self.transport;
-            let tasks: Vec<StripTask> = plan
-                .iter()
-                .map(|s| {
-                    StripTask::new(
-                        &id,
-                        s,
-                        &options,
-                        self.config.compression,
-                        t.keys.input(&id, s.index as u32),
-                    )
-                })
-                .collect();
             let queue_it = async {
-                try_join_all(plan.iter().zip(&tasks).map(|(spec, task)| {
-                    let rows = Bytes::copy_from_slice(strip_input(&image.pixels, spec));
-                    t.store.put(&task.input_key, rows, self.config.work_ttl)
-                }))
-                .await?;
+                t.store.put(&upload_key, bytes, self.config.work_ttl).await?;
                 save_record(t, &record, self.config.result_ttl).await?;
                 t.store.set_add(&t.keys.pending(), &id, self.config.result_ttl).await?;
                 if let Ok(mut jobs) = self.local_jobs.lock() {
                     jobs.insert(id.clone());
                     self.metrics.jobs_in_flight.inc();
                 }
-                try_join_all(tasks.iter().map(|task| {
-                    let mut task = task.clone();
-                    task.enqueued_ms = now_ms();
-                    let body = serde_json::to_vec(&task).expect("a task serialises");
-                    t.queue.publish(Bytes::from(body))
-                }))
-                .await?;
+                try_join_all(tasks.iter().map(|task| t.queue.publish(task.to_body()))).await?;
                 Ok::<(), ApiError>(())
             };
             match tokio::time::timeout(TRANSPORT_DEADLINE, queue_it).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(self.abandon(&id, &tasks, e).await),
+                Ok(Err(e)) => return Err(self.abandon(&id, e).await),
                 Err(_) => {
                     let e = ApiError::Unavailable("the queue or the store did not answer in time".into());
-                    return Err(self.abandon(&id, &tasks, e).await);
+                    return Err(self.abandon(&id, e).await);
                 }
             }
-            tracing::info!(
-                width = record.width,
-                height = record.height,
-                strips = record.strips_total,
-                "job queued"
-            );
+            tracing::info!(width, height, strips = record.strips_total, cut = cut.name(), "job queued");
             Ok(record)
         }
         .instrument(span)
         .await
     }
 
+    /// The tasks of a job, as [`Self::cut`] decided.
+    fn tasks(
+        &self,
+        id: &str,
+        upload_key: &str,
+        cut: &Cut,
+        width: usize,
+        height: usize,
+        options: &JobOptions,
+    ) -> Vec<Task> {
+        let compression = self.config.compression;
+        let image = |strips: usize| {
+            Task::Image(ImageTask {
+                job_id: id.to_owned(),
+                upload_key: upload_key.to_owned(),
+                strips: strips as u32,
+                options: *options,
+                compression,
+                max_pixels: self.config.limits.max_pixels,
+                max_dimension: self.config.limits.max_dimension,
+                enqueued_ms: now_ms(),
+            })
+        };
+        match cut {
+            Cut::Whole => vec![image(1)],
+            Cut::Decode(count) => vec![image(*count)],
+            Cut::Restart(index, count) => plan_strips(width, height, *count)
+                .iter()
+                .map(|spec| {
+                    let part = index.strip_bytes(spec);
+                    let source = StripSource::Jpeg {
+                        upload_key: upload_key.to_owned(),
+                        header_end: part.header.end,
+                        scan_start: part.scan.start,
+                        scan_end: part.scan.end,
+                        first_interval: part.first_interval,
+                    };
+                    Task::Strip(StripTask::new(id, spec, options, compression, source))
+                })
+                .collect(),
+        }
+    }
+
     /// Cleans up what a failed submission left behind (best effort) and passes the error on.
-    async fn abandon(&self, id: &str, tasks: &[StripTask], error: ApiError) -> ApiError {
+    async fn abandon(&self, id: &str, error: ApiError) -> ApiError {
         tracing::warn!(job_id = id, error = %error, "upload abandoned");
         self.local_finish(id);
         let t = &self.transport;
-        let mut keys: Vec<String> = tasks.iter().map(|task| task.input_key.clone()).collect();
-        keys.push(t.keys.job(id));
+        let keys = vec![t.keys.upload(id), t.keys.job(id)];
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             let _ = t.store.delete(&keys).await;
             let _ = t.store.set_remove(&t.keys.pending(), id).await;
@@ -346,11 +424,13 @@ impl Coordinator {
         Ok(true)
     }
 
-    /// Deletes a finished job's inputs and partial results, and takes it off the pending set.
+    /// Deletes a finished job's upload, strip inputs and partial results, and takes it off the
+    /// pending set.
     async fn cleanup(&self, id: &str, strips: u32) {
         let t = &self.transport;
         let mut keys: Vec<String> = (0..strips).map(|i| t.keys.input(id, i)).collect();
         keys.push(t.keys.strips(id));
+        keys.push(t.keys.upload(id));
         if let Err(e) = t.store.delete(&keys).await {
             tracing::warn!(job_id = id, error = %e, "could not delete a finished job's work keys; they will expire");
         }
@@ -379,22 +459,22 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Marks a job failed because one of its strips was dead-lettered.
-    pub async fn fail_from_dead_letter(&self, task: &StripTask) -> Result<(), ApiError> {
+    /// Marks a job failed because one of its tasks was dead-lettered.
+    pub async fn fail_from_dead_letter(&self, task: &Task) -> Result<(), ApiError> {
         let error = JobError {
             code: "strip-failed".into(),
             message: format!(
-                "strip {} of {} could not be processed (gave up after {} deliveries)",
-                task.strip + 1,
-                task.strips,
+                "{} could not be processed (gave up after {} deliveries)",
+                task.describe(),
                 self.config.max_deliveries
             ),
         };
-        jobs::mark_failed(&self.transport, &task.job_id, &error, self.config.result_ttl).await?;
-        if let Some(record) = load_record(&self.transport, &task.job_id).await?
+        let id = task.job_id();
+        jobs::mark_failed(&self.transport, id, &error, self.config.result_ttl).await?;
+        if let Some(record) = load_record(&self.transport, id).await?
             && record.state != JobState::Done
         {
-            let failure = load_failure(&self.transport, &task.job_id).await?.unwrap_or(error);
+            let failure = load_failure(&self.transport, id).await?.unwrap_or(error);
             self.finish_failed(record, failure).await?;
         }
         Ok(())
@@ -498,13 +578,13 @@ impl Coordinator {
                 let delivery =
                     tokio::select! { d = consumer.next() => d, _ = shutdown.cancelled() => return };
                 let Some(Ok(delivery)) = delivery else { break };
-                match serde_json::from_slice::<StripTask>(&delivery.payload) {
+                match serde_json::from_slice::<Task>(&delivery.payload) {
                     Ok(task) => match self.fail_from_dead_letter(&task).await {
                         Ok(()) => {
                             let _ = delivery.ack().await;
                         }
                         Err(e) => {
-                            tracing::warn!(job_id = %task.job_id, error = %e, "could not record a dead letter; will retry");
+                            tracing::warn!(job_id = %task.job_id(), error = %e, "could not record a dead letter; will retry");
                             let _ = delivery.requeue().await;
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }

@@ -76,7 +76,12 @@ impl ApiError {
             ApiError::InvalidOption(_) => (StatusCode::BAD_REQUEST, "invalid-option"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            ApiError::JobFailed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "job-failed"),
+            // A job whose upload turned out undecodable in a worker answers as the door would
+            // have; any other failure is the job's own.
+            ApiError::JobFailed { code, .. } => match refusal_status(code) {
+                Some(status) => (status, code.as_str()),
+                None => (StatusCode::UNPROCESSABLE_ENTITY, "job-failed"),
+            },
             ApiError::TooBusy { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-busy"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -89,6 +94,17 @@ impl ApiError {
             ApiError::Unavailable(_) => Some(5),
             _ => None,
         }
+    }
+}
+
+/// The HTTP status of a refusal of the input, by its stable code (`None` for other codes).
+fn refusal_status(code: &str) -> Option<StatusCode> {
+    match code {
+        "empty-input" => Some(StatusCode::BAD_REQUEST),
+        "unsupported-format" => Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        "corrupt-image" => Some(StatusCode::UNPROCESSABLE_ENTITY),
+        "image-too-large" | "payload-too-large" => Some(StatusCode::PAYLOAD_TOO_LARGE),
+        _ => None,
     }
 }
 
@@ -106,7 +122,9 @@ impl IntoResponse for ApiError {
             tracing::debug!(error = %self, code, "request refused");
         }
         let mut message = self.to_string();
-        if let ApiError::JobFailed { code: job_code, .. } = &self {
+        if let ApiError::JobFailed { code: job_code, .. } = &self
+            && job_code != code
+        {
             message = format!("{message} ({job_code})");
         }
         let mut response = (status, axum::Json(error_body(code, &message))).into_response();

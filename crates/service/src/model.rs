@@ -2,7 +2,8 @@
 //!
 //! Everything a job needs lives in the store under `{namespace}:job:{id}…` keys with a TTL, so
 //! any backend replica (or a restarted one) can pick a job up. Messages on the queue are small
-//! JSON tasks that point at their strip's pixels in the store; no message carries pixels.
+//! JSON tasks ([`Task`]) that point at their data in the store (the compressed upload, a byte
+//! range of it, or decoded rows); no message carries pixels.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -137,7 +138,94 @@ pub struct JobRecord {
     pub compression: u8,
 }
 
-/// One strip's work order, the body of a queue message.
+/// A work order, the body of one queue message. Every task names its job and points at its
+/// data in the store; no message carries pixels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Task {
+    /// Decode the upload. With one strip: filter and encode the whole image, store the PNG
+    /// and finish the job. With more: hand each strip's rows to the queue as soon as they are
+    /// decoded, for other workers, and compute the last strip here.
+    Image(ImageTask),
+    /// Filter and encode one strip of a split job.
+    Strip(StripTask),
+}
+
+impl Task {
+    /// The job the task belongs to.
+    pub fn job_id(&self) -> &str {
+        match self {
+            Task::Image(task) => &task.job_id,
+            Task::Strip(task) => &task.job_id,
+        }
+    }
+
+    /// The message body.
+    pub fn to_body(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).expect("a task serialises"))
+    }
+
+    /// What to call the task's work in messages: "the image" or "strip 2 of 4".
+    pub fn describe(&self) -> String {
+        match self {
+            Task::Image(task) if task.strips > 1 => {
+                format!("the decode of the image (into {} strips)", task.strips)
+            }
+            Task::Image(_) => "the image".to_owned(),
+            Task::Strip(task) => format!("strip {} of {}", task.strip + 1, task.strips),
+        }
+    }
+}
+
+/// The whole-image task of a job: what to decode and how to filter it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageTask {
+    /// The job.
+    pub job_id: String,
+    /// Store key of the upload's bytes.
+    pub upload_key: String,
+    /// Strips to cut: 1 for a whole-image job.
+    pub strips: u32,
+    /// Filter options.
+    pub options: JobOptions,
+    /// Deflate level.
+    pub compression: u8,
+    /// Largest image accepted, in pixels (the backend checked the header; the decoder checks
+    /// again what it really finds).
+    pub max_pixels: u64,
+    /// Largest side accepted.
+    pub max_dimension: u32,
+    /// When it was published (ms since the epoch).
+    pub enqueued_ms: u64,
+}
+
+/// Where a strip's input rows come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum StripSource {
+    /// Decoded rows (own rows plus halo) stored under `key` by the worker that decoded the
+    /// image.
+    Rows {
+        /// Store key of the rows.
+        key: String,
+    },
+    /// Restart intervals of a JPEG upload, decoded by the worker itself: the headers are bytes
+    /// `0..header_end` of the upload, the intervals' data bytes `scan_start..scan_end`.
+    Jpeg {
+        /// Store key of the upload.
+        upload_key: String,
+        /// End of the headers.
+        header_end: u64,
+        /// Start of the first interval's data.
+        scan_start: u64,
+        /// End of the last interval's data.
+        scan_end: u64,
+        /// Index of the first interval.
+        first_interval: u64,
+    },
+}
+
+/// One strip's work order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StripTask {
     /// The job.
@@ -154,16 +242,12 @@ pub struct StripTask {
     pub width: u32,
     /// Image height.
     pub image_height: u32,
-    /// Threshold.
-    pub threshold: u16,
-    /// `l2` or `l1`.
-    pub magnitude: String,
-    /// `binary` or `magnitude`.
-    pub output: String,
+    /// Filter options.
+    pub options: JobOptions,
     /// Deflate level.
     pub compression: u8,
-    /// Store key of the strip's input rows (its own rows plus halo).
-    pub input_key: String,
+    /// Where its input rows come from.
+    pub source: StripSource,
     /// When it was published (ms since the epoch).
     pub enqueued_ms: u64,
 }
@@ -175,7 +259,7 @@ impl StripTask {
         spec: &StripSpec,
         options: &JobOptions,
         compression: u8,
-        input_key: String,
+        source: StripSource,
     ) -> Self {
         StripTask {
             job_id: job_id.to_owned(),
@@ -185,12 +269,10 @@ impl StripTask {
             rows: spec.rows as u32,
             width: spec.width as u32,
             image_height: spec.image_height as u32,
-            threshold: options.threshold,
-            magnitude: options.magnitude.to_string(),
-            output: options.output.to_string(),
+            options: *options,
             compression,
-            input_key,
-            enqueued_ms: 0,
+            source,
+            enqueued_ms: now_ms(),
         }
     }
 
@@ -204,15 +286,6 @@ impl StripTask {
             width: self.width as usize,
             image_height: self.image_height as usize,
         }
-    }
-
-    /// The kernel parameters, or a description of what is wrong with them.
-    pub fn params(&self) -> Result<FilterParams, String> {
-        Ok(FilterParams {
-            threshold: self.threshold,
-            magnitude: self.magnitude.parse().map_err(|e| format!("{e}"))?,
-            output: self.output.parse().map_err(|e| format!("{e}"))?,
-        })
     }
 }
 
@@ -283,7 +356,11 @@ impl Keys {
     pub fn job(&self, id: &str) -> String {
         format!("{}:job:{id}", self.namespace)
     }
-    /// A strip's input rows.
+    /// The upload's bytes.
+    pub fn upload(&self, id: &str) -> String {
+        format!("{}:job:{id}:upload", self.namespace)
+    }
+    /// A strip's input rows (own rows plus halo), stored by the worker that decoded them.
     pub fn input(&self, id: &str, strip: u32) -> String {
         format!("{}:job:{id}:in:{strip}", self.namespace)
     }

@@ -86,6 +86,8 @@ pub struct Metrics {
     pub strip_redeliveries: Counter,
     /// Jobs stitched by this process.
     pub stitches: Counter,
+    /// Strips a decoding worker handed to the queue for other workers.
+    pub strips_published: Counter,
     /// Jobs finished, by outcome, seen by this process.
     pub jobs_finished: Family<OutcomeLabels, Counter>,
 }
@@ -119,6 +121,7 @@ impl Metrics {
             strips_processed: Counter::default(),
             strip_redeliveries: Counter::default(),
             stitches: Counter::default(),
+            strips_published: Counter::default(),
             jobs_finished: Family::default(),
         };
         registry.register("http_requests", "HTTP requests by route, method and status", m.requests.clone());
@@ -141,6 +144,11 @@ impl Metrics {
         registry.register("strips_processed", "Strips processed here", m.strips_processed.clone());
         registry.register("strip_redeliveries", "Strips received again", m.strip_redeliveries.clone());
         registry.register("stitches", "Jobs stitched here", m.stitches.clone());
+        registry.register(
+            "strips_published",
+            "Strips a decoding worker here handed to other workers",
+            m.strips_published.clone(),
+        );
         registry.register("jobs_finished", "Jobs finished, by outcome", m.jobs_finished.clone());
         Metrics { registry: Arc::new(registry), ..m }
     }

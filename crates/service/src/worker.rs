@@ -1,5 +1,12 @@
-//! The strip worker: take a task, compute it on a blocking thread, store the result, wake the
+//! The worker: take a task, compute it on a blocking thread, store the result, wake the
 //! backends, acknowledge. In that order, so a worker that dies at any point loses nothing.
+//!
+//! Every pixel operation happens here. An image task decodes the compressed upload: a
+//! whole-image job is filtered, encoded and finished right here (no pixels cross the store);
+//! a split job's strips are handed to the queue as soon as their rows are decoded, so other
+//! workers filter them while this one is still decoding. A strip task filters and encodes one
+//! strip, from rows another worker decoded or from a JPEG's restart intervals, which it
+//! decodes itself.
 //!
 //! [`Worker::handle`] is the single step (tests call it directly); [`Worker::run`] loops it in
 //! `slots` tasks, each with its own consumer, until shutdown. On shutdown a slot finishes the
@@ -9,17 +16,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dsobel_kernel::encode_strip_from_rows;
+use dsobel_codec::{
+    DecodeError, Limits, ProcessError, ProcessOptions, StripsError, decode_restart_strip, decode_strips,
+    process_bytes,
+};
 use dsobel_kernel::png::CompressionLevel;
-use dsobel_transport::Delivery;
+use dsobel_kernel::{KernelError, StripSpec, encode_strip_from_rows};
+use dsobel_transport::{Delivery, TransportError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::jobs;
-use crate::model::{Event, JobError, StripResult, StripTask, now_ms};
+use crate::error::ApiError;
+use crate::jobs::{self, load_failure, load_record, save_record};
+use crate::model::{
+    Event, ImageTask, JobError, JobRecord, JobState, StripResult, StripSource, StripTask, Task, Timings,
+    now_ms,
+};
 use crate::retry::until_connected;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, OutcomeLabels};
 use crate::transport::Transport;
 
 /// What became of one delivery.
@@ -40,9 +55,10 @@ pub enum Outcome {
 pub struct WorkerConfig {
     /// Lifetime of stored strip results.
     pub work_ttl: Duration,
-    /// Lifetime of failure records.
+    /// Lifetime of finished PNGs, job records and failure records.
     pub result_ttl: Duration,
-    /// Fault drill: sleep this long before computing each strip.
+    /// Fault drill: sleep this long before computing each task, and after handing out each
+    /// strip of a decode.
     pub strip_delay: Duration,
 }
 
@@ -108,123 +124,458 @@ impl Worker {
 
     /// Processes one delivery from start to acknowledgement.
     pub async fn handle(&self, delivery: Delivery) -> Outcome {
-        let task: StripTask = match serde_json::from_slice(&delivery.payload) {
+        let task: Task = match serde_json::from_slice(&delivery.payload) {
             Ok(task) => task,
-            Err(e) => {
-                tracing::error!(error = %e, "unreadable task; dead-lettering it");
-                let _ = delivery.dead_letter().await;
-                return Outcome::DeadLettered;
+            Err(e) => return self.unreadable(delivery, &e.to_string()).await,
+        };
+        let span = match &task {
+            Task::Image(image) => tracing::info_span!("image", job_id = %image.job_id, strips = image.strips),
+            Task::Strip(strip) => {
+                tracing::info_span!("strip", job_id = %strip.job_id, strip = strip.strip, of = strip.strips)
             }
         };
-        let span = tracing::info_span!("strip", job_id = %task.job_id, strip = task.strip, of = task.strips);
         self.metrics.strips_in_flight.inc();
         let started = Instant::now();
-        let outcome = self.handle_task(task, delivery).instrument(span).await;
+        let outcome = match task {
+            Task::Image(image) => self.handle_image(image, delivery).instrument(span).await,
+            Task::Strip(strip) => self.handle_strip(strip, delivery).instrument(span).await,
+        };
         self.metrics.strips_in_flight.dec();
         self.metrics.worker_busy_seconds.inc_by(started.elapsed().as_secs_f64());
         outcome
     }
 
-    async fn handle_task(&self, task: StripTask, delivery: Delivery) -> Outcome {
-        let t = &self.transport;
-        let queue_wait = Duration::from_millis(now_ms().saturating_sub(task.enqueued_ms));
+    /// How long the task waited in the queue; counts redeliveries.
+    fn arrived(&self, enqueued_ms: u64, delivery: &Delivery) -> Duration {
+        let queue_wait = Duration::from_millis(now_ms().saturating_sub(enqueued_ms));
         if delivery.delivery_count > 1 {
             self.metrics.strip_redeliveries.inc();
-            tracing::info!(delivery = delivery.delivery_count, "strip redelivered");
+            tracing::info!(delivery = delivery.delivery_count, "task redelivered");
         } else {
             self.metrics.queue_wait.observe(queue_wait.as_secs_f64());
         }
-        let strips_key = t.keys.strips(&task.job_id);
-        let field = task.strip.to_string();
+        queue_wait
+    }
+
+    /// The job's record while the job is still open (not done, failed or gone).
+    async fn open_job(&self, id: &str) -> Result<Option<JobRecord>, ApiError> {
+        let t = &self.transport;
+        let Some(record) = load_record(t, id).await? else { return Ok(None) };
+        if matches!(record.state, JobState::Done | JobState::Failed) || load_failure(t, id).await?.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(record))
+    }
+
+    /// The job's data is gone from the store: nothing to do if the job is over, else it
+    /// waited longer than the data lives, and fails with a reason a person can act on.
+    async fn input_gone(&self, id: &str, queue_wait: Duration, delivery: Delivery) -> Outcome {
+        match self.open_job(id).await {
+            Ok(None) => {
+                tracing::info!("the job is over; dropping the task");
+                let _ = delivery.ack().await;
+                Outcome::Skipped
+            }
+            Ok(Some(_)) => {
+                let error = JobError {
+                    code: "input-expired".into(),
+                    message: format!(
+                        "the uploaded image expired from the store before a worker could process it (the task \
+                         waited {} s in the queue); submit it again",
+                        queue_wait.as_secs()
+                    ),
+                };
+                self.fail(id, delivery, error).await
+            }
+            Err(e) => self.requeue(delivery, &e.to_string()).await,
+        }
+    }
+
+    /// Whether a decode may use a second thread: this process has a core no other task uses.
+    fn spare_core(&self) -> bool {
+        let slots = self.metrics.worker_slots.get();
+        slots >= 2 && self.metrics.strips_in_flight.get() < slots
+    }
+
+    async fn drill_delay(&self) {
+        if !self.config.strip_delay.is_zero() {
+            tokio::time::sleep(self.config.strip_delay).await;
+        }
+    }
+
+    async fn handle_image(&self, task: ImageTask, delivery: Delivery) -> Outcome {
+        let queue_wait = self.arrived(task.enqueued_ms, &delivery);
+        let record = match self.open_job(&task.job_id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                let _ = delivery.ack().await;
+                return Outcome::Skipped;
+            }
+            Err(e) => return self.requeue(delivery, &e.to_string()).await,
+        };
+        let upload = match self.transport.store.get(&task.upload_key).await {
+            Ok(Some(upload)) => upload,
+            Ok(None) => return self.input_gone(&task.job_id, queue_wait, delivery).await,
+            Err(e) => return self.requeue(delivery, &e.to_string()).await,
+        };
+        if task.strips > 1 {
+            self.decode_and_split(task, record, upload, queue_wait, delivery).await
+        } else {
+            self.whole_image(task, record, upload, queue_wait, delivery).await
+        }
+    }
+
+    /// A whole-image job: decode, filter and encode here, store the PNG, finish the job.
+    async fn whole_image(
+        &self,
+        task: ImageTask,
+        mut record: JobRecord,
+        upload: Bytes,
+        queue_wait: Duration,
+        delivery: Delivery,
+    ) -> Outcome {
+        let t = &self.transport;
+        let options = ProcessOptions {
+            params: task.options.params(),
+            limits: task_limits(&task),
+            strips: Some(1),
+            compression: CompressionLevel(task.compression),
+            overlap_decode: self.spare_core(),
+        };
+        self.drill_delay().await;
+        let processed = match tokio::task::spawn_blocking(move || process_bytes(&upload, &options)).await {
+            Ok(Ok(processed)) => processed,
+            Ok(Err(ProcessError::Decode(e))) => {
+                return self.fail(&task.job_id, delivery, decode_failure(&e)).await;
+            }
+            Ok(Err(ProcessError::Kernel(e))) => {
+                return self.poison(&Task::Image(task), delivery, &e.to_string()).await;
+            }
+            // A panic: hand it back; the delivery limit bounds the retries.
+            Err(e) => return self.requeue(delivery, &format!("image computation crashed: {e}")).await,
+        };
+        let timings = processed.timings;
+        self.metrics.decode.observe(timings.decode.as_secs_f64());
+        self.metrics.filter.observe(timings.filter_encode.as_secs_f64());
+        let png = Bytes::from(processed.png);
+        if let Err(e) = t.store.put(&t.keys.result(&task.job_id), png.clone(), self.config.result_ttl).await {
+            return self.requeue(delivery, &e.to_string()).await;
+        }
+        let ms = |d: Duration| Some(d.as_secs_f64() * 1e3);
+        record.state = JobState::Done;
+        record.width = processed.width as u32;
+        record.height = processed.height as u32;
+        record.result_bytes = Some(png.len() as u64);
+        let total = now_ms().saturating_sub(record.created_ms) as f64;
+        record.timings = Timings {
+            queue_wait: ms(queue_wait),
+            decode: ms(timings.decode),
+            filter: ms(timings.filter_encode),
+            encode: None,
+            stitch: None,
+            total: Some(total),
+        };
+        if let Err(e) = save_record(t, &record, self.config.result_ttl).await {
+            return self.requeue(delivery, &e.to_string()).await;
+        }
+        // The job is done; what follows only tidies up (the backends' sweeper does it too).
+        let _ = t.store.set_remove(&t.keys.pending(), &task.job_id).await;
+        let _ = t.store.delete(std::slice::from_ref(&task.upload_key)).await;
+        self.publish_event(Event::Done(task.job_id.clone())).await;
+        if let Err(e) = delivery.ack().await {
+            tracing::warn!(error = %e, "acknowledgement failed after the job was finished");
+        }
+        self.metrics.strips_processed.inc();
+        self.metrics.job_duration.observe(total / 1e3);
+        self.metrics.jobs_finished.get_or_create(&OutcomeLabels { outcome: "done".into() }).inc();
+        tracing::info!(bytes = png.len(), total_ms = total, "job done");
+        Outcome::Done
+    }
+
+    /// A split job's decode: hand each strip's rows to the queue as soon as they are decoded,
+    /// and compute the last strip here. A redelivered decode hands out again only the strips
+    /// whose results are not stored; a strip task sent twice is stored once.
+    async fn decode_and_split(
+        &self,
+        task: ImageTask,
+        record: JobRecord,
+        upload: Bytes,
+        queue_wait: Duration,
+        delivery: Delivery,
+    ) -> Outcome {
+        let count = task.strips as usize;
+        if record.strips_total as usize != count {
+            return self
+                .poison(&Task::Image(task), delivery, "the task and its job disagree on the strips")
+                .await;
+        }
+        let (sender, mut ready) = tokio::sync::mpsc::channel::<(StripSpec, Bytes)>(count);
+        let (limits, params) = (task_limits(&task), task.options.params());
+        let level = CompressionLevel(task.compression);
+        let two_threads = self.spare_core();
+        let decoding = tokio::task::spawn_blocking(move || {
+            let mut own = None;
+            let decoded = decode_strips(&upload, &limits, count, two_threads, |spec, rows| {
+                if spec.index + 1 < spec.count {
+                    let rows = Bytes::copy_from_slice(rows);
+                    return sender.blocking_send((*spec, rows)).map_err(|_| SplitStop::Abandoned);
+                }
+                own = Some((
+                    *spec,
+                    encode_strip_from_rows(spec, rows, &params, level).map_err(SplitStop::Kernel)?,
+                ));
+                Ok(())
+            });
+            (decoded, own)
+        });
+        let mut handed_out = Ok(());
+        while let Some((spec, rows)) = ready.recv().await {
+            handed_out = self.hand_out(&task, &spec, rows).await;
+            if handed_out.is_err() {
+                break;
+            }
+        }
+        // Stops the decode if handing out failed.
+        drop(ready);
+        let (decoded, own) = match decoding.await {
+            Ok(done) => done,
+            Err(e) => return self.requeue(delivery, &format!("decode crashed: {e}")).await,
+        };
+        if let Err(e) = handed_out {
+            return self.requeue(delivery, &e.to_string()).await;
+        }
+        match decoded {
+            Ok(size) if size == (record.width as usize, record.height as usize) => {}
+            Ok((w, h)) => {
+                let reason = format!(
+                    "the image decodes to {w}x{h}, not the {}x{} its header says",
+                    record.width, record.height
+                );
+                return self.poison(&Task::Image(task), delivery, &reason).await;
+            }
+            Err(StripsError::Decode(e)) => {
+                return self.fail(&task.job_id, delivery, decode_failure(&e)).await;
+            }
+            Err(StripsError::Consumer(SplitStop::Kernel(e))) => {
+                return self.poison(&Task::Image(task), delivery, &e.to_string()).await;
+            }
+            Err(StripsError::Consumer(SplitStop::Abandoned)) => {
+                return self.requeue(delivery, "handing out strips stopped").await;
+            }
+        }
+        let Some((spec, (encoded, timings))) = own else {
+            return self.requeue(delivery, "the last strip was never decoded").await;
+        };
+        self.metrics.filter.observe(timings.filter.as_secs_f64());
+        self.metrics.encode.observe(timings.encode.as_secs_f64());
+        let result = StripResult { encoded, queue_wait, filter: timings.filter, encode: timings.encode };
+        self.store_strip(&task.job_id, spec.index as u32, result, delivery).await
+    }
+
+    /// Stores one decoded strip's rows and queues its task, unless its result is stored
+    /// already (a redelivered decode).
+    async fn hand_out(&self, task: &ImageTask, spec: &StripSpec, rows: Bytes) -> Result<(), TransportError> {
+        let t = &self.transport;
+        let index = spec.index as u32;
+        if t.store.hash_get(&t.keys.strips(&task.job_id), &index.to_string()).await?.is_some() {
+            return Ok(());
+        }
+        let key = t.keys.input(&task.job_id, index);
+        t.store.put(&key, rows, self.config.work_ttl).await?;
+        let strip =
+            StripTask::new(&task.job_id, spec, &task.options, task.compression, StripSource::Rows { key });
+        t.queue.publish(Task::Strip(strip).to_body()).await?;
+        self.metrics.strips_published.inc();
+        tracing::debug!(strip = index, "strip handed out");
+        // The drill stretches the decode, so a test can stop the worker half way.
+        self.drill_delay().await;
+        Ok(())
+    }
+
+    async fn handle_strip(&self, task: StripTask, delivery: Delivery) -> Outcome {
+        let t = &self.transport;
+        let queue_wait = self.arrived(task.enqueued_ms, &delivery);
         // Idempotence: a redelivered strip whose result is already stored costs nothing and
         // counts once.
-        match t.store.hash_get(&strips_key, &field).await {
+        match t.store.hash_get(&t.keys.strips(&task.job_id), &task.strip.to_string()).await {
             Ok(Some(_)) => {
-                self.wake(&task).await;
+                self.publish_event(Event::StripDone(task.job_id.clone())).await;
                 let _ = delivery.ack().await;
                 return Outcome::Skipped;
             }
             Ok(None) => {}
             Err(e) => return self.requeue(delivery, &e.to_string()).await,
         }
-        let input = match t.store.get(&task.input_key).await {
+        let input = match self.strip_input(&task.source).await {
             Ok(Some(input)) => input,
-            Ok(None) => {
-                // The job expired, failed or finished: nothing to do.
-                tracing::info!("strip input is gone; dropping the task");
-                let _ = delivery.ack().await;
-                return Outcome::Skipped;
-            }
+            Ok(None) => return self.input_gone(&task.job_id, queue_wait, delivery).await,
             Err(e) => return self.requeue(delivery, &e.to_string()).await,
         };
-        let params = match task.params() {
-            Ok(p) => p,
-            Err(e) => return self.poison(&task, delivery, &e).await,
-        };
-        if !self.config.strip_delay.is_zero() {
-            tokio::time::sleep(self.config.strip_delay).await;
-        }
-        let spec = task.spec();
+        self.drill_delay().await;
+        let (spec, params) = (task.spec(), task.options.params());
         let level = CompressionLevel(task.compression);
-        let computed =
-            tokio::task::spawn_blocking(move || encode_strip_from_rows(&spec, &input, &params, level)).await;
+        let computed = tokio::task::spawn_blocking(move || {
+            let rows = match input {
+                StripInput::Rows(rows) => rows.to_vec(),
+                StripInput::Jpeg { header, scan, first_interval } => {
+                    decode_restart_strip(&header, &scan, first_interval, &spec)
+                        .map_err(StripFailure::Decode)?
+                }
+            };
+            encode_strip_from_rows(&spec, &rows, &params, level).map_err(StripFailure::Kernel)
+        })
+        .await;
         let (encoded, timings) = match computed {
             Ok(Ok(done)) => done,
-            Ok(Err(e)) => return self.poison(&task, delivery, &e.to_string()).await,
+            Ok(Err(StripFailure::Decode(e))) => {
+                return self.fail(&task.job_id, delivery, decode_failure(&e)).await;
+            }
+            Ok(Err(StripFailure::Kernel(e))) => {
+                return self.poison(&Task::Strip(task), delivery, &e.to_string()).await;
+            }
             // A panic in the kernel: hand it back; the delivery limit bounds the retries.
             Err(e) => return self.requeue(delivery, &format!("strip computation crashed: {e}")).await,
         };
         self.metrics.filter.observe(timings.filter.as_secs_f64());
         self.metrics.encode.observe(timings.encode.as_secs_f64());
         let result = StripResult { encoded, queue_wait, filter: timings.filter, encode: timings.encode };
-        if let Err(e) = t.store.hash_put(&strips_key, &field, result.to_bytes(), self.config.work_ttl).await {
+        self.store_strip(&task.job_id, task.strip, result, delivery).await
+    }
+
+    /// Reads a strip's input: its decoded rows, or the JPEG bytes it decodes itself.
+    async fn strip_input(&self, source: &StripSource) -> Result<Option<StripInput>, TransportError> {
+        let store = &self.transport.store;
+        match source {
+            StripSource::Rows { key } => Ok(store.get(key).await?.map(StripInput::Rows)),
+            StripSource::Jpeg { upload_key, header_end, scan_start, scan_end, first_interval } => {
+                let (header, scan) = tokio::try_join!(
+                    store.get_range(upload_key, 0..*header_end),
+                    store.get_range(upload_key, *scan_start..*scan_end)
+                )?;
+                Ok(header.zip(scan).map(|(header, scan)| StripInput::Jpeg {
+                    header,
+                    scan,
+                    first_interval: *first_interval,
+                }))
+            }
+        }
+    }
+
+    /// Stores a computed strip, wakes the backends, acknowledges.
+    async fn store_strip(&self, id: &str, strip: u32, result: StripResult, delivery: Delivery) -> Outcome {
+        let t = &self.transport;
+        if let Err(e) = t
+            .store
+            .hash_put(&t.keys.strips(id), &strip.to_string(), result.to_bytes(), self.config.work_ttl)
+            .await
+        {
             return self.requeue(delivery, &e.to_string()).await;
         }
-        self.wake(&task).await;
+        self.publish_event(Event::StripDone(id.to_owned())).await;
         if let Err(e) = delivery.ack().await {
             // The result is stored; a redelivery will find it and skip.
             tracing::warn!(error = %e, "acknowledgement failed after the result was stored");
         }
         self.metrics.strips_processed.inc();
         tracing::debug!(
-            filter_ms = timings.filter.as_secs_f64() * 1e3,
-            encode_ms = timings.encode.as_secs_f64() * 1e3,
+            filter_ms = result.filter.as_secs_f64() * 1e3,
+            encode_ms = result.encode.as_secs_f64() * 1e3,
             "strip done"
         );
         Outcome::Done
     }
 
-    async fn wake(&self, task: &StripTask) {
-        let message = Event::StripDone(task.job_id.clone()).encode();
-        if let Err(e) = self.transport.notifier.publish(&message).await {
-            tracing::warn!(error = %e, "could not publish the wake-up; backends will find the strip when sweeping");
+    async fn publish_event(&self, event: Event) {
+        if let Err(e) = self.transport.notifier.publish(&event.encode()).await {
+            tracing::warn!(error = %e, "could not publish the wake-up; backends will find the result when sweeping");
         }
     }
 
     async fn requeue(&self, delivery: Delivery, reason: &str) -> Outcome {
-        tracing::warn!(reason, "strip handed back to the queue");
+        tracing::warn!(reason, "task handed back to the queue");
         // A short pause so a broken dependency is not hammered in a tight loop.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = delivery.requeue().await;
         Outcome::Requeued
     }
 
-    async fn poison(&self, task: &StripTask, delivery: Delivery, reason: &str) -> Outcome {
-        tracing::error!(reason, "strip cannot be processed; dead-lettering it");
+    /// A task that can never succeed: its job fails with the reason, and the task goes to the
+    /// dead-letter queue.
+    async fn poison(&self, task: &Task, delivery: Delivery, reason: &str) -> Outcome {
         let error = JobError {
             code: "strip-failed".into(),
-            message: format!("strip {} of {} cannot be processed: {reason}", task.strip + 1, task.strips),
+            message: format!("{} cannot be processed: {reason}", task.describe()),
         };
-        if let Err(e) = jobs::mark_failed(&self.transport, &task.job_id, &error, self.config.result_ttl).await
-        {
+        self.fail(task.job_id(), delivery, error).await
+    }
+
+    /// Fails the job with `error` and dead-letters the task.
+    async fn fail(&self, id: &str, delivery: Delivery, error: JobError) -> Outcome {
+        tracing::error!(code = %error.code, reason = %error.message, "task cannot be processed; dead-lettering it");
+        if let Err(e) = jobs::mark_failed(&self.transport, id, &error, self.config.result_ttl).await {
             tracing::warn!(error = %e, "could not record the failure; the dead-letter consumer will");
         }
         let _ = delivery.dead_letter().await;
         Outcome::DeadLettered
     }
+
+    /// A message that is not a task: dead-lettered; its job, if it names one, fails.
+    async fn unreadable(&self, delivery: Delivery, reason: &str) -> Outcome {
+        tracing::error!(reason, "unreadable task; dead-lettering it");
+        let id = serde_json::from_slice::<serde_json::Value>(&delivery.payload)
+            .ok()
+            .and_then(|v| v.get("job_id").and_then(|id| id.as_str()).map(str::to_owned));
+        match id {
+            Some(id) => {
+                let message = format!("a task of this job could not be read: {reason}");
+                self.fail(&id, delivery, JobError { code: "strip-failed".into(), message }).await
+            }
+            None => {
+                let _ = delivery.dead_letter().await;
+                Outcome::DeadLettered
+            }
+        }
+    }
 }
 
-/// Encodes a task as a queue message body (used by the coordinator and by tests).
-pub fn task_body(task: &StripTask) -> Bytes {
-    Bytes::from(serde_json::to_vec(task).expect("a task serialises"))
+/// What a strip task reads before it computes.
+enum StripInput {
+    /// Decoded rows.
+    Rows(Bytes),
+    /// The JPEG's headers and the strip's restart intervals.
+    Jpeg { header: Bytes, scan: Bytes, first_interval: u64 },
+}
+
+/// Why a strip could not be computed.
+enum StripFailure {
+    Decode(DecodeError),
+    Kernel(KernelError),
+}
+
+/// Why a split job's decode stopped handing out strips.
+#[derive(Debug)]
+enum SplitStop {
+    /// The strips could not be stored or queued (the receiving side gave up).
+    Abandoned,
+    /// The last strip could not be computed.
+    Kernel(KernelError),
+}
+
+impl std::fmt::Display for SplitStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SplitStop::Abandoned => f.write_str("handing out strips stopped"),
+            SplitStop::Kernel(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The limits an image task carries (the upload's byte size was checked at the door).
+fn task_limits(task: &ImageTask) -> Limits {
+    Limits { max_pixels: task.max_pixels, max_dimension: task.max_dimension, max_bytes: u64::MAX }
+}
+
+/// A job's failure from a decode error: its stable code and its message.
+fn decode_failure(error: &DecodeError) -> JobError {
+    JobError { code: error.code().as_str().to_owned(), message: error.to_string() }
 }

@@ -257,6 +257,21 @@ pub async fn put_get_delete(store: &dyn Store, prefix: &str) {
     store.delete(&[]).await.expect("delete nothing");
 }
 
+/// `get_range` reads part of a value without the rest; a missing key or a range past the end
+/// of the value reads as `None`.
+pub async fn ranges_of_values(store: &dyn Store, prefix: &str) {
+    let key = format!("{prefix}:ranged");
+    assert_eq!(store.get_range(&key, 0..1).await.expect("get_range"), None);
+    let value: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    store.put(&key, Bytes::from(value.clone()), LONG).await.expect("put");
+    for range in [0..1u64, 0..100_000, 255..256, 70_000..99_999, 99_999..100_000] {
+        let part = store.get_range(&key, range.clone()).await.expect("get_range");
+        assert_eq!(part.as_deref(), Some(&value[range.start as usize..range.end as usize]), "{range:?}");
+    }
+    assert_eq!(store.get_range(&key, 99_999..100_001).await.expect("get_range"), None);
+    assert_eq!(store.get_range(&key, 200_000..200_010).await.expect("get_range"), None);
+}
+
 /// Values, hashes and sets disappear once their TTL has run out; a hash's TTL is the one of
 /// its latest write.
 pub async fn ttl_expiry(store: &dyn Store, prefix: &str) {

@@ -7,6 +7,7 @@
 //! runs on all of them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -341,6 +342,12 @@ impl Store for MemoryStore {
             Some(Entry { value: Value::Plain(v), .. }) => Ok(Some(v.clone())),
             Some(_) => Err(wrong_kind(key)),
         }
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Bytes>> {
+        let whole = self.get(key).await?;
+        let (start, end) = (range.start as usize, range.end as usize);
+        Ok(whole.filter(|v| start <= end && end <= v.len()).map(|v| v.slice(start..end)))
     }
 
     async fn delete(&self, keys: &[String]) -> Result<()> {

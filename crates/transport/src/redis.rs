@@ -13,6 +13,7 @@
 //! special mode). When that connection drops, the subscription ends and the caller subscribes
 //! again; messages published in between are lost, which is fine for wake-ups.
 
+use std::ops::Range;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -140,6 +141,17 @@ impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let reply: Option<Vec<u8>> = self.query("GET", redis::cmd("GET").arg(key)).await?;
         Ok(reply.map(Bytes::from))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Bytes>> {
+        if range.is_empty() {
+            return Ok(self.get(key).await?.filter(|v| v.len() as u64 >= range.end).map(|_| Bytes::new()));
+        }
+        // GETRANGE's end is inclusive, and it answers "" for a missing key and clips a range
+        // past the end: a reply shorter than asked means the value is not there.
+        let command = redis::cmd("GETRANGE").arg(key).arg(range.start).arg(range.end - 1).to_owned();
+        let reply: Vec<u8> = self.query("GETRANGE", &command).await?;
+        Ok((reply.len() as u64 == range.end - range.start).then(|| Bytes::from(reply)))
     }
 
     async fn delete(&self, keys: &[String]) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The store: values, hashes and sets under string keys, each with a time to live.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +17,9 @@ pub trait Store: Send + Sync + 'static {
     async fn put_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<bool>;
     /// The value of `key`, if present and not expired.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+    /// The bytes `range` of the value of `key`; `None` when the key is missing or the value is
+    /// shorter than `range.end` (so a part of an upload is read without fetching all of it).
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Bytes>>;
     /// Removes keys (of any kind); missing keys are ignored.
     async fn delete(&self, keys: &[String]) -> Result<()>;
     /// Sets `field` of the hash `key` and refreshes the hash's TTL; true when the field is

@@ -11,6 +11,7 @@
 
 mod huffman;
 mod idct;
+pub(crate) mod restart;
 
 use std::sync::mpsc;
 
@@ -314,7 +315,7 @@ impl<'a> BaselineJpeg<'a> {
         let idct = Idct::detect();
         let blocks = self.luma_blocks_per_mcu_row();
         let mut finish_row = |row: usize, coefficients: &[Block], luma: &mut [u8]| {
-            self.idct_mcu_row(idct, row, coefficients, luma);
+            self.idct_mcu_row(idct, row, coefficients, luma, 0);
             let done = ((row + 1) * self.rows_per_mcu_row()).min(self.height);
             rows_ready(&luma[..done * self.width], done).map_err(StreamError::Consumer)
         };
@@ -374,8 +375,9 @@ impl<'a> BaselineJpeg<'a> {
         })
     }
 
-    /// The IDCT of one MCU row's luma blocks into `luma`, cropped to the image.
-    fn idct_mcu_row(&self, idct: Idct, row: usize, coefficients: &[Block], luma: &mut [u8]) {
+    /// The IDCT of one MCU row's luma blocks into `luma`, cropped to the image; `luma` holds
+    /// the image's rows from `base_row` on.
+    fn idct_mcu_row(&self, idct: Idct, row: usize, coefficients: &[Block], luma: &mut [u8], base_row: usize) {
         let (width, height) = (self.width, self.height);
         let across = self.luma_blocks_across();
         let mut edge = [0u8; 64];
@@ -387,12 +389,12 @@ impl<'a> BaselineJpeg<'a> {
             for (h, block) in blocks.iter().enumerate().take(width.div_ceil(8)) {
                 let left = 8 * h;
                 if left + 8 <= width && top + 8 <= height {
-                    idct.run(block, &self.luma_quant, &mut luma[top * width + left..], width);
+                    idct.run(block, &self.luma_quant, &mut luma[(top - base_row) * width + left..], width);
                 } else {
                     idct.run(block, &self.luma_quant, &mut edge, 8);
                     let (w, h) = ((width - left).min(8), (height - top).min(8));
                     for y in 0..h {
-                        let at = (top + y) * width + left;
+                        let at = (top - base_row + y) * width + left;
                         luma[at..at + w].copy_from_slice(&edge[8 * y..8 * y + w]);
                     }
                 }
@@ -415,8 +417,10 @@ struct EntropyDecoder<'j, 'a> {
     jpeg: &'j BaselineJpeg<'a>,
     reader: BitReader<'a>,
     predictors: Vec<i32>,
-    /// MCUs decoded so far.
+    /// MCUs decoded so far (counted from the start of the image).
     mcus: usize,
+    /// The MCU the reader started at: no restart marker precedes it in the data given.
+    start_mcu: usize,
     /// The next restart marker's number.
     next_restart: u8,
 }
@@ -428,8 +432,55 @@ impl<'j, 'a> EntropyDecoder<'j, 'a> {
             reader: BitReader::new(jpeg.scan),
             predictors: vec![0; jpeg.components.len()],
             mcus: 0,
+            start_mcu: 0,
             next_restart: 0,
         }
+    }
+
+    /// A decoder whose `scan` starts at restart interval `interval` (just after the marker that
+    /// ends the one before): its DC predictors start from zero, as the standard resets them.
+    fn at_interval(jpeg: &'j BaselineJpeg<'a>, scan: &'a [u8], interval: usize) -> Self {
+        let first = interval * jpeg.restart_interval;
+        EntropyDecoder {
+            jpeg,
+            reader: BitReader::new(scan),
+            predictors: vec![0; jpeg.components.len()],
+            mcus: first,
+            start_mcu: first,
+            next_restart: (interval % 8) as u8,
+        }
+    }
+
+    /// Handles the restart marker due before the next MCU, if one is.
+    #[inline(always)]
+    fn restart_if_due(&mut self, reader: BitReader<'a>) -> Result<BitReader<'a>, BadData> {
+        let interval = self.jpeg.restart_interval;
+        if interval > 0 && self.mcus > self.start_mcu && self.mcus.is_multiple_of(interval) {
+            let reader = reader.restart(self.next_restart)?;
+            self.next_restart = (self.next_restart + 1) % 8;
+            self.predictors.fill(0);
+            return Ok(reader);
+        }
+        Ok(reader)
+    }
+
+    /// Decodes `count` MCUs without keeping any block (the rows before a strip's own).
+    fn skip_mcus(&mut self, count: usize) -> Result<(), BadData> {
+        let jpeg = self.jpeg;
+        let mut scratch = [0i16; 64];
+        let mut reader = self.reader;
+        for _ in 0..count {
+            reader = self.restart_if_due(reader)?;
+            for (index, component) in jpeg.components.iter().enumerate() {
+                let (dc, ac) = (&jpeg.dc_tables[index], &jpeg.ac_tables[index]);
+                for _ in 0..component.vertical * component.horizontal {
+                    reader.decode_block::<false>(dc, ac, &mut self.predictors[index], &mut scratch)?;
+                }
+            }
+            self.mcus += 1;
+        }
+        self.reader = reader;
+        if reader.overran() { Err(BadData) } else { Ok(()) }
     }
 
     /// Decodes the next MCU row, storing the luma blocks (which must be zero) and skipping the
@@ -441,11 +492,7 @@ impl<'j, 'a> EntropyDecoder<'j, 'a> {
         // A copy in a local, so that the bit buffer stays in registers; stored back at the end.
         let mut reader = self.reader;
         for mcu in 0..jpeg.mcus_per_row {
-            if jpeg.restart_interval > 0 && self.mcus > 0 && self.mcus.is_multiple_of(jpeg.restart_interval) {
-                reader = reader.restart(self.next_restart)?;
-                self.next_restart = (self.next_restart + 1) % 8;
-                self.predictors.fill(0);
-            }
+            reader = self.restart_if_due(reader)?;
             for (index, component) in jpeg.components.iter().enumerate() {
                 let (dc, ac) = (&jpeg.dc_tables[index], &jpeg.ac_tables[index]);
                 let predictor = &mut self.predictors[index];

@@ -5,16 +5,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dsobel_kernel::{Magnitude, OutputMode};
-use dsobel_service::model::{JobOptions, JobRecord, JobState, StripTask, Timings, new_job_id, now_ms};
-use dsobel_service::worker::task_body;
+use dsobel_service::model::{
+    JobOptions, JobRecord, JobState, StripSource, StripTask, Task, Timings, new_job_id, now_ms,
+};
 use serde_json::Value;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_png};
 
-/// Stores a one-strip job record and returns its task (not yet published).
-async fn plant_job(app: &TestApp, w: u32, h: u32) -> StripTask {
+/// Stores a one-strip job record and returns its strip task (not yet published) and the key
+/// of the strip's input rows.
+async fn plant_job(app: &TestApp, w: u32, h: u32) -> (Task, String) {
     let t = app.coordinator.transport();
     let id = new_job_id();
+    let options =
+        JobOptions { threshold: 100, magnitude: Magnitude::L2, output: OutputMode::Binary, fragments: None };
     let record = JobRecord {
         id: id.clone(),
         state: JobState::Queued,
@@ -23,12 +27,7 @@ async fn plant_job(app: &TestApp, w: u32, h: u32) -> StripTask {
         height: h,
         input_bytes: 0,
         result_bytes: None,
-        options: JobOptions {
-            threshold: 100,
-            magnitude: Magnitude::L2,
-            output: OutputMode::Binary,
-            fragments: None,
-        },
+        options,
         timings: Timings::default(),
         error: None,
         created_ms: now_ms(),
@@ -36,21 +35,10 @@ async fn plant_job(app: &TestApp, w: u32, h: u32) -> StripTask {
     };
     dsobel_service::jobs::save_record(t, &record, Duration::from_secs(60)).await.unwrap();
     t.store.set_add(&t.keys.pending(), &id, Duration::from_secs(60)).await.unwrap();
-    StripTask {
-        job_id: id.clone(),
-        strip: 0,
-        strips: 1,
-        first_row: 0,
-        rows: h,
-        width: w,
-        image_height: h,
-        threshold: 100,
-        magnitude: "l2".into(),
-        output: "binary".into(),
-        compression: 6,
-        input_key: t.keys.input(&id, 0),
-        enqueued_ms: now_ms(),
-    }
+    let key = t.keys.input(&id, 0);
+    let spec = dsobel_kernel::plan_strips(w as usize, h as usize, 1)[0];
+    let task = StripTask::new(&id, &spec, &options, 6, StripSource::Rows { key: key.clone() });
+    (Task::Strip(task), key)
 }
 
 async fn wait_state(app: &TestApp, id: &str, state: &str) -> Value {
@@ -67,14 +55,14 @@ async fn wait_state(app: &TestApp, id: &str, state: &str) -> Value {
 #[tokio::test]
 async fn a_poison_strip_fails_its_job_with_the_reason() {
     let app = spawn_app().await;
-    let task = plant_job(&app, 8, 8).await;
+    let (task, input_key) = plant_job(&app, 8, 8).await;
     let t = app.coordinator.transport();
     // Input of the wrong size: the kernel refuses it, which can never succeed on retry.
-    t.store.put(&task.input_key, Bytes::from_static(&[1, 2, 3]), Duration::from_secs(60)).await.unwrap();
-    t.queue.publish(task_body(&task)).await.unwrap();
-    let status = wait_state(&app, &task.job_id, "failed").await;
+    t.store.put(&input_key, Bytes::from_static(&[1, 2, 3]), Duration::from_secs(60)).await.unwrap();
+    t.queue.publish(task.to_body()).await.unwrap();
+    let status = wait_state(&app, task.job_id(), "failed").await;
     assert_eq!(status["error"]["code"], "strip-failed");
-    let result = app.client.get(app.url(&format!("/result/{}", task.job_id))).send().await.unwrap();
+    let result = app.client.get(app.url(&format!("/result/{}", task.job_id()))).send().await.unwrap();
     assert_eq!(result.status(), 422);
     let body: Value = result.json().await.unwrap();
     assert_eq!(body["error"]["code"], "job-failed");
@@ -85,13 +73,13 @@ async fn a_poison_strip_fails_its_job_with_the_reason() {
 #[tokio::test]
 async fn a_strip_that_keeps_failing_is_dead_lettered_after_bounded_deliveries() {
     let app = spawn_app_with(&["--max-deliveries", "3"]).await;
-    let task = plant_job(&app, 8, 8).await;
+    let (task, input_key) = plant_job(&app, 8, 8).await;
     let t = app.coordinator.transport();
     // The input key holds a hash, so every read fails as a store error: a transient failure
     // from the worker's point of view, retried until the delivery limit.
-    t.store.hash_put(&task.input_key, "x", Bytes::from_static(b"y"), Duration::from_secs(60)).await.unwrap();
-    t.queue.publish(task_body(&task)).await.unwrap();
-    let status = wait_state(&app, &task.job_id, "failed").await;
+    t.store.hash_put(&input_key, "x", Bytes::from_static(b"y"), Duration::from_secs(60)).await.unwrap();
+    t.queue.publish(task.to_body()).await.unwrap();
+    let status = wait_state(&app, task.job_id(), "failed").await;
     let message = status["error"]["message"].as_str().unwrap();
     assert!(message.contains("after 3 deliveries"), "{message}");
     assert_eq!(app.metric("dsobel_strip_redeliveries_total").await, 2.0);
@@ -102,14 +90,14 @@ async fn a_strip_that_keeps_failing_is_dead_lettered_after_bounded_deliveries() 
 async fn a_redelivered_strip_is_counted_once_and_stitched_once() {
     let app = spawn_app_with(&["--workers", "1"]).await;
     let (png, _) = test_png(30, 20);
-    let task = plant_job(&app, 30, 20).await;
+    let (task, input_key) = plant_job(&app, 30, 20).await;
     let t = app.coordinator.transport();
     let luma = dsobel_codec::decode_luma(&png, &dsobel_codec::Limits::default()).unwrap().pixels;
-    t.store.put(&task.input_key, Bytes::from(luma), Duration::from_secs(60)).await.unwrap();
+    t.store.put(&input_key, Bytes::from(luma), Duration::from_secs(60)).await.unwrap();
     // The same task twice, as after a redelivery.
-    t.queue.publish(task_body(&task)).await.unwrap();
-    t.queue.publish(task_body(&task)).await.unwrap();
-    let status = wait_state(&app, &task.job_id, "done").await;
+    t.queue.publish(task.to_body()).await.unwrap();
+    t.queue.publish(task.to_body()).await.unwrap();
+    let status = wait_state(&app, task.job_id(), "done").await;
     assert_eq!(status["strips_done"], 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.metric("dsobel_stitches_total").await, 1.0);

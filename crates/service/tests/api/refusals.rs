@@ -30,7 +30,7 @@ async fn bad_uploads_get_the_right_error_and_never_reach_a_worker() {
     let app = spawn_app_with(&["--max-upload-bytes", "100000"]).await;
     let (png, _) = test_png(30, 30);
     assert_error(app.upload(b"plain text, not an image".to_vec(), "").await, 415, "unsupported-format").await;
-    assert_error(app.upload(png[..png.len() / 2].to_vec(), "").await, 422, "corrupt-image").await;
+    assert_error(app.upload(png[..20].to_vec(), "").await, 422, "corrupt-image").await;
     assert_error(app.upload(Vec::new(), "").await, 400, "missing-file").await;
     let bomb =
         assert_error(app.upload(png_declaring(64_000, 64_000), "").await, 413, "image-too-large").await;
@@ -54,6 +54,24 @@ async fn bad_uploads_get_the_right_error_and_never_reach_a_worker() {
     assert_error(form, 400, "missing-file").await;
     assert_eq!(app.metric("dsobel_strips_processed_total").await, 0.0, "a worker saw a refused upload");
     assert_eq!(app.coordinator.transport().queue.depth().await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn damage_past_the_header_fails_the_job_in_the_worker_with_the_same_code() {
+    // The backend reads headers only; a file cut after its header is found out by the worker
+    // that decodes it, and the job fails with the refusal the door would have given.
+    let app = spawn_app().await;
+    let (png, _) = test_png(300, 200);
+    let cut = png[..png.len() / 2].to_vec();
+    assert_error(app.upload(cut.clone(), "?wait=10").await, 422, "corrupt-image").await;
+    let id = app.submit(cut, "").await;
+    let result = app.wait_result(&id).await;
+    let body = assert_error(result, 422, "corrupt-image").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("PNG"), "{body}");
+    let status = app.status(&id).await;
+    assert_eq!(status["state"], "failed");
+    assert_eq!(status["error"]["code"], "corrupt-image");
     app.stop().await;
 }
 

@@ -1,0 +1,254 @@
+//! Cutting a baseline JPEG into strips by its restart intervals, with no decoding.
+//!
+//! A JPEG written with restart markers (`DRI` in the header, `RSTn` in the scan) resets its DC
+//! predictors at the start of every interval, so each interval decodes on its own. The backend
+//! scans the entropy-coded data for the markers ([`RestartIndex::read`], a byte scan, no
+//! Huffman decoding) and gives each strip the byte range of the intervals that hold its rows
+//! and its halo ([`RestartIndex::strip_bytes`]); a worker reads only those bytes and the
+//! headers, and decodes only its own rows ([`decode_restart_strip`]). The rows are exactly
+//! those of a whole-image decode: the same entropy decoder and IDCT run on the same data.
+
+use std::ops::Range;
+
+use dsobel_kernel::StripSpec;
+
+use super::idct::Idct;
+use super::{BaselineJpeg, Block, EntropyDecoder};
+use crate::decode::jpeg_orientation;
+use crate::error::DecodeError;
+use crate::orientation::Orientation;
+
+/// Where the restart intervals of a baseline JPEG lie in its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartIndex {
+    /// Image width.
+    pub width: usize,
+    /// Image height.
+    pub height: usize,
+    /// Bytes before the entropy-coded data (every header a decoder needs).
+    header_len: usize,
+    /// Start of each interval's entropy-coded data.
+    starts: Vec<usize>,
+    /// End of the last interval's data (the `EOI` marker, or the end of the file).
+    end: usize,
+    /// MCUs per interval.
+    interval_mcus: usize,
+    mcus_per_row: usize,
+    rows_per_mcu_row: usize,
+}
+
+/// The bytes one strip needs: the headers, and its intervals' entropy-coded data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripBytes {
+    /// The headers, `0..header_len` of the file.
+    pub header: Range<u64>,
+    /// The intervals' data, in the file.
+    pub scan: Range<u64>,
+    /// Index of the first interval of `scan`.
+    pub first_interval: u64,
+}
+
+impl RestartIndex {
+    /// Indexes the restart intervals of `bytes`. `None` when the file is not a baseline JPEG
+    /// that dsobel's own decoder takes, has no restart interval, needs an EXIF rotation or
+    /// flip (its strips would not be rows of the output), or its markers are not where the
+    /// header says they must be (then the file is decoded whole, and its damage reported there).
+    pub fn read(bytes: &[u8]) -> Option<RestartIndex> {
+        let jpeg = BaselineJpeg::parse(bytes)?;
+        if jpeg.restart_interval == 0 || jpeg_orientation(&jpeg) != Orientation::NoTransforms {
+            return None;
+        }
+        let header_len = bytes.len() - jpeg.scan.len();
+        let total_mcus = jpeg.mcus_per_row * jpeg.mcu_rows;
+        let expected = total_mcus.div_ceil(jpeg.restart_interval);
+        let mut starts = Vec::with_capacity(expected);
+        starts.push(header_len);
+        let mut end = bytes.len();
+        let scan = jpeg.scan;
+        let mut at = 0;
+        // In entropy-coded data a 0xFF byte is followed by 0x00 (a stuffed byte), another 0xFF
+        // (fill), RST0..RST7, or the marker that ends the scan.
+        while let Some(offset) = memchr::memchr(0xFF, &scan[at..]) {
+            let position = at + offset;
+            match scan.get(position + 1) {
+                Some(0xD0..=0xD7) => {
+                    let marker = scan[position + 1] - 0xD0;
+                    if usize::from(marker) != (starts.len() - 1) % 8 {
+                        return None;
+                    }
+                    starts.push(header_len + position + 2);
+                    at = position + 2;
+                }
+                Some(0x00) => at = position + 2,
+                Some(0xFF) => at = position + 1,
+                Some(_) => {
+                    end = header_len + position;
+                    break;
+                }
+                None => break,
+            }
+        }
+        if starts.len() != expected || expected < 2 {
+            return None;
+        }
+        Some(RestartIndex {
+            width: jpeg.width,
+            height: jpeg.height,
+            header_len,
+            starts,
+            end,
+            interval_mcus: jpeg.restart_interval,
+            mcus_per_row: jpeg.mcus_per_row,
+            rows_per_mcu_row: jpeg.rows_per_mcu_row(),
+        })
+    }
+
+    /// Number of restart intervals.
+    pub fn intervals(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// The most strips worth cutting: one per MCU row, and no more than there are intervals.
+    pub fn max_strips(&self) -> usize {
+        self.height.div_ceil(self.rows_per_mcu_row).min(self.intervals())
+    }
+
+    /// The bytes the strip `spec` needs: the intervals that hold the MCU rows of its input
+    /// rows (own rows plus halo).
+    pub fn strip_bytes(&self, spec: &StripSpec) -> StripBytes {
+        let (first_mcu, end_mcu) = mcu_span(spec, self.rows_per_mcu_row, self.mcus_per_row);
+        let first = first_mcu / self.interval_mcus;
+        let last = (end_mcu.div_ceil(self.interval_mcus)).min(self.intervals()) - 1;
+        // An interval ends two bytes before the next one starts (its RST marker).
+        let end = if last + 1 < self.intervals() { self.starts[last + 1] - 2 } else { self.end };
+        StripBytes {
+            header: 0..self.header_len as u64,
+            scan: self.starts[first] as u64..end as u64,
+            first_interval: first as u64,
+        }
+    }
+}
+
+/// The MCUs `first..end` (in scan order) that hold the input rows of `spec`.
+fn mcu_span(spec: &StripSpec, rows_per_mcu_row: usize, mcus_per_row: usize) -> (usize, usize) {
+    let rows = spec.input_rows();
+    (rows.start / rows_per_mcu_row * mcus_per_row, rows.end.div_ceil(rows_per_mcu_row) * mcus_per_row)
+}
+
+fn corrupt(detail: &str) -> DecodeError {
+    DecodeError::Corrupt { format: "JPEG", detail: detail.to_owned() }
+}
+
+/// Decodes the input rows of the strip `spec` (its own rows plus halo, as
+/// [`StripSpec::input_rows`] says) from the headers and the intervals' data that
+/// [`RestartIndex::strip_bytes`] named.
+pub fn decode_restart_strip(
+    header: &[u8],
+    scan: &[u8],
+    first_interval: u64,
+    spec: &StripSpec,
+) -> Result<Vec<u8>, DecodeError> {
+    let jpeg =
+        BaselineJpeg::parse(header).ok_or_else(|| corrupt("the headers of the strip cannot be read"))?;
+    if (jpeg.width, jpeg.height) != (spec.width, spec.image_height) || jpeg.restart_interval == 0 {
+        return Err(corrupt("the strip does not belong to this image"));
+    }
+    let (rows_per_mcu_row, mcus_per_row) = (jpeg.rows_per_mcu_row(), jpeg.mcus_per_row);
+    let (first_mcu, end_mcu) = mcu_span(spec, rows_per_mcu_row, mcus_per_row);
+    let first_interval = usize::try_from(first_interval).map_err(|_| corrupt("no such interval"))?;
+    let start_mcu =
+        first_interval.checked_mul(jpeg.restart_interval).ok_or_else(|| corrupt("no such interval"))?;
+    if start_mcu > first_mcu {
+        return Err(corrupt("the strip's data starts after its rows"));
+    }
+    let bad = |_| corrupt("the entropy-coded data of a restart interval is damaged or cut short");
+    let mut entropy = EntropyDecoder::at_interval(&jpeg, scan, first_interval);
+    entropy.skip_mcus(first_mcu - start_mcu).map_err(bad)?;
+    let first_mcu_row = first_mcu / mcus_per_row;
+    let base_row = first_mcu_row * rows_per_mcu_row;
+    let end_row = (end_mcu / mcus_per_row * rows_per_mcu_row).min(jpeg.height);
+    let mut luma = vec![0u8; (end_row - base_row) * jpeg.width];
+    let mut coefficients: Vec<Block> = vec![[0; 64]; jpeg.luma_blocks_per_mcu_row()];
+    let idct = Idct::detect();
+    for row in first_mcu_row..end_mcu / mcus_per_row {
+        coefficients.fill([0; 64]);
+        entropy.decode_mcu_row(&mut coefficients).map_err(bad)?;
+        jpeg.idct_mcu_row(idct, row, &coefficients, &mut luma, base_row);
+    }
+    entropy.finish().map_err(bad)?;
+    let rows = spec.input_rows();
+    Ok(luma[(rows.start - base_row) * jpeg.width..(rows.end - base_row) * jpeg.width].to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use dsobel_kernel::{plan_strips, strip_input};
+
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/libjpeg").join(name);
+        std::fs::read(path).expect("fixture")
+    }
+
+    fn whole_luma(bytes: &[u8]) -> Vec<u8> {
+        let jpeg = BaselineJpeg::parse(bytes).unwrap();
+        let mut luma = vec![0; jpeg.width * jpeg.height];
+        jpeg.decode_luma(&mut luma).unwrap();
+        luma
+    }
+
+    #[test]
+    fn every_strip_of_every_plan_decodes_to_the_rows_of_the_whole_image() {
+        // Intervals of 3 MCUs (not a divisor of a row), of 1 MCU, and a grayscale file.
+        for name in ["q50-420-restart.jpg", "q98-444-restart1.jpg", "gray-q100-restart.jpg"] {
+            let bytes = fixture(name);
+            let index = RestartIndex::read(&bytes).expect("the fixture has restart markers");
+            let whole = whole_luma(&bytes);
+            every_plan_matches(&bytes, &index, &whole);
+        }
+    }
+
+    fn every_plan_matches(bytes: &[u8], index: &RestartIndex, whole: &[u8]) {
+        for count in 1..=index.max_strips().min(24) {
+            for spec in plan_strips(index.width, index.height, count) {
+                let part = index.strip_bytes(&spec);
+                let header = &bytes[part.header.start as usize..part.header.end as usize];
+                let scan = &bytes[part.scan.start as usize..part.scan.end as usize];
+                let rows = decode_restart_strip(header, scan, part.first_interval, &spec)
+                    .unwrap_or_else(|e| panic!("strip {spec:?}: {e}"));
+                assert_eq!(rows, strip_input(whole, &spec), "strip {} of {count}", spec.index);
+            }
+        }
+    }
+
+    #[test]
+    fn files_without_usable_markers_are_not_indexed() {
+        assert!(RestartIndex::read(&fixture("q90-420.jpg")).is_none(), "no restart interval");
+        assert!(RestartIndex::read(&fixture("progressive-420.jpg")).is_none());
+        let mut bytes = fixture("q50-420-restart.jpg");
+        // Renumber the first RST marker: the sequence no longer holds.
+        let index = RestartIndex::read(&bytes).unwrap();
+        let marker = index.starts[1] - 1;
+        bytes[marker] = 0xD5;
+        assert!(RestartIndex::read(&bytes).is_none());
+    }
+
+    #[test]
+    fn a_damaged_interval_is_reported() {
+        let bytes = fixture("q50-420-restart.jpg");
+        let index = RestartIndex::read(&bytes).unwrap();
+        let spec = plan_strips(index.width, index.height, 2)[1];
+        let part = index.strip_bytes(&spec);
+        let header = &bytes[..part.header.end as usize];
+        // Only the first few bytes of the strip's data.
+        let cut = &bytes[part.scan.start as usize..part.scan.start as usize + 8];
+        assert!(matches!(
+            decode_restart_strip(header, cut, part.first_interval, &spec),
+            Err(DecodeError::Corrupt { .. })
+        ));
+        // Data that starts at a later interval than the task says.
+        let later = &bytes[part.scan.start as usize..part.scan.end as usize];
+        assert!(decode_restart_strip(header, later, part.first_interval + 1, &spec).is_err());
+    }
+}
