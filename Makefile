@@ -3,8 +3,8 @@
 #
 #   make up                 full stack on this machine with Docker Compose
 #   make deploy             cluster -> RabbitMQ/Redis -> apps -> worker VMs (GCP)
-#   make destroy            everything `make deploy` created
-#   make validate-deploy    offline checks of deploy/ (no cloud needed)
+#   make destroy            everything `make deploy` created (works from any partial state)
+#   make validate-deploy    offline checks of deploy/ and a rehearsal of deploy/destroy (no cloud needed)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -22,7 +22,7 @@ help: ## list targets
 test: ## the project's tests
 	cargo test --workspace
 
-validate-deploy: ## offline validation of Terraform, Kubernetes, Dockerfiles, workflows
+validate-deploy: ## offline validation of Terraform, Kubernetes, Dockerfiles, workflows; deploy/destroy rehearsal
 	bash deploy/validate.sh
 
 run-stack: ## release binary + local RabbitMQ/Redis with the ConfigMap's settings, one job through
@@ -62,5 +62,5 @@ workers: ## pipeline 2: worker VMs (Terraform, managed instance group)
 deploy: ## cluster -> infra services -> apps -> worker VMs
 	IMAGE_TAG=$(IMAGE_TAG) scripts/deploy.sh all
 
-destroy: ## remove worker VMs, Kubernetes objects and the cluster
+destroy: ## remove worker VMs, Kubernetes objects (load balancers, volumes) and the cluster stack
 	scripts/deploy.sh destroy

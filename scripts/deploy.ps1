@@ -109,13 +109,30 @@ function Cluster-Vars {
 # Service Usage and Resource Manager must be on before Terraform can enable
 # anything else or read the project's IAM policy; a new project may lack them.
 function Enable-BootstrapApis {
-  Run gcloud services enable serviceusage.googleapis.com cloudresourcemanager.googleapis.com --project $Project
+  Run gcloud services enable serviceusage.googleapis.com cloudresourcemanager.googleapis.com `
+    compute.googleapis.com --project $Project
+}
+
+# vCPUs the default sizes need at their minimum plus one surge node (as scripts/deploy.sh).
+$MinVcpus = 20
+
+# Warns when the region's CPU quota cannot hold the default sizes.
+function Check-Quota {
+  $q = & gcloud compute regions describe $Region --project $Project --flatten=quotas `
+    --filter='quotas.metric=CPUS' --format='value(quotas.limit,quotas.usage)' 2>$null
+  if ($LASTEXITCODE -ne 0 -or -not $q) { return }
+  $limit, $usage = "$q".Trim() -split '\s+'
+  $free = [int]([double]$limit - [double]$usage)
+  if ($free -lt $MinVcpus) {
+    Write-Warning "$Region has $free vCPUs of CPU quota left; the default sizes need $MinVcpus (docs/deploy.md)."
+  }
 }
 
 function Deploy-Cluster {
   Need @("terraform", "gcloud")
   Log "1: cluster (deploy/terraform/cluster)"
   Enable-BootstrapApis
+  Check-Quota
   Tf-Init "cluster"
   Tf "cluster" (@("apply", "-input=false") + $Approve + (Cluster-Vars))
 }
@@ -224,9 +241,16 @@ function Deploy-Apps {
   Build-Image "dsobel"
   Build-Image "dsobel-web"
   foreach ($a in @("backend", "worker", "frontend")) { Deploy-App $a }
+  Write-Url
+}
+
+function Write-Url {
   $dom = Get-Domain
   if ($dom) { Write-Host "frontend: https://$dom/ (the certificate turns Active 15-60 min after the first deploy)" }
   else { Write-Host "frontend: http://$(Out 'web_ip')/ (plain HTTP: DSOBEL_DOMAIN=off)" }
+  if (Select-String -Quiet -Pattern '^DSOBEL_API_KEY=' -Path "deploy/k8s/overlays/gke/secrets/app.env" -ErrorAction SilentlyContinue) {
+    Write-Host "API key:  DSOBEL_API_KEY in deploy/k8s/overlays/gke/secrets/app.env (the page asks for it once)"
+  }
 }
 
 function Push-WorkerSecrets {
@@ -327,7 +351,7 @@ function Destroy-All {
 }
 
 switch ($Command) {
-  "all" { Deploy-Cluster; Deploy-Infra; Deploy-Apps; Deploy-Workers }
+  "all" { Deploy-Cluster; Deploy-Infra; Deploy-Apps; Deploy-Workers; Log "deployed"; Write-Url }
   "cluster" { Deploy-Cluster }
   "infra" { Deploy-Infra }
   "images" { Build-Image "dsobel"; Build-Image "dsobel-web" }

@@ -102,9 +102,10 @@ out() { tf cluster output -raw "$1"; }
 
 # Service Usage and Resource Manager must be on before Terraform can enable
 # anything else or read the project's IAM policy; a new project may lack them.
+# Compute too, for the quota check below (Terraform would enable it anyway).
 bootstrap_apis() {
   gcloud services enable serviceusage.googleapis.com cloudresourcemanager.googleapis.com \
-    --project "$GCP_PROJECT"
+    compute.googleapis.com --project "$GCP_PROJECT"
 }
 
 # Warns when the region's CPU quota cannot hold the default sizes.

@@ -201,6 +201,8 @@ def no_machine_paths(env, label, cs, state):
             for src in env.sources:
                 if src in t:
                     bad.append(f"{c['tool']}: {t[:120]}")
+        if c["tool"] == "kustomization" and os.path.isabs(c["args"][0]):
+            bad.append(f"deploy-time kustomization outside the checkout: {c['args'][0]}")
         if c["tool"] == "kustomization" and c.get("content"):
             k = yaml.safe_load(c["content"])
             for ref in (k.get("resources") or []) + (k.get("components") or []):
@@ -383,6 +385,39 @@ def run_workflows(env, state):
         check(f"pipeline {wf}: writes the Secret env files as make secrets does", same)
 
 
+# ---------------------------------------------------------------- the PowerShell twin
+
+def ps1_parity(env):
+    """scripts/deploy.ps1 cannot run here (no PowerShell); check that it says
+    what deploy.sh says: commands, settings, Terraform outputs, and a
+    deploy-time kustomization with relative paths only."""
+    sh = open(os.path.join(env.repo, "scripts/deploy.sh")).read()
+    ps = open(os.path.join(env.repo, "scripts/deploy.ps1")).read()
+    outputs = set(re.findall(r'^output "([a-z_]+)"', open(os.path.join(
+        env.repo, "deploy/terraform/cluster/outputs.tf")).read(), re.M))
+    sh_out = set(re.findall(r"\$\(out ([a-z_]+)", sh)) | set(re.findall(r"output -(?:raw|json) ([a-z_]+)", sh))
+    ps_out = set(re.findall(r"\(Out(?:-Or)? ['\"]([a-z_]+)['\"]", ps)) | set(re.findall(r"output -(?:raw|json) ([a-z_]+)", ps))
+    check("deploy.ps1: reads the same Terraform outputs as deploy.sh", sh_out == ps_out,
+          f"only sh: {sorted(sh_out - ps_out)}, only ps1: {sorted(ps_out - sh_out)}")
+    check("deploy.sh and deploy.ps1 read only declared outputs", (sh_out | ps_out) <= outputs,
+          str(sorted((sh_out | ps_out) - outputs)))
+    setting = re.compile(r"^(GCP_|DSOBEL_|TF_STATE|IMAGE_TAG|K8S_|AUTO_APPROVE|BUDGET_|ALERT_|GITHUB_REPOSITORY_FOR_WIF)")
+    sh_env = {v for v in re.findall(r"\$\{?([A-Z][A-Z0-9_]+)", sh) if setting.match(v)}
+    ps_env = {v for v in re.findall(r"\$env:([A-Z][A-Z0-9_]+)", ps) if setting.match(v)}
+    check("deploy.ps1: the same settings as deploy.sh", sh_env == ps_env,
+          f"only sh: {sorted(sh_env - ps_env)}, only ps1: {sorted(ps_env - sh_env)}")
+    sh_cmds = set(re.findall(r"^  ([a-z|-]+(?: \| [a-z-]+)*)\)", sh, re.M))
+    sh_cmds = {c.strip() for x in sh_cmds for c in x.split("|")} - {"*"}
+    ps_cmds = set(re.findall(r'"([a-z-]+)"', re.search(r"ValidateSet\(([^)]*)\)", ps, re.S).group(1)))
+    check("deploy.ps1: the same commands as deploy.sh", sh_cmds == ps_cmds,
+          f"only sh: {sorted(sh_cmds - ps_cmds)}, only ps1: {sorted(ps_cmds - sh_cmds)}")
+    render = ps[ps.index("function Render-Dir"):ps.index("function Apply-Components")]
+    lines = re.findall(r'(?:\$lines \+?= (?:@\()?)(.*)', render)
+    bad = [l for l in lines if "$Root" in l or "Join-Path" in l or "GetTempPath" in l]
+    check("deploy.ps1: deploy-time kustomization in deploy/k8s with relative paths",
+          not bad and "../overlays/$Overlay" in render and '"deploy/k8s/.deploy-"' in render, str(bad))
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -400,6 +435,9 @@ def main():
     print("== prepare: copy of the checkout, make secrets")
     env.prepare()
     S = lambda n: os.path.join(a.work, "state-" + n)  # noqa: E731
+
+    print("== scripts/deploy.ps1 says what scripts/deploy.sh says")
+    ps1_parity(env)
 
     print("== make deploy on an empty project")
     deployed = S("deploy")
