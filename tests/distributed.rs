@@ -175,3 +175,174 @@ fn a_strip_that_keeps_failing_is_dead_lettered_and_fails_its_job() {
     assert_eq!(refused.status, 422);
     assert_eq!(refused.json()["error"]["code"], "corrupt-image");
 }
+
+/// The PNG `dsobel process` writes for `input`, decoded.
+fn processed_locally(input: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dsobel"))
+        .args(["process", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start dsobel process");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "dsobel process failed");
+    decode_png(&output.stdout)
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/codec/tests/fixtures/libjpeg")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_cut_and_strip_count_gives_what_dsobel_process_gives() {
+    let Some(servers) = servers("every_cut") else { return };
+    let stack = Stack::new(&servers);
+    let _workers = [stack.worker(0), stack.worker(0)];
+    let serve = stack.serve(&[]);
+    let address = serve.address.clone().unwrap();
+    let (png, _) = test_png(157, 203, 8);
+    // A JPEG with restart markers (every 3 MCUs, not a divisor of a row; 13 MCU rows), one
+    // with a marker every MCU (5 MCU rows: at most 5 strips from its intervals, more are
+    // decoded and handed out), a baseline JPEG without markers, a progressive one, and a PNG.
+    let inputs = [
+        ("q50-420-restart.jpg", fixture("q50-420-restart.jpg"), 13),
+        ("q98-444-restart1.jpg", fixture("q98-444-restart1.jpg"), 5),
+        ("q90-420.jpg", fixture("q90-420.jpg"), 0),
+        ("progressive-420.jpg", fixture("progressive-420.jpg"), 0),
+        ("photo.png", png, 0),
+    ];
+    for (name, bytes, restart_strips) in &inputs {
+        let want = processed_locally(bytes);
+        for fragments in [1u32, 2, 3, 7] {
+            let split_cut =
+                if fragments <= *restart_strips { "restart-intervals" } else { "decode-and-split" };
+            let id = submit(&address, bytes, &format!("?fragments={fragments}"));
+            let status = wait_job(&address, &id, Duration::from_secs(30));
+            assert_eq!(status["state"], "done", "{name} fragments={fragments}: {status}");
+            assert_eq!(status["strips_total"], fragments, "{name}");
+            let cut = if fragments == 1 { "whole" } else { split_cut };
+            assert_eq!(status["cut"], cut, "{name} fragments={fragments}");
+            let result = http("GET", &address, &format!("/result/{id}"), b"").unwrap();
+            assert_eq!(result.status, 200);
+            assert!(
+                decode_png(&result.body) == want,
+                "{name} fragments={fragments}: differs from dsobel process"
+            );
+        }
+    }
+    // Decoded rows are handed out through the store only while their job runs.
+    std::thread::sleep(Duration::from_millis(300));
+    let keys = redis_keys(&stack.namespace);
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| !k.contains(":in:") && !k.ends_with(":upload")),
+        "{keys:?}"
+    );
+}
+
+/// The keys under a namespace (KEYS is fine on a test's own namespace).
+fn redis_keys(namespace: &str) -> Vec<String> {
+    let mut redis = std::net::TcpStream::connect("127.0.0.1:6379").unwrap();
+    let pattern = format!("{namespace}:*");
+    let command = format!("*2\r\n$4\r\nKEYS\r\n${}\r\n{pattern}\r\n", pattern.len());
+    std::io::Write::write_all(&mut redis, command.as_bytes()).unwrap();
+    redis.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = std::io::Read::read(&mut redis, &mut buf).unwrap_or(0);
+        reply.extend_from_slice(&buf[..n]);
+        if n == 0 || parse_array(&reply).is_some() {
+            break;
+        }
+    }
+    parse_array(&reply).unwrap_or_default()
+}
+
+/// A RESP array of bulk strings, once complete.
+fn parse_array(reply: &[u8]) -> Option<Vec<String>> {
+    let text = String::from_utf8_lossy(reply);
+    let mut lines = text.split("\r\n");
+    let count: usize = lines.next()?.strip_prefix('*')?.parse().ok()?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        lines.next()?.strip_prefix('$')?;
+        out.push(lines.next()?.to_owned());
+    }
+    Some(out)
+}
+
+/// Which of `workers` (health addresses) holds a task right now.
+fn holder(workers: &[String]) -> Option<usize> {
+    workers.iter().position(|w| metric(w, "dsobel_strips_in_flight") == 1.0)
+}
+
+#[test]
+fn a_worker_killed_mid_whole_image_loses_nothing() {
+    let Some(servers) = servers("killed_mid_whole_image") else { return };
+    let stack = Stack::new(&servers);
+    let mut workers = [Some(stack.worker(1500)), Some(stack.worker(1500))];
+    let health: Vec<String> = workers.iter().map(|w| w.as_ref().unwrap().address.clone().unwrap()).collect();
+    let serve = stack.serve(&[]);
+    let address = serve.address.clone().unwrap();
+    let (png, luma) = test_png(240, 160, 9);
+    let id = submit(&address, &png, "?fragments=1");
+    let mut doomed = None;
+    wait_until(Duration::from_secs(20), || {
+        doomed = holder(&health);
+        doomed.is_some()
+    })
+    .expect("a worker holds the image");
+    let doomed = doomed.unwrap();
+    workers[doomed].take().unwrap().kill();
+    let survivor = &health[1 - doomed];
+    let status = wait_job(&address, &id, Duration::from_secs(40));
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(status["cut"], "whole");
+    assert_exact(&address, &id, &luma, 240, 160);
+    assert!(metric(survivor, "dsobel_strip_redeliveries_total") >= 1.0, "the image was redelivered");
+    assert_eq!(metric(survivor, "dsobel_jobs_finished_total{outcome=\"done\"}"), 1.0, "finished once");
+}
+
+#[test]
+fn a_decode_killed_after_handing_out_strips_is_redone_without_counting_twice() {
+    let Some(servers) = servers("killed_mid_decode") else { return };
+    let stack = Stack::new(&servers);
+    // The drill makes the decode pause a second after each strip it hands out.
+    let mut workers = [Some(stack.worker(1000)), Some(stack.worker(1000))];
+    let health: Vec<String> = workers.iter().map(|w| w.as_ref().unwrap().address.clone().unwrap()).collect();
+    let serve = stack.serve(&[]);
+    let address = serve.address.clone().unwrap();
+    let (png, luma) = test_png(320, 240, 10);
+    let id = submit(&address, &png, "?fragments=4");
+    let mut decoder = None;
+    wait_until(Duration::from_secs(20), || {
+        decoder = health.iter().position(|w| metric(w, "dsobel_strips_published_total") >= 1.0);
+        decoder.is_some()
+    })
+    .expect("a worker hands out a strip");
+    let decoder = decoder.unwrap();
+    assert!(metric(&health[decoder], "dsobel_strips_published_total") < 3.0, "the decode was still going");
+    workers[decoder].take().unwrap().kill();
+    let survivor = &health[1 - decoder];
+    let status = wait_job(&address, &id, Duration::from_secs(60));
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(status["cut"], "decode-and-split");
+    assert_eq!((status["strips_done"].as_u64(), status["strips_total"].as_u64()), (Some(4), Some(4)));
+    assert_exact(&address, &id, &luma, 320, 240);
+    assert!(metric(survivor, "dsobel_strip_redeliveries_total") >= 1.0, "the decode was redelivered");
+    assert_eq!(metric(&address, "dsobel_stitches_total"), 1.0, "stitched once");
+    // Everything of the job but its record and result is gone once it is done (the stitch
+    // lock expires on its own a minute later).
+    std::thread::sleep(Duration::from_millis(500));
+    let mut left = redis_keys(&stack.namespace);
+    left.retain(|k| k.contains(&id) && !k.ends_with(":stitch"));
+    left.sort();
+    let mut expected =
+        vec![format!("{}:job:{id}", stack.namespace), format!("{}:job:{id}:result", stack.namespace)];
+    expected.sort();
+    assert_eq!(left, expected);
+}

@@ -246,6 +246,7 @@ impl Coordinator {
                 error: None,
                 created_ms,
                 compression: self.config.compression,
+                cut: cut.name().to_owned(),
             };
             let queue_it = async {
                 t.store.put(&upload_key, bytes, self.config.work_ttl).await?;

@@ -24,6 +24,8 @@ pub struct JobStatus {
     pub strips_done: u32,
     /// Strips of the job.
     pub strips_total: u32,
+    /// How the job was cut into tasks (`whole`, `restart-intervals`, `decode-and-split`).
+    pub cut: String,
     /// Output width.
     pub width: u32,
     /// Output height.
@@ -88,6 +90,7 @@ pub async fn status(t: &Transport, id: &str) -> Result<JobStatus, ApiError> {
         state,
         strips_done,
         strips_total: record.strips_total,
+        cut: record.cut,
         width: record.width,
         height: record.height,
         input_bytes: record.input_bytes,

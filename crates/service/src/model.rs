@@ -136,6 +136,10 @@ pub struct JobRecord {
     pub created_ms: u64,
     /// Compression level of the strips.
     pub compression: u8,
+    /// How the job was cut: `whole`, `restart-intervals` (strips read from a JPEG's restart
+    /// intervals) or `decode-and-split` (strips handed out by the worker that decodes).
+    #[serde(default)]
+    pub cut: String,
 }
 
 /// A work order, the body of one queue message. Every task names its job and points at its
