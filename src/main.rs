@@ -55,6 +55,9 @@ enum BenchSubcommand {
     /// Image sizes × concurrency levels × worker processes on the local RabbitMQ and Redis,
     /// plus the embedded mode.
     Matrix(Box<dsobel_bench::MatrixArgs>),
+    /// Throughput and each role's CPU per image for 1, 2, 4… worker processes, each process
+    /// capped at a fraction of a core in a CPU control group of its own (Linux, as root).
+    Scaling(Box<dsobel_bench::ScalingArgs>),
     /// Draw the PNG charts of a bench CSV.
     Plot(dsobel_bench::PlotArgs),
 }
@@ -64,6 +67,7 @@ fn bench(command: BenchCommand) -> anyhow::Result<i32> {
     match command.command {
         None => runtime.block_on(dsobel_bench::run(command.load)),
         Some(BenchSubcommand::Matrix(args)) => runtime.block_on(dsobel_bench::matrix(*args)),
+        Some(BenchSubcommand::Scaling(args)) => runtime.block_on(dsobel_bench::scaling(*args)),
         Some(BenchSubcommand::Plot(args)) => dsobel_bench::plot_command(args),
     }
 }

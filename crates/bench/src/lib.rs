@@ -13,6 +13,10 @@
 //! - [`matrix`](mod@matrix): every size × concurrency × worker count, with real `dsobel serve` and
 //!   `dsobel worker` processes on the local RabbitMQ and Redis, plus the embedded row
 //!   ([`matrix()`]);
+//! - [`scaling`](mod@scaling): does every worker add throughput? The backend and each worker
+//!   in a CPU control group of its own ([`cgroup`]), capped at a fraction of a core, as if
+//!   each were a small machine; throughput and each role's CPU per image for 1, 2, 4… workers
+//!   ([`scaling()`]);
 //! - [`record`] and [`stats`]: one CSV row per request, and the summary per cell (throughput,
 //!   p50/p95/p99/max latency, failures by code);
 //! - [`plot`](mod@plot): latency against size, throughput against concurrency, and where the
@@ -22,16 +26,19 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod cgroup;
 pub mod client;
 pub mod images;
 pub mod load;
 pub mod matrix;
 pub mod plot;
 pub mod record;
+pub mod scaling;
 pub mod stats;
 
 pub use images::{GenImageArgs, gen_image};
 pub use load::{BenchArgs, bench, run};
 pub use matrix::{MatrixArgs, matrix, run_matrix};
 pub use plot::{PlotArgs, plot, plot_command};
+pub use scaling::{ScalingArgs, scaling};
 pub use stats::Report;

@@ -17,6 +17,7 @@ use clap::Args;
 use dsobel_transport::queue::QueueConfig;
 use dsobel_transport::rabbitmq::RabbitQueue;
 
+use crate::cgroup::{CpuGroup, cpu_seconds};
 use crate::images::{ImageSize, load_images};
 use crate::load::{LoadArgs, run_cells};
 use crate::record::{CsvWriter, Record};
@@ -55,6 +56,10 @@ pub struct MatrixArgs {
     /// Draw the plots (PNG) into this folder at the end.
     #[arg(long, value_name = "DIR")]
     pub plot_dir: Option<PathBuf>,
+    /// Run every process in a CPU control group of its own capped at this many cores (0.25:
+    /// a quarter of a core), as if each were a small machine. Linux, as root.
+    #[arg(long, value_name = "CORES")]
+    pub cpu_cap: Option<f64>,
 }
 
 /// `dsobel bench matrix`: runs every cell for every worker count, prints the summary; the exit
@@ -108,7 +113,7 @@ pub async fn run_matrix(mut args: MatrixArgs) -> Result<Report> {
         let label = run.map(|n| n.to_string()).unwrap_or_else(|| "embedded".to_owned());
         eprintln!("starting the {label} run");
         let setup = Setup::new(&bin, &args, run, &logs);
-        let mut cluster = Cluster::default();
+        let mut cluster = Cluster::new(args.cpu_cap);
         let outcome = async {
             let base = setup.start(&mut cluster).await?;
             run_cells(&args.load, &base, &label, &images, Some(&mut csv), started).await
@@ -124,7 +129,7 @@ pub async fn run_matrix(mut args: MatrixArgs) -> Result<Report> {
 }
 
 /// What one run starts: names and settings.
-struct Setup {
+pub(crate) struct Setup {
     bin: PathBuf,
     workers: Option<usize>,
     tasks_per_worker: usize,
@@ -137,7 +142,7 @@ struct Setup {
 }
 
 /// Random hex for queue names and namespaces.
-fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(&(std::process::id(), Instant::now(), std::time::SystemTime::now()), &mut h);
     let a = std::hash::Hasher::finish(&h);
@@ -147,7 +152,7 @@ fn random_suffix() -> String {
 }
 
 impl Setup {
-    fn new(bin: &Path, args: &MatrixArgs, workers: Option<usize>, logs: &Path) -> Setup {
+    pub(crate) fn new(bin: &Path, args: &MatrixArgs, workers: Option<usize>, logs: &Path) -> Setup {
         let suffix = random_suffix();
         Setup {
             bin: bin.to_owned(),
@@ -187,7 +192,7 @@ impl Setup {
     }
 
     /// Starts the processes of this run and returns the backend's base URL once all are ready.
-    async fn start(&self, cluster: &mut Cluster) -> Result<String> {
+    pub(crate) async fn start(&self, cluster: &mut Cluster) -> Result<String> {
         let label = self.workers.map(|n| format!("w{n}")).unwrap_or_else(|| "embedded".into());
         let port = free_port()?;
         let mut serve = self.command("serve", &format!("{label}-serve.log"))?;
@@ -224,7 +229,7 @@ impl Setup {
 
     /// Deletes this run's work and dead-letter queues (best effort: a leftover queue is
     /// harmless, only untidy).
-    async fn delete_queues(&self, amqp_url: &str) {
+    pub(crate) async fn delete_queues(&self, amqp_url: &str) {
         let config = QueueConfig { name: self.queue.clone(), ..QueueConfig::default() };
         let deleted = tokio::time::timeout(Duration::from_secs(10), async {
             RabbitQueue::connect(amqp_url, config).await?.delete_queues().await
@@ -237,22 +242,48 @@ impl Setup {
 }
 
 /// A port of the loopback interface that was free a moment ago.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The child processes of a run; stopped with SIGTERM by [`Cluster::stop`], killed on drop as
-/// a last resort.
-#[derive(Default)]
-struct Cluster {
+/// a last resort. With a CPU cap, each runs in a control group of its own.
+pub(crate) struct Cluster {
     children: Vec<(String, Child)>,
+    cpu_cap: Option<f64>,
+    /// Dropped after the children (fields drop in order), when they can be removed.
+    groups: Vec<CpuGroup>,
 }
 
 impl Cluster {
+    pub(crate) fn new(cpu_cap: Option<f64>) -> Cluster {
+        Cluster { children: Vec::new(), cpu_cap: cpu_cap.filter(|&c| c > 0.0), groups: Vec::new() }
+    }
+
     fn spawn(&mut self, name: &str, mut command: Command) -> Result<()> {
+        let group = match self.cpu_cap {
+            Some(cores) => {
+                let label = name.replace(' ', "-");
+                Some(CpuGroup::create(&format!("dsobel-bench-{}-{label}", random_suffix()), cores)?)
+            }
+            None => None,
+        };
         let child = command.spawn().with_context(|| format!("cannot start {name} ({command:?})"))?;
+        let pid = child.id();
         self.children.push((name.to_owned(), child));
+        if let Some(group) = group {
+            group.add(pid)?;
+            self.groups.push(group);
+        }
         Ok(())
+    }
+
+    /// CPU seconds each child has spent so far, by name (`serve`, `worker 0`, …).
+    pub(crate) fn cpu_seconds(&self) -> Vec<(String, f64)> {
+        self.children
+            .iter()
+            .map(|(name, child)| (name.clone(), cpu_seconds(child.id()).unwrap_or(0.0)))
+            .collect()
     }
 
     /// An error when a child has already exited (a wrong binary, a port taken, a broker down).
@@ -266,7 +297,7 @@ impl Cluster {
     }
 
     /// SIGTERM to every child, then up to 30 s for all to exit; SIGKILL for any still running.
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         for (_, child) in &mut self.children {
             if matches!(child.try_wait(), Ok(None)) {
                 let _ = Command::new("kill")
@@ -293,6 +324,7 @@ impl Cluster {
             }
         }
         self.children.clear();
+        self.groups.clear();
     }
 }
 

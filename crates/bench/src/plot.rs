@@ -410,3 +410,58 @@ fn stages_chart(
     }
     Ok(())
 }
+
+/// Draws `scaling.png` of `dsobel bench scaling` into `out_dir`: throughput against worker
+/// processes, beside the ideal line (the first row's throughput per worker, times the workers).
+pub fn scaling_chart(rows: &[crate::scaling::ScalingRow], cpu_cap: f64, out_dir: &Path) -> Result<PathBuf> {
+    let distributed: Vec<&crate::scaling::ScalingRow> = rows.iter().filter(|r| r.workers > 0).collect();
+    let Some(first) = distributed.first() else { bail!("no distributed row to plot") };
+    register_font();
+    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let path = out_dir.join("scaling.png");
+    let per_worker = first.throughput / first.workers as f64;
+    let x_max = distributed.iter().map(|r| r.workers).max().unwrap_or(1) as f64 + 0.5;
+    let y_max =
+        distributed.iter().map(|r| r.throughput.max(per_worker * r.workers as f64)).fold(0.0, f64::max)
+            * 1.15
+            + 0.01;
+    let cap = if cpu_cap > 0.0 { format!("{cpu_cap} core per process") } else { "no CPU cap".to_owned() };
+    render(&path, (900, 600), |area| {
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("Throughput by worker processes ({cap})"), ("sans-serif", 24))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.5..x_max, 0.0..y_max)
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("worker processes")
+            .y_desc("images per second")
+            .axis_desc_style(("sans-serif", 18))
+            .label_style(("sans-serif", 15))
+            .draw()
+            .map_err(plot_error)?;
+        let ideal: Vec<(f64, f64)> =
+            distributed.iter().map(|r| (r.workers as f64, per_worker * r.workers as f64)).collect();
+        let grey = color(7);
+        chart
+            .draw_series(LineSeries::new(ideal, grey.stroke_width(2)))
+            .map_err(plot_error)?
+            .label("ideal: each worker adds the first one's throughput")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2)));
+        let measured: Vec<(f64, f64)> =
+            distributed.iter().map(|r| (r.workers as f64, r.throughput)).collect();
+        let blue = color(0);
+        chart
+            .draw_series(LineSeries::new(measured.clone(), blue.stroke_width(3)))
+            .map_err(plot_error)?
+            .label("measured")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(3)));
+        chart
+            .draw_series(measured.into_iter().map(|p| Circle::new(p, 5, blue.filled())))
+            .map_err(plot_error)?;
+        draw_legend(&mut chart)
+    })?;
+    Ok(path)
+}
