@@ -22,6 +22,7 @@ pub mod notify;
 pub mod queue;
 pub mod rabbitmq;
 pub mod redis;
+mod redis_bulk;
 pub mod store;
 
 pub use notify::{Notifier, Subscription};

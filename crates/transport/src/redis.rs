@@ -15,6 +15,7 @@
 
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,6 +24,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
 use redis::{Client, RedisError, Value};
 
 use crate::notify::{Notifier, Subscription};
+use crate::redis_bulk::{BulkError, BulkWriter, bulk_timeout};
 use crate::store::Store;
 use crate::{Result, TransportError};
 
@@ -90,10 +92,15 @@ async fn manager(client: Client) -> Result<ConnectionManager> {
     bounded("connect", ConnectionManager::new_with_config(client, config)).await
 }
 
+/// Values at least this large are written by [`BulkWriter`], straight from their buffer.
+const BULK_VALUE: usize = 64 * 1024;
+
 /// A [`Store`] on a Redis server.
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
+    /// Large `SET`s without copies (absent for TLS URLs).
+    bulk: Option<Arc<BulkWriter>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -105,7 +112,34 @@ impl std::fmt::Debug for RedisStore {
 impl RedisStore {
     /// Connects to `url` (`redis://host:port/db`).
     pub async fn connect(url: &str) -> Result<Self> {
-        Ok(RedisStore { connection: manager(open_client(url)?).await? })
+        let client = open_client(url)?;
+        let bulk = BulkWriter::new(client.get_connection_info()).map(Arc::new);
+        Ok(RedisStore { connection: manager(client).await?, bulk })
+    }
+
+    /// A large `SET` through the bulk writer.
+    async fn put_bulk(&self, bulk: &BulkWriter, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        let limit = bulk_timeout(OPERATION_TIMEOUT, value.len());
+        match tokio::time::timeout(limit, bulk.set(key, value, millis(ttl))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(BulkError::Refused(line))) => {
+                // The server's transient refusals, as the general client classifies them.
+                let transient = ["-LOADING", "-TRYAGAIN", "-MASTERDOWN", "-READONLY", "-CLUSTERDOWN", "-OOM"];
+                if transient.iter().any(|p| line.starts_with(p)) {
+                    Err(unavailable(format!("SET: {line}")))
+                } else {
+                    Err(TransportError::Protocol { service: SERVICE, detail: format!("SET: {line}") })
+                }
+            }
+            Ok(Err(BulkError::Io(e))) => {
+                bulk.forget();
+                Err(unavailable(format!("SET: {e}")))
+            }
+            Err(_) => {
+                bulk.forget();
+                Err(unavailable(format!("SET: no answer within {limit:?}")))
+            }
+        }
     }
 
     async fn query<T: redis::FromRedisValue>(&self, what: &str, command: &redis::Cmd) -> Result<T> {
@@ -126,6 +160,9 @@ impl RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
+        if let Some(bulk) = self.bulk.as_deref().filter(|_| value.len() >= BULK_VALUE) {
+            return self.put_bulk(bulk, key, &value, ttl).await;
+        }
         let command = redis::cmd("SET").arg(key).arg(value.as_ref()).arg("PX").arg(millis(ttl)).to_owned();
         self.query::<()>("SET", &command).await
     }

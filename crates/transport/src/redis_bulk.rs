@@ -1,0 +1,226 @@
+//! Large `SET`s without copying the value: the command's header, the caller's buffer and the
+//! command's tail go to the socket in one vectored write, on connections kept for this.
+//!
+//! The general client packs every command into a fresh buffer and then into its connection's
+//! write buffer: a one-megabyte upload is copied three times before it reaches the socket,
+//! which was most of the backend's CPU per job. Here it is copied once, by the kernel.
+//!
+//! Connections come from a small pool. A pooled connection may have been closed by the server
+//! since its last use (a restart, an idle timeout): a command that fails on one is tried once
+//! more on a new connection, which is safe because a `SET` of the same value and TTL is
+//! idempotent. Only TCP and Unix-socket URLs are handled; for others (TLS) the store uses the
+//! general client.
+
+use std::io::IoSlice;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::{ConnectionAddr, ConnectionInfo};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Connections kept idle at most.
+const IDLE_CONNECTIONS: usize = 16;
+/// The longest reply line read (`+OK` or an error message).
+const LONGEST_REPLY: usize = 4096;
+
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+type Connection = Pin<Box<dyn Stream>>;
+
+/// Where the server is.
+#[derive(Debug, Clone)]
+enum Address {
+    Tcp(String, u16),
+    Unix(PathBuf),
+}
+
+/// A pool of connections for large `SET`s.
+pub(crate) struct BulkWriter {
+    address: Address,
+    /// `AUTH` and `SELECT`, encoded, sent on every new connection (empty when not needed),
+    /// and how many replies they give.
+    handshake: (Vec<u8>, usize),
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Why a bulk `SET` failed.
+#[derive(Debug)]
+pub(crate) enum BulkError {
+    /// The connection failed: the server may be down.
+    Io(std::io::Error),
+    /// The server refused the command (its error line).
+    Refused(String),
+}
+
+impl std::fmt::Display for BulkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BulkError::Io(e) => e.fmt(f),
+            BulkError::Refused(line) => f.write_str(line),
+        }
+    }
+}
+
+impl From<std::io::Error> for BulkError {
+    fn from(e: std::io::Error) -> Self {
+        BulkError::Io(e)
+    }
+}
+
+/// One RESP bulk string.
+fn bulk(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(format!("${}\r\n", value.len()).as_bytes());
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One RESP command.
+fn command(out: &mut Vec<u8>, words: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", words.len()).as_bytes());
+    for word in words {
+        bulk(out, word);
+    }
+}
+
+impl BulkWriter {
+    /// A writer for the server of `info`; `None` for connections it does not handle (TLS).
+    pub(crate) fn new(info: &ConnectionInfo) -> Option<BulkWriter> {
+        let address = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => Address::Tcp(host.clone(), *port),
+            ConnectionAddr::Unix(path) => Address::Unix(path.clone()),
+            _ => return None,
+        };
+        let settings = info.redis_settings();
+        let (mut handshake, mut replies) = (Vec::new(), 0);
+        if let Some(password) = settings.password() {
+            match settings.username() {
+                Some(user) => command(&mut handshake, &[b"AUTH", user.as_bytes(), password.as_bytes()]),
+                None => command(&mut handshake, &[b"AUTH", password.as_bytes()]),
+            }
+            replies += 1;
+        }
+        if settings.db() != 0 {
+            command(&mut handshake, &[b"SELECT", settings.db().to_string().as_bytes()]);
+            replies += 1;
+        }
+        Some(BulkWriter { address, handshake: (handshake, replies), idle: Mutex::new(Vec::new()) })
+    }
+
+    async fn connect(&self) -> Result<Connection, BulkError> {
+        let mut connection: Connection = match &self.address {
+            Address::Tcp(host, port) => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                stream.set_nodelay(true)?;
+                Box::pin(stream)
+            }
+            #[cfg(unix)]
+            Address::Unix(path) => Box::pin(tokio::net::UnixStream::connect(path).await?),
+            #[cfg(not(unix))]
+            Address::Unix(_) => {
+                return Err(BulkError::Io(std::io::Error::other("Unix sockets need a Unix system")));
+            }
+        };
+        let (handshake, replies) = &self.handshake;
+        if !handshake.is_empty() {
+            connection.write_all(handshake).await?;
+            read_ok(&mut connection, *replies).await?;
+        }
+        Ok(connection)
+    }
+
+    /// `SET key value PX ttl`, the value written straight from `value`.
+    pub(crate) async fn set(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<(), BulkError> {
+        let mut head = Vec::with_capacity(64 + key.len());
+        head.extend_from_slice(b"*5\r\n");
+        bulk(&mut head, b"SET");
+        bulk(&mut head, key.as_bytes());
+        head.extend_from_slice(format!("${}\r\n", value.len()).as_bytes());
+        let mut tail = b"\r\n".to_vec();
+        bulk(&mut tail, b"PX");
+        bulk(&mut tail, ttl_ms.to_string().as_bytes());
+        let pooled = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
+        let reused = pooled.is_some();
+        let mut connection = match pooled {
+            Some(connection) => connection,
+            None => self.connect().await?,
+        };
+        let mut result = send(&mut connection, &[&head, value, &tail]).await;
+        if reused && matches!(result, Err(BulkError::Io(_))) {
+            // Closed while idle: once more on a new connection.
+            connection = self.connect().await?;
+            result = send(&mut connection, &[&head, value, &tail]).await;
+        }
+        match result {
+            // Errors on the I/O drop the connection; a refusal leaves it in a known state.
+            Ok(()) | Err(BulkError::Refused(_)) => {
+                if let Ok(mut idle) = self.idle.lock()
+                    && idle.len() < IDLE_CONNECTIONS
+                {
+                    idle.push(connection);
+                }
+            }
+            Err(BulkError::Io(_)) => {}
+        }
+        result
+    }
+
+    /// Drops the idle connections (after the server was found unreachable).
+    pub(crate) fn forget(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+}
+
+/// Writes every part, then reads the `+OK`.
+async fn send(connection: &mut Connection, parts: &[&[u8]]) -> Result<(), BulkError> {
+    write_all(connection, parts).await?;
+    read_ok(connection, 1).await
+}
+
+/// Writes `parts` in as few system calls as the socket takes.
+async fn write_all(connection: &mut Connection, parts: &[&[u8]]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut remaining: &mut [IoSlice<'_>] = &mut slices;
+    while !remaining.is_empty() {
+        let written = connection.write_vectored(remaining).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut remaining, written);
+    }
+    connection.flush().await
+}
+
+/// Reads the one-line replies of `count` commands: `+…` is success, `-…` the server's
+/// refusal (the first one is returned). Nothing else is in flight on these connections, so
+/// those lines are all there is to read.
+async fn read_ok(connection: &mut Connection, count: usize) -> Result<(), BulkError> {
+    let mut replies = Vec::with_capacity(64);
+    let mut chunk = [0u8; 256];
+    let lines = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count();
+    while lines(&replies) < count || !replies.ends_with(b"\r\n") {
+        let n = connection.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(BulkError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        replies.extend_from_slice(&chunk[..n]);
+        if replies.len() > LONGEST_REPLY * count {
+            return Err(BulkError::Io(std::io::Error::other("reply too long")));
+        }
+    }
+    if lines(&replies) > count {
+        return Err(BulkError::Io(std::io::Error::other("more replies than commands")));
+    }
+    match replies.split(|&b| b == b'\n').find(|line| !line.starts_with(b"+") && !line.is_empty()) {
+        None => Ok(()),
+        Some(line) => Err(BulkError::Refused(String::from_utf8_lossy(line).trim_end().to_owned())),
+    }
+}
+
+/// How long a bulk `SET` may take: the usual bound, plus time for the bytes at 100 MB/s.
+pub(crate) fn bulk_timeout(base: Duration, bytes: usize) -> Duration {
+    base + Duration::from_millis(bytes as u64 / 100_000)
+}
