@@ -25,10 +25,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::jobs::{self, JobStatus, load_failure, load_record, save_record};
+use crate::jobs::{self, JobStatus, load_failure, load_record, load_state, save_record};
 use crate::model::{
-    Event, ImageTask, JobError, JobOptions, JobRecord, JobState, StripResult, StripSource, StripTask, Task,
-    Timings, new_job_id, now_ms,
+    CUT_WHOLE, Event, ImageTask, JobError, JobOptions, JobRecord, JobState, StripResult, StripSource,
+    StripTask, Task, Timings, new_job_id, now_ms,
 };
 use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
@@ -97,7 +97,7 @@ impl Cut {
 
     fn name(&self) -> &'static str {
         match self {
-            Cut::Whole => "whole",
+            Cut::Whole => CUT_WHOLE,
             Cut::Decode(_) => "decode-and-split",
             Cut::Restart(..) => "restart-intervals",
         }
@@ -341,11 +341,16 @@ impl Coordinator {
         Ok(self.transport.store.get(&self.transport.keys.result(id)).await?)
     }
 
+    /// The status of a job and, once it is done, its PNG, in one round trip to the store.
+    pub async fn status_and_result(&self, id: &str) -> Result<(JobStatus, Option<Bytes>), ApiError> {
+        jobs::status_and_result(&self.transport, id).await
+    }
+
     /// Stitches the job if all its strips are stored and nobody else is stitching it. Returns
     /// whether this call stitched it.
     pub async fn try_stitch(&self, id: &str) -> Result<bool, ApiError> {
         let t = &self.transport;
-        let Some(mut record) = load_record(t, id).await? else {
+        let Some((mut record, failure)) = load_state(t, id).await? else {
             t.store.set_remove(&t.keys.pending(), id).await?;
             return Ok(false);
         };
@@ -353,8 +358,12 @@ impl Coordinator {
             self.settle_finished(id, record.state).await?;
             return Ok(false);
         }
-        if let Some(failure) = load_failure(t, id).await? {
+        if let Some(failure) = failure {
             self.finish_failed(record, failure).await?;
+            return Ok(false);
+        }
+        // A whole-image job is finished by its worker; nothing to stitch.
+        if record.is_whole() {
             return Ok(false);
         }
         if t.store.hash_len(&t.keys.strips(id)).await? < record.strips_total as u64 {
@@ -543,6 +552,10 @@ impl Coordinator {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! { _ = tick.tick() => {}, _ = shutdown.cancelled() => return }
+            // Read before the pending set: a job is in the pending set before it is counted
+            // here, so a job of this list missing from that set has finished.
+            let local: Vec<String> =
+                self.local_jobs.lock().map(|j| j.iter().cloned().collect()).unwrap_or_default();
             let pending = match self.transport.store.set_members(&self.transport.keys.pending()).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -550,22 +563,16 @@ impl Coordinator {
                     continue;
                 }
             };
-            for id in pending {
-                if let Err(e) = self.try_stitch(&id).await {
+            for id in &pending {
+                if let Err(e) = self.try_stitch(id).await {
                     tracing::debug!(job_id = %id, error = %e, "sweep could not settle job");
                 }
             }
-            // Jobs accepted here but finished by another replica whose wake-up we missed.
-            let local: Vec<String> =
-                self.local_jobs.lock().map(|j| j.iter().cloned().collect()).unwrap_or_default();
-            for id in local {
-                match load_record(&self.transport, &id).await {
-                    Ok(None) => self.local_finish(&id),
-                    Ok(Some(r)) if matches!(r.state, JobState::Done | JobState::Failed) => {
-                        self.local_finish(&id)
-                    }
-                    _ => {}
-                }
+            // Jobs accepted here and finished elsewhere (a worker, another replica) whose
+            // wake-up this process missed.
+            let pending: HashSet<&String> = pending.iter().collect();
+            for id in local.iter().filter(|id| !pending.contains(id)) {
+                self.local_finish(id);
             }
         }
     }

@@ -294,10 +294,10 @@ async fn upload(
     if let Some(wait) = wait {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let status = state.coordinator.status(&id).await?;
+            let (status, png) = state.coordinator.status_and_result(&id).await?;
             match status.state {
                 JobState::Done => {
-                    if let Some(png) = state.coordinator.result_png(&id).await? {
+                    if let Some(png) = png {
                         return Ok(png_response(&id, png));
                     }
                 }
@@ -341,9 +341,9 @@ fn checked_id(id: &str) -> Result<&str, ApiError> {
 
 async fn result(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = checked_id(&id)?;
-    let status = state.coordinator.status(id).await?;
+    let (status, png) = state.coordinator.status_and_result(id).await?;
     match status.state {
-        JobState::Done => match state.coordinator.result_png(id).await? {
+        JobState::Done => match png {
             Some(png) => Ok(png_response(id, png)),
             None => Err(ApiError::NotFound(id.to_owned())),
         },
@@ -359,6 +359,10 @@ async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<R
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
+
+/// How long an event stream waits for a wake-up before it reads its job's state anyway (a
+/// wake-up can be missed while the subscription reconnects).
+const EVENTS_REREAD: Duration = Duration::from_secs(3);
 
 /// The state of one `/events` stream between two events.
 struct EventStream {
@@ -398,7 +402,7 @@ impl EventStream {
                 let event = SseEvent::default().event(name).data(value.to_string());
                 return Some((Ok(event), self));
             }
-            // Wait for a wake-up about this job, or re-read after a second in case one is missed.
+            // Wait for a wake-up about this job, or re-read after a while in case one is missed.
             let id = self.id.clone();
             let woke = async {
                 loop {
@@ -412,7 +416,7 @@ impl EventStream {
             };
             tokio::select! {
                 _ = woke => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(EVENTS_REREAD) => {}
                 _ = self.state.shutdown.cancelled() => return None,
             }
         }

@@ -44,14 +44,25 @@ pub struct JobStatus {
     pub created_at: String,
 }
 
+fn parse_record(id: &str, bytes: &[u8]) -> Result<JobRecord, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::Internal(format!("unreadable job record {id}: {e}")))
+}
+
 /// Reads a job record.
 pub async fn load_record(t: &Transport, id: &str) -> Result<Option<JobRecord>, ApiError> {
-    match t.store.get(&t.keys.job(id)).await? {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| ApiError::Internal(format!("unreadable job record {id}: {e}"))),
-    }
+    t.store.get(&t.keys.job(id)).await?.map(|bytes| parse_record(id, &bytes)).transpose()
+}
+
+/// A job's record and its failure, if any, read in one round trip.
+pub async fn load_state(t: &Transport, id: &str) -> Result<Option<(JobRecord, Option<JobError>)>, ApiError> {
+    let [record, failure] = read_many(t, [t.keys.job(id), t.keys.failure(id)]).await?;
+    let Some(record) = record else { return Ok(None) };
+    Ok(Some((parse_record(id, &record)?, failure.and_then(|b| serde_json::from_slice(&b).ok()))))
+}
+
+async fn read_many<const N: usize>(t: &Transport, keys: [String; N]) -> Result<[Option<Bytes>; N], ApiError> {
+    let values = t.store.get_many(&keys).await?;
+    values.try_into().map_err(|_| ApiError::Internal("the store answered the wrong number of values".into()))
 }
 
 /// Writes a job record with the given TTL.
@@ -68,18 +79,39 @@ pub async fn load_failure(t: &Transport, id: &str) -> Result<Option<JobError>, A
 
 /// The status of a job as users see it; `NotFound` for unknown or expired ids.
 pub async fn status(t: &Transport, id: &str) -> Result<JobStatus, ApiError> {
-    let record = load_record(t, id).await?.ok_or_else(|| ApiError::NotFound(id.to_owned()))?;
+    let (record, failure) = load_state(t, id).await?.ok_or_else(|| ApiError::NotFound(id.to_owned()))?;
+    status_of(t, record, failure).await
+}
+
+/// The status of a job and, once it is done, its PNG, read in one round trip.
+pub async fn status_and_result(t: &Transport, id: &str) -> Result<(JobStatus, Option<Bytes>), ApiError> {
+    let [record, failure, png] =
+        read_many(t, [t.keys.job(id), t.keys.failure(id), t.keys.result(id)]).await?;
+    let record = parse_record(id, &record.ok_or_else(|| ApiError::NotFound(id.to_owned()))?)?;
+    let failure = failure.and_then(|b| serde_json::from_slice(&b).ok());
+    Ok((status_of(t, record, failure).await?, png))
+}
+
+/// What users see of a record and a failure: the progress of a split job comes from its
+/// strips (a whole-image job has none to count until it is done).
+async fn status_of(
+    t: &Transport,
+    record: JobRecord,
+    failure: Option<JobError>,
+) -> Result<JobStatus, ApiError> {
+    let id = record.id.as_str();
     let mut state = record.state;
     let mut error = record.error.clone();
     if state != JobState::Done
         && state != JobState::Failed
-        && let Some(failure) = load_failure(t, id).await?
+        && let Some(failure) = failure
     {
         state = JobState::Failed;
         error = Some(failure);
     }
     let strips_done = match state {
         JobState::Done => record.strips_total,
+        _ if record.is_whole() => 0,
         _ => t.store.hash_len(&t.keys.strips(id)).await?.min(record.strips_total as u64) as u32,
     };
     if state == JobState::Queued && strips_done > 0 {

@@ -229,6 +229,16 @@ pub enum StripSource {
     },
 }
 
+impl JobRecord {
+    /// Whether one worker does the whole job (nothing to stitch, no strips to count).
+    pub fn is_whole(&self) -> bool {
+        self.cut == CUT_WHOLE
+    }
+}
+
+/// [`JobRecord::cut`] of a whole-image job.
+pub const CUT_WHOLE: &str = "whole";
+
 /// One strip's work order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StripTask {

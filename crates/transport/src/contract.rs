@@ -257,6 +257,20 @@ pub async fn put_get_delete(store: &dyn Store, prefix: &str) {
     store.delete(&[]).await.expect("delete nothing");
 }
 
+/// `get_many` reads several values at once, in order; missing keys and keys of another kind
+/// read as `None`.
+pub async fn several_values_at_once(store: &dyn Store, prefix: &str) {
+    let (a, b, hash, missing) =
+        (format!("{prefix}:a"), format!("{prefix}:b"), format!("{prefix}:h"), format!("{prefix}:none"));
+    store.put(&a, Bytes::from_static(b"first"), LONG).await.expect("put");
+    store.put(&b, Bytes::from_static(b"second"), LONG).await.expect("put");
+    store.hash_put(&hash, "f", Bytes::from_static(b"v"), LONG).await.expect("hash_put");
+    let values = store.get_many(&[b.clone(), missing, a.clone(), hash]).await.expect("get_many");
+    let values: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();
+    assert_eq!(values, [Some(&b"second"[..]), None, Some(&b"first"[..]), None]);
+    assert!(store.get_many(&[]).await.expect("get_many of nothing").is_empty());
+}
+
 /// `get_range` reads part of a value without the rest; a missing key or a range past the end
 /// of the value reads as `None`.
 pub async fn ranges_of_values(store: &dyn Store, prefix: &str) {

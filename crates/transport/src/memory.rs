@@ -344,6 +344,17 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        let mut state = lock(&self.state);
+        Ok(keys
+            .iter()
+            .map(|key| match state.live(key) {
+                Some(Entry { value: Value::Plain(v), .. }) => Some(v.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Bytes>> {
         let whole = self.get(key).await?;
         let (start, end) = (range.start as usize, range.end as usize);

@@ -180,6 +180,15 @@ impl Store for RedisStore {
         Ok(reply.map(Bytes::from))
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // MGET answers nil for a key of another kind, as documented on the trait.
+        let reply: Vec<Option<Vec<u8>>> = self.query("MGET", redis::cmd("MGET").arg(keys)).await?;
+        Ok(reply.into_iter().map(|v| v.map(Bytes::from)).collect())
+    }
+
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Bytes>> {
         if range.is_empty() {
             return Ok(self.get(key).await?.filter(|v| v.len() as u64 >= range.end).map(|_| Bytes::new()));

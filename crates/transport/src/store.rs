@@ -17,6 +17,9 @@ pub trait Store: Send + Sync + 'static {
     async fn put_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> Result<bool>;
     /// The value of `key`, if present and not expired.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+    /// The values of several keys in one round trip, in order (`None` for a missing key, or
+    /// one that holds another kind of value).
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>>;
     /// The bytes `range` of the value of `key`; `None` when the key is missing or the value is
     /// shorter than `range.end` (so a part of an upload is read without fetching all of it).
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Bytes>>;

@@ -163,7 +163,15 @@ queue_contract!(
     queue_health,
 );
 
-store_contract!(put_get_delete, ranges_of_values, ttl_expiry, put_if_absent_once, hash_put_idempotent, sets);
+store_contract!(
+    put_get_delete,
+    several_values_at_once,
+    ranges_of_values,
+    ttl_expiry,
+    put_if_absent_once,
+    hash_put_idempotent,
+    sets
+);
 
 mod health {
     use super::*;

@@ -32,7 +32,7 @@ async fn plant_job(app: &TestApp, w: u32, h: u32) -> (Task, String) {
         error: None,
         created_ms: now_ms(),
         compression: 6,
-        cut: "whole".into(),
+        cut: "decode-and-split".into(),
     };
     dsobel_service::jobs::save_record(t, &record, Duration::from_secs(60)).await.unwrap();
     t.store.set_add(&t.keys.pending(), &id, Duration::from_secs(60)).await.unwrap();
