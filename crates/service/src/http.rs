@@ -293,6 +293,10 @@ async fn upload(
     let id = record.id.clone();
     if let Some(wait) = wait {
         let deadline = tokio::time::Instant::now() + wait;
+        // The job was just queued, so its first news is a wake-up: wait for one before reading
+        // its state (the subscription was taken before it was submitted, so a wake-up that came
+        // already is waiting there). After that, read the state at every wake-up.
+        let mut woke = wait_for_job(&mut events, &id, deadline).await;
         loop {
             let (status, png) = state.coordinator.status_and_result(&id).await?;
             match status.state {
@@ -304,20 +308,10 @@ async fn upload(
                 JobState::Failed => return Err(failed(&status)),
                 _ => {}
             }
-            let woke = tokio::time::timeout_at(deadline, async {
-                loop {
-                    match events.recv().await {
-                        Ok(e) if e.job_id() == id => return,
-                        Ok(_) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                        Err(_) => std::future::pending::<()>().await,
-                    }
-                }
-            })
-            .await;
-            if woke.is_err() {
+            if !woke {
                 break;
             }
+            woke = wait_for_job(&mut events, &id, deadline).await;
         }
     }
     let mut response = (StatusCode::ACCEPTED, Json(job_links(&id))).into_response();
@@ -325,6 +319,27 @@ async fn upload(
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
+}
+
+/// Waits until a wake-up about job `id` arrives (true), or `deadline` passes (false). A
+/// receiver that fell behind counts as woken, so the caller reads the state again.
+async fn wait_for_job(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    id: &str,
+    deadline: tokio::time::Instant,
+) -> bool {
+    let woke = tokio::time::timeout_at(deadline, async {
+        loop {
+            match events.recv().await {
+                Ok(e) if e.job_id() == id => return,
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+    woke.is_ok()
 }
 
 fn failed(status: &JobStatus) -> ApiError {
@@ -403,20 +418,9 @@ impl EventStream {
                 return Some((Ok(event), self));
             }
             // Wait for a wake-up about this job, or re-read after a while in case one is missed.
-            let id = self.id.clone();
-            let woke = async {
-                loop {
-                    match self.wakeups.recv().await {
-                        Ok(e) if e.job_id() == id => return,
-                        Ok(_) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                        Err(_) => std::future::pending::<()>().await,
-                    }
-                }
-            };
+            let reread = tokio::time::Instant::now() + EVENTS_REREAD;
             tokio::select! {
-                _ = woke => {}
-                _ = tokio::time::sleep(EVENTS_REREAD) => {}
+                _ = wait_for_job(&mut self.wakeups, &self.id, reread) => {}
                 _ = self.state.shutdown.cancelled() => return None,
             }
         }
