@@ -14,6 +14,12 @@ mod submit;
 
 use clap::{Parser, Subcommand};
 
+/// The allocator: it keeps freed memory for reuse and gives it back to the system after a
+/// short delay, so the large buffers of every job (uploads, luma planes, PNGs) do not fault in
+/// fresh pages each time, and an idle process shrinks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exact, fast Sobel edge detection: locally, as a service, or distributed over workers.
 #[derive(Debug, Parser)]
 #[command(name = "dsobel", version, about, long_about = None, propagate_version = true)]

@@ -95,10 +95,18 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn this_process_has_spent_some_cpu() {
-        let spin: u64 = (0..50_000_000u64).fold(0, |a, b| a.wrapping_add(b * b));
-        assert!(spin > 0);
-        let seconds = cpu_seconds(std::process::id()).expect("Linux /proc");
-        assert!(seconds > 0.0 && seconds < 3600.0, "{seconds}");
+        let before = cpu_seconds(std::process::id()).expect("Linux /proc");
+        let started = std::time::Instant::now();
+        // Spin until the clock (10 ms ticks) shows it, for at most a few seconds.
+        let mut spin = 0u64;
+        while cpu_seconds(std::process::id()).unwrap() <= before {
+            for i in 0..1_000_000u64 {
+                spin = std::hint::black_box(spin.wrapping_add(i * i));
+            }
+            assert!(started.elapsed().as_secs() < 5, "no CPU time counted after 5 s of spinning");
+        }
+        let after = cpu_seconds(std::process::id()).unwrap();
+        assert!(after > before && after < before + 60.0, "{before} → {after}");
         assert_eq!(cpu_seconds(u32::MAX), None);
     }
 }

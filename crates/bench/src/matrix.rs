@@ -264,6 +264,11 @@ impl Cluster {
         let group = match self.cpu_cap {
             Some(cores) => {
                 let label = name.replace(' ', "-");
+                // A process started in a capped group sizes its thread pools to the cap (the
+                // standard library reads the quota), as on a small machine or in a pod with a
+                // CPU limit; this one joins its group after it started, so it is told.
+                let threads = cores.ceil().max(1.0).to_string();
+                command.env("TOKIO_WORKER_THREADS", &threads).env("RAYON_NUM_THREADS", &threads);
                 Some(CpuGroup::create(&format!("dsobel-bench-{}-{label}", random_suffix()), cores)?)
             }
             None => None,

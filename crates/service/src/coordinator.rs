@@ -20,7 +20,6 @@ use dsobel_codec::{Format, Limits, RestartIndex, probe};
 use dsobel_kernel::plan_strips;
 use dsobel_kernel::png::stitch;
 use futures_util::future::try_join_all;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -33,6 +32,7 @@ use crate::model::{
 use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
 use crate::transport::Transport;
+use crate::wakeups::{JobWatch, Wakeups};
 
 /// Settings of the coordinator.
 #[derive(Debug, Clone)]
@@ -70,7 +70,7 @@ pub struct Coordinator {
     transport: Transport,
     config: CoordinatorConfig,
     metrics: Metrics,
-    events: broadcast::Sender<Event>,
+    wakeups: Wakeups,
     /// Jobs accepted by this process and not finished: the in-flight count for backpressure.
     local_jobs: Mutex<HashSet<String>>,
     /// The broker's last answer on consumers and waiting messages, and when it came.
@@ -111,7 +111,7 @@ impl Coordinator {
             transport,
             config,
             metrics,
-            events: broadcast::channel(4096).0,
+            wakeups: Wakeups::default(),
             local_jobs: Mutex::new(HashSet::new()),
             queue_load: Mutex::new(None),
         })
@@ -127,9 +127,9 @@ impl Coordinator {
         &self.config
     }
 
-    /// Every wake-up this process sees, for `/events` and `?wait=`.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+    /// Starts watching job `id`'s wake-ups (for `/events` and `?wait=`).
+    pub fn watch(&self, id: &str) -> JobWatch {
+        self.wakeups.watch(id)
     }
 
     fn in_flight(&self) -> usize {
@@ -218,14 +218,16 @@ impl Coordinator {
     }
 
     /// Accepts an upload: reads its header (format, size, limits; no pixel is decoded), stores
-    /// its bytes once, records the job and queues its task(s).
-    pub async fn submit(&self, bytes: Bytes, options: JobOptions) -> Result<JobRecord, ApiError> {
+    /// its bytes once, records the job and queues its task(s). The watch of the job's wake-ups
+    /// is taken before its task is published, so the caller cannot miss one.
+    pub async fn submit(&self, bytes: Bytes, options: JobOptions) -> Result<(JobRecord, JobWatch), ApiError> {
         self.admit()?;
         let created_ms = now_ms();
         // Header checks first: a pixel bomb or a non-image is refused here, at the door.
         let probe = probe(&bytes, &self.config.limits)?;
         let (width, height) = probe.upright();
         let id = new_job_id();
+        let watch = self.wakeups.watch(&id);
         let span = tracing::info_span!("job", job_id = %id);
         async {
             let cut =
@@ -268,7 +270,7 @@ impl Coordinator {
                 }
             }
             tracing::info!(width, height, strips = record.strips_total, cut = cut.name(), "job queued");
-            Ok(record)
+            Ok((record, watch))
         }
         .instrument(span)
         .await
@@ -423,7 +425,7 @@ impl Coordinator {
         self.cleanup(id, record.strips_total).await;
         let _ = t.notifier.publish(&Event::Done(id.to_owned()).encode()).await;
         // This process may not hear its own wake-up (its subscription may be reconnecting).
-        let _ = self.events.send(Event::Done(id.to_owned()));
+        self.wakeups.wake(id);
         self.local_finish(id);
         tracing::info!(
             job_id = id,
@@ -463,7 +465,7 @@ impl Coordinator {
         save_record(&self.transport, &record, self.config.result_ttl).await?;
         self.cleanup(&id, record.strips_total).await;
         self.metrics.jobs_finished.get_or_create(&OutcomeLabels { outcome: "failed".into() }).inc();
-        let _ = self.events.send(Event::Failed(id.clone()));
+        self.wakeups.wake(&id);
         self.local_finish(&id);
         tracing::warn!(job_id = %id, code = %failure.code, message = %failure.message, "job failed");
         Ok(())
@@ -524,7 +526,7 @@ impl Coordinator {
                 };
                 let Some(message) = message else { break };
                 let Some(event) = Event::decode(&message) else { continue };
-                let _ = self.events.send(event.clone());
+                self.wakeups.wake(event.job_id());
                 match event {
                     Event::StripDone(id) => {
                         let me = self.clone();

@@ -22,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 use crate::coordinator::Coordinator;
 use crate::error::{ApiError, error_body};
 use crate::jobs::JobStatus;
-use crate::model::{Event, JobOptions, JobState, is_job_id};
+use crate::model::{JobOptions, JobState, is_job_id};
 use crate::telemetry::{Metrics, RequestLabels};
+use crate::wakeups::JobWatch;
 use crate::web;
 
 /// Shared state of the handlers.
@@ -287,16 +288,14 @@ async fn upload(
     }
     let job_options = options.job_options()?;
     let wait = options.wait()?;
-    // Subscribe before submitting, so a fast job's wake-up cannot be missed.
-    let mut events = state.coordinator.subscribe();
-    let record = state.coordinator.submit(bytes, job_options).await?;
+    let (record, mut watch) = state.coordinator.submit(bytes, job_options).await?;
     let id = record.id.clone();
     if let Some(wait) = wait {
         let deadline = tokio::time::Instant::now() + wait;
         // The job was just queued, so its first news is a wake-up: wait for one before reading
-        // its state (the subscription was taken before it was submitted, so a wake-up that came
-        // already is waiting there). After that, read the state at every wake-up.
-        let mut woke = wait_for_job(&mut events, &id, deadline).await;
+        // its state (the watch was taken before the job was queued, so a wake-up that came
+        // already is kept). After that, read the state at every wake-up.
+        let mut woke = watch.wait(deadline).await;
         loop {
             let (status, png) = state.coordinator.status_and_result(&id).await?;
             match status.state {
@@ -311,7 +310,7 @@ async fn upload(
             if !woke {
                 break;
             }
-            woke = wait_for_job(&mut events, &id, deadline).await;
+            woke = watch.wait(deadline).await;
         }
     }
     let mut response = (StatusCode::ACCEPTED, Json(job_links(&id))).into_response();
@@ -319,27 +318,6 @@ async fn upload(
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
-}
-
-/// Waits until a wake-up about job `id` arrives (true), or `deadline` passes (false). A
-/// receiver that fell behind counts as woken, so the caller reads the state again.
-async fn wait_for_job(
-    events: &mut tokio::sync::broadcast::Receiver<Event>,
-    id: &str,
-    deadline: tokio::time::Instant,
-) -> bool {
-    let woke = tokio::time::timeout_at(deadline, async {
-        loop {
-            match events.recv().await {
-                Ok(e) if e.job_id() == id => return,
-                Ok(_) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                Err(_) => std::future::pending::<()>().await,
-            }
-        }
-    })
-    .await;
-    woke.is_ok()
 }
 
 fn failed(status: &JobStatus) -> ApiError {
@@ -383,7 +361,7 @@ const EVENTS_REREAD: Duration = Duration::from_secs(3);
 struct EventStream {
     state: Shared,
     id: String,
-    wakeups: tokio::sync::broadcast::Receiver<Event>,
+    wakeups: JobWatch,
     last: Option<serde_json::Value>,
     finished: bool,
 }
@@ -420,7 +398,7 @@ impl EventStream {
             // Wait for a wake-up about this job, or re-read after a while in case one is missed.
             let reread = tokio::time::Instant::now() + EVENTS_REREAD;
             tokio::select! {
-                _ = wait_for_job(&mut self.wakeups, &self.id, reread) => {}
+                _ = self.wakeups.wait(reread) => {}
                 _ = self.state.shutdown.cancelled() => return None,
             }
         }
@@ -432,7 +410,7 @@ async fn events(
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let id = checked_id(&id)?.to_owned();
-    let wakeups = state.coordinator.subscribe();
+    let wakeups = state.coordinator.watch(&id);
     state.coordinator.status(&id).await?;
     let stream = EventStream { state, id, wakeups, last: None, finished: false };
     let events = futures_util::stream::unfold(stream, |s| s.next_event());

@@ -26,5 +26,6 @@ pub mod model;
 mod retry;
 pub mod telemetry;
 pub mod transport;
+pub mod wakeups;
 pub mod web;
 pub mod worker;
