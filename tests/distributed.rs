@@ -170,6 +170,8 @@ fn a_strip_that_keeps_failing_is_dead_lettered_and_fails_its_job() {
     assert_eq!(result.status, 422);
     assert_eq!(result.json()["error"]["code"], "job-failed");
     assert!(metric(worker.address.as_deref().unwrap(), "dsobel_strip_redeliveries_total") >= 2.0);
+    wait_until(Duration::from_secs(5), || metric(&address, "dsobel_dead_letters_total") == 1.0)
+        .expect("the backend counts the dead letter it consumed");
     // Bad input is refused at the door and never reaches a worker.
     let refused = http("POST", &address, "/upload", b"\x89PNG\r\n\x1a\nbut the rest is missing").unwrap();
     assert_eq!(refused.status, 422);

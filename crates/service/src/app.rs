@@ -237,8 +237,17 @@ fn health_router(transport: Transport, metrics: Metrics) -> Router {
         .route(
             "/metrics",
             get(move || {
-                let metrics = metrics.clone();
-                async move { metrics.render() }
+                let (metrics, transport) = (metrics.clone(), transport.clone());
+                async move {
+                    // The backlog as this worker's broker connection sees it, so a group of
+                    // worker machines can scale on a metric of its own.
+                    if let Ok(Ok(depth)) =
+                        tokio::time::timeout(Duration::from_secs(1), transport.queue.depth()).await
+                    {
+                        metrics.queue_depth.set(depth as i64);
+                    }
+                    metrics.render()
+                }
             }),
         )
 }

@@ -23,7 +23,7 @@ pub struct TransportArgs {
     /// Prefix of every Redis key and of the wake-up channel.
     #[arg(long, env = "DSOBEL_NAMESPACE", default_value = "dsobel")]
     pub namespace: String,
-    /// Deliveries of one strip before it goes to the dead-letter queue.
+    /// Deliveries of one task before it goes to the dead-letter queue.
     #[arg(long, env = "DSOBEL_MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_deliveries: u32,
 }

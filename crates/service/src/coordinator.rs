@@ -591,6 +591,7 @@ impl Coordinator {
                 match serde_json::from_slice::<Task>(&delivery.payload) {
                     Ok(task) => match self.fail_from_dead_letter(&task).await {
                         Ok(()) => {
+                            self.metrics.dead_letters.inc();
                             let _ = delivery.ack().await;
                         }
                         Err(e) => {

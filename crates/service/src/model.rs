@@ -85,7 +85,7 @@ pub enum JobState {
 /// Stage durations of a job, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
-    /// Decoding the upload (backend).
+    /// Decoding the upload (the worker of a whole-image job).
     pub decode: Option<f64>,
     /// Longest wait of a strip in the queue.
     pub queue_wait: Option<f64>,

@@ -88,6 +88,8 @@ pub struct Metrics {
     pub stitches: Counter,
     /// Strips a decoding worker handed to the queue for other workers.
     pub strips_published: Counter,
+    /// Dead-lettered tasks whose job this backend failed.
+    pub dead_letters: Counter,
     /// Jobs finished, by outcome, seen by this process.
     pub jobs_finished: Family<OutcomeLabels, Counter>,
 }
@@ -122,6 +124,7 @@ impl Metrics {
             strip_redeliveries: Counter::default(),
             stitches: Counter::default(),
             strips_published: Counter::default(),
+            dead_letters: Counter::default(),
             jobs_finished: Family::default(),
         };
         registry.register("http_requests", "HTTP requests by route, method and status", m.requests.clone());
@@ -144,6 +147,11 @@ impl Metrics {
         registry.register("strips_processed", "Strips processed here", m.strips_processed.clone());
         registry.register("strip_redeliveries", "Strips received again", m.strip_redeliveries.clone());
         registry.register("stitches", "Jobs stitched here", m.stitches.clone());
+        registry.register(
+            "dead_letters",
+            "Dead-lettered tasks whose job was failed here",
+            m.dead_letters.clone(),
+        );
         registry.register(
             "strips_published",
             "Strips a decoding worker here handed to other workers",

@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::jobs::{self, load_failure, load_record, save_record};
+use crate::jobs::{self, load_state, save_record};
 use crate::model::{
     Event, ImageTask, JobError, JobRecord, JobState, StripResult, StripSource, StripTask, Task, Timings,
     now_ms,
@@ -159,9 +159,8 @@ impl Worker {
 
     /// The job's record while the job is still open (not done, failed or gone).
     async fn open_job(&self, id: &str) -> Result<Option<JobRecord>, ApiError> {
-        let t = &self.transport;
-        let Some(record) = load_record(t, id).await? else { return Ok(None) };
-        if matches!(record.state, JobState::Done | JobState::Failed) || load_failure(t, id).await?.is_some() {
+        let Some((record, failure)) = load_state(&self.transport, id).await? else { return Ok(None) };
+        if matches!(record.state, JobState::Done | JobState::Failed) || failure.is_some() {
             return Ok(None);
         }
         Ok(Some(record))
