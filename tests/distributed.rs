@@ -13,14 +13,30 @@ fn one_backend_two_workers_exact_results_one_strip_per_worker() {
     let Some(servers) = servers("one_backend_two_workers") else { return };
     let stack = Stack::new(&servers);
     let _workers = [stack.worker(0), stack.worker(0)];
-    let serve = stack.serve(&[]);
+    // Strips of at least 10,000 pixels, so that these small images are worth splitting.
+    let serve = stack.serve(&["--min-strip-pixels", "10000"]);
     let address = serve.address.clone().unwrap();
-    // Large enough for two strips of the default minimum size.
+    // A JPEG with restart markers meets two idle workers: one strip each, read from its
+    // intervals, and the result is what `dsobel process` gives.
+    let jpeg = fixture("q50-420-restart.jpg");
+    let id = submit(&address, &jpeg, "");
+    let status = wait_job(&address, &id, Duration::from_secs(30));
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(
+        (status["strips_total"].as_u64(), status["cut"].as_str()),
+        (Some(2), Some("restart-intervals"))
+    );
+    let result = http("GET", &address, &format!("/result/{id}"), b"").unwrap();
+    assert!(decode_png(&result.body) == processed_locally(&jpeg));
+    // Any other image is one whole-image task: a split decoded by one worker does not pay.
     let (png, luma) = test_png(900, 700, 1);
     let id = submit(&address, &png, "");
     let status = wait_job(&address, &id, Duration::from_secs(30));
-    assert_eq!(status["state"], "done", "{status}");
-    assert_eq!(status["strips_total"], 2, "one strip per consuming worker");
+    assert_eq!(
+        (status["strips_total"].as_u64(), status["cut"].as_str()),
+        (Some(1), Some("whole")),
+        "{status}"
+    );
     assert_exact(&address, &id, &luma, 900, 700);
     // Several at once, explicit strip counts, and ?wait=.
     let jobs: Vec<_> = (0..4u64)

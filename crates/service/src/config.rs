@@ -80,8 +80,8 @@ pub struct ServeArgs {
     /// No strip smaller than this many pixels, when the strip count is chosen automatically.
     #[arg(long, env = "DSOBEL_MIN_STRIP_PIXELS", default_value_t = 1 << 18)]
     pub min_strip_pixels: u64,
-    /// No strip's input larger than this many bytes (RabbitMQ 4 refuses messages over 16 MiB,
-    /// and no single value should be huge even in Redis).
+    /// No decoded strip's rows larger than this many bytes in the store (a split decoded by a
+    /// worker gets at least as many strips as this needs).
     #[arg(long, env = "DSOBEL_MAX_STRIP_BYTES", default_value_t = 8 << 20)]
     pub max_strip_bytes: u64,
     /// PNG deflate level of the strips, 1..=9.

@@ -175,9 +175,12 @@ impl Coordinator {
         idle.min(most).clamp(1, height.max(1))
     }
 
-    /// How the job is cut (DESIGN §3): asked-for strips, or [`Self::auto_strips`]; strips of a
-    /// JPEG with restart markers are read from its compressed data, any other split is decoded
-    /// by the first worker.
+    /// How the job is cut (DESIGN §3). Asked-for strips are cut as asked: from a JPEG's restart
+    /// intervals when they can give that many, else by the worker that decodes. On its own
+    /// ([`Self::auto_strips`]) a job is split only when its strips can be read from restart
+    /// intervals: a split decoded by one worker did not pay in measurements (the decode, which
+    /// stays on one worker, is most of the work), so such jobs stay whole, where a worker with
+    /// a spare core overlaps the decode with the filter itself.
     async fn cut(
         &self,
         bytes: &[u8],
@@ -193,9 +196,6 @@ impl Coordinator {
         if count <= 1 {
             return Cut::Whole;
         }
-        // No task's rows larger than the maximum (they travel through the store).
-        let least = ((width * height) as u64).div_ceil(self.config.max_strip_bytes.max(1)) as usize;
-        let count = if asked.is_some() { count } else { count.max(least).min(height) };
         if format == Format::Jpeg
             && let Some(index) = RestartIndex::read(bytes)
         {
@@ -205,7 +205,12 @@ impl Coordinator {
                 return Cut::Restart(Box::new(index), possible);
             }
         }
-        Cut::Decode(count)
+        if asked.is_none() {
+            return Cut::Whole;
+        }
+        // Decoded rows travel through the store: no strip's rows over the maximum.
+        let least = ((width * height) as u64).div_ceil(self.config.max_strip_bytes.max(1)) as usize;
+        Cut::Decode(count.max(least).min(height.max(1)))
     }
 
     /// Refuses new work while this backend has its maximum of jobs in flight (checked before an
