@@ -365,8 +365,6 @@ impl Worker {
         let Some((spec, (encoded, timings))) = own else {
             return self.requeue(delivery, "the last strip was never decoded").await;
         };
-        self.metrics.filter.observe(timings.filter.as_secs_f64());
-        self.metrics.encode.observe(timings.encode.as_secs_f64());
         let result = StripResult { encoded, queue_wait, filter: timings.filter, encode: timings.encode };
         self.store_strip(&task.job_id, spec.index as u32, result, delivery).await
     }
@@ -435,8 +433,6 @@ impl Worker {
             // A panic in the kernel: hand it back; the delivery limit bounds the retries.
             Err(e) => return self.requeue(delivery, &format!("strip computation crashed: {e}")).await,
         };
-        self.metrics.filter.observe(timings.filter.as_secs_f64());
-        self.metrics.encode.observe(timings.encode.as_secs_f64());
         let result = StripResult { encoded, queue_wait, filter: timings.filter, encode: timings.encode };
         self.store_strip(&task.job_id, task.strip, result, delivery).await
     }
@@ -460,8 +456,11 @@ impl Worker {
         }
     }
 
-    /// Stores a computed strip, wakes the backends, acknowledges.
+    /// Stores a computed strip (and its timings in the metrics), wakes the backends,
+    /// acknowledges.
     async fn store_strip(&self, id: &str, strip: u32, result: StripResult, delivery: Delivery) -> Outcome {
+        self.metrics.filter.observe(result.filter.as_secs_f64());
+        self.metrics.encode.observe(result.encode.as_secs_f64());
         let t = &self.transport;
         if let Err(e) = t
             .store
