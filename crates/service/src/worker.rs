@@ -244,14 +244,8 @@ impl Worker {
         self.drill_delay().await;
         let processed = match tokio::task::spawn_blocking(move || process_bytes(&upload, &options)).await {
             Ok(Ok(processed)) => processed,
-            Ok(Err(ProcessError::Decode(e))) => {
-                return self.fail(&task.job_id, delivery, decode_failure(&e)).await;
-            }
-            Ok(Err(ProcessError::Kernel(e))) => {
-                return self.poison(&Task::Image(task), delivery, &e.to_string()).await;
-            }
-            // A panic: hand it back; the delivery limit bounds the retries.
-            Err(e) => return self.requeue(delivery, &format!("image computation crashed: {e}")).await,
+            Ok(Err(e)) => return self.computation_failed(&Task::Image(task), delivery, Ok(e)).await,
+            Err(e) => return self.computation_failed(&Task::Image(task), delivery, Err(e)).await,
         };
         let timings = processed.timings;
         self.metrics.decode.observe(timings.decode.as_secs_f64());
@@ -416,22 +410,16 @@ impl Worker {
                 StripInput::Rows(rows) => rows.to_vec(),
                 StripInput::Jpeg { header, scan, first_interval } => {
                     decode_restart_strip(&header, &scan, first_interval, &spec)
-                        .map_err(StripFailure::Decode)?
+                        .map_err(ProcessError::Decode)?
                 }
             };
-            encode_strip_from_rows(&spec, &rows, &params, level).map_err(StripFailure::Kernel)
+            encode_strip_from_rows(&spec, &rows, &params, level).map_err(ProcessError::Kernel)
         })
         .await;
         let (encoded, timings) = match computed {
             Ok(Ok(done)) => done,
-            Ok(Err(StripFailure::Decode(e))) => {
-                return self.fail(&task.job_id, delivery, decode_failure(&e)).await;
-            }
-            Ok(Err(StripFailure::Kernel(e))) => {
-                return self.poison(&Task::Strip(task), delivery, &e.to_string()).await;
-            }
-            // A panic in the kernel: hand it back; the delivery limit bounds the retries.
-            Err(e) => return self.requeue(delivery, &format!("strip computation crashed: {e}")).await,
+            Ok(Err(e)) => return self.computation_failed(&Task::Strip(task), delivery, Ok(e)).await,
+            Err(e) => return self.computation_failed(&Task::Strip(task), delivery, Err(e)).await,
         };
         let result = StripResult { encoded, queue_wait, filter: timings.filter, encode: timings.encode };
         self.store_strip(&task.job_id, task.strip, result, delivery).await
@@ -497,6 +485,22 @@ impl Worker {
         Outcome::Requeued
     }
 
+    /// What a failed computation means: data that cannot be decoded fails the job with the
+    /// decoder's code, a kernel refusal poisons the task, and a panic (`Err`) hands the task
+    /// back (the delivery limit bounds the retries).
+    async fn computation_failed(
+        &self,
+        task: &Task,
+        delivery: Delivery,
+        failure: Result<ProcessError, tokio::task::JoinError>,
+    ) -> Outcome {
+        match failure {
+            Ok(ProcessError::Decode(e)) => self.fail(task.job_id(), delivery, decode_failure(&e)).await,
+            Ok(ProcessError::Kernel(e)) => self.poison(task, delivery, &e.to_string()).await,
+            Err(e) => self.requeue(delivery, &format!("the computation crashed: {e}")).await,
+        }
+    }
+
     /// A task that can never succeed: its job fails with the reason, and the task goes to the
     /// dead-letter queue.
     async fn poison(&self, task: &Task, delivery: Delivery, reason: &str) -> Outcome {
@@ -542,12 +546,6 @@ enum StripInput {
     Rows(Bytes),
     /// The JPEG's headers and the strip's restart intervals.
     Jpeg { header: Bytes, scan: Bytes, first_interval: u64 },
-}
-
-/// Why a strip could not be computed.
-enum StripFailure {
-    Decode(DecodeError),
-    Kernel(KernelError),
 }
 
 /// Why a split job's decode stopped handing out strips.
