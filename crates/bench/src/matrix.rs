@@ -41,15 +41,9 @@ pub struct MatrixArgs {
     /// Skip the distributed rows (only the embedded one).
     #[arg(long)]
     pub no_distributed: bool,
-    /// The `dsobel` binary to start (default: this program).
-    #[arg(long, value_name = "PATH")]
-    pub bin: Option<PathBuf>,
-    /// RabbitMQ of the distributed rows.
-    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
-    pub amqp_url: String,
-    /// Redis of the distributed rows.
-    #[arg(long, default_value = "redis://127.0.0.1:6379/")]
-    pub redis_url: String,
+    /// The processes to start and the servers they use.
+    #[command(flatten)]
+    pub stack: StackArgs,
     /// Where the rows go; the child processes' logs go to a `logs` folder beside it.
     #[arg(long, value_name = "FILE", default_value = "bench-out/matrix.csv")]
     pub csv: PathBuf,
@@ -60,6 +54,31 @@ pub struct MatrixArgs {
     /// a quarter of a core), as if each were a small machine. Linux, as root.
     #[arg(long, value_name = "CORES")]
     pub cpu_cap: Option<f64>,
+}
+
+/// The `dsobel` processes a benchmark starts and the servers of their distributed runs (shared
+/// by `bench matrix` and `bench scaling`).
+#[derive(Debug, Clone, Args)]
+pub struct StackArgs {
+    /// The `dsobel` binary to start (default: this program).
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    /// RabbitMQ of the distributed rows.
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+    /// Redis of the distributed rows.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/")]
+    pub redis_url: String,
+}
+
+impl StackArgs {
+    /// The binary to start: `--bin`, or this program.
+    pub fn program(&self) -> Result<PathBuf> {
+        match &self.bin {
+            Some(bin) => Ok(bin.clone()),
+            None => std::env::current_exe().context("cannot find this program's path (give --bin)"),
+        }
+    }
 }
 
 /// `dsobel bench matrix`: runs every cell for every worker count, prints the summary; the exit
@@ -88,10 +107,7 @@ pub async fn run_matrix(mut args: MatrixArgs) -> Result<Report> {
     if args.workers.contains(&0) || args.tasks_per_worker == 0 {
         bail!("worker counts and --tasks-per-worker must be at least 1");
     }
-    let bin = match &args.bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe().context("cannot find this program's path (give --bin)")?,
-    };
+    let bin = args.stack.program()?;
     let mut runs: Vec<Option<usize>> = Vec::new();
     if !args.no_embedded {
         runs.push(None);
@@ -121,7 +137,7 @@ pub async fn run_matrix(mut args: MatrixArgs) -> Result<Report> {
         .await;
         cluster.stop().await;
         if run.is_some() {
-            setup.delete_queues(&args.amqp_url).await;
+            setup.delete_queues(&args.stack.amqp_url).await;
         }
         records.extend(outcome.with_context(|| format!("the {label} run"))?);
     }
@@ -158,8 +174,8 @@ impl Setup {
             bin: bin.to_owned(),
             workers,
             tasks_per_worker: args.tasks_per_worker,
-            amqp_url: args.amqp_url.clone(),
-            redis_url: args.redis_url.clone(),
+            amqp_url: args.stack.amqp_url.clone(),
+            redis_url: args.stack.redis_url.clone(),
             queue: format!("dsobel-bench-{suffix}"),
             namespace: format!("dsobel-bench-{suffix}"),
             logs: logs.to_owned(),

@@ -19,7 +19,7 @@ use clap::Args;
 
 use crate::images::{ImageSize, load_images};
 use crate::load::{LoadArgs, run_cells};
-use crate::matrix::{Cluster, MatrixArgs, Setup};
+use crate::matrix::{Cluster, MatrixArgs, Setup, StackArgs};
 use crate::record::CsvWriter;
 use crate::stats::Report;
 
@@ -51,15 +51,10 @@ pub struct ScalingArgs {
     /// (backend plus workers).
     #[arg(long)]
     pub embedded: bool,
-    /// The `dsobel` binary to start (default: this program).
-    #[arg(long, value_name = "PATH")]
-    pub bin: Option<PathBuf>,
-    /// RabbitMQ of the distributed rows.
-    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
-    pub amqp_url: String,
-    /// Redis of the distributed rows (its `INFO` must answer without a password).
-    #[arg(long, default_value = "redis://127.0.0.1:6379/")]
-    pub redis_url: String,
+    /// The processes to start and the servers they use (Redis's `INFO` must answer without a
+    /// password).
+    #[command(flatten)]
+    pub stack: StackArgs,
     /// Where the requests' rows go; the processes' logs go to a `logs` folder beside it.
     #[arg(long, value_name = "FILE", default_value = "bench-out/scaling.csv")]
     pub csv: PathBuf,
@@ -135,17 +130,12 @@ pub async fn run_scaling(args: &ScalingArgs) -> Result<Vec<ScalingRow>> {
         tasks_per_worker: args.tasks_per_worker,
         no_embedded: !args.embedded,
         no_distributed: false,
-        bin: args.bin.clone(),
-        amqp_url: args.amqp_url.clone(),
-        redis_url: args.redis_url.clone(),
+        stack: args.stack.clone(),
         csv: args.csv.clone(),
         plot_dir: None,
         cpu_cap: cap,
     };
-    let bin = match &args.bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe().context("cannot find this program's path (give --bin)")?,
-    };
+    let bin = args.stack.program()?;
     eprintln!("preparing the image…");
     let images = load_images(&load.images, &load.sizes)?;
     let logs = args.csv.parent().unwrap_or(Path::new(".")).join("logs");
@@ -167,11 +157,11 @@ pub async fn run_scaling(args: &ScalingArgs) -> Result<Vec<ScalingRow>> {
         let mut cluster = Cluster::new(cores);
         let measured = async {
             let base = setup.start(&mut cluster).await?;
-            let (cpu_before, redis_before) = (cluster.cpu_seconds(), redis_bytes(&args.redis_url));
+            let (cpu_before, redis_before) = (cluster.cpu_seconds(), redis_bytes(&args.stack.redis_url));
             let records = run_cells(&load, &base, &label, &images, Some(&mut csv), started).await?;
             // Let the processes settle the last jobs before reading their clocks.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let (cpu_after, redis_after) = (cluster.cpu_seconds(), redis_bytes(&args.redis_url));
+            let (cpu_after, redis_after) = (cluster.cpu_seconds(), redis_bytes(&args.stack.redis_url));
             let report = Report::new(records);
             let cell = report.cells.first().context("no request was recorded")?;
             let images = cell.requests - cell.failures + load.warmup as usize;
@@ -202,7 +192,7 @@ pub async fn run_scaling(args: &ScalingArgs) -> Result<Vec<ScalingRow>> {
         .await;
         cluster.stop().await;
         if run.is_some() {
-            setup.delete_queues(&args.amqp_url).await;
+            setup.delete_queues(&args.stack.amqp_url).await;
         }
         rows.push(measured.with_context(|| format!("the {label} row"))?);
     }
