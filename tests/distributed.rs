@@ -364,3 +364,57 @@ fn a_decode_killed_after_handing_out_strips_is_redone_without_counting_twice() {
     expected.sort();
     assert_eq!(left, expected);
 }
+
+#[test]
+fn a_cancelled_job_drops_its_queued_strips_and_nothing_else() {
+    let Some(servers) = servers("a_cancelled_job_drops_its_queued_strips") else { return };
+    let stack = Stack::new(&servers);
+    // One slow worker: while it computes one strip, the job's other strips wait in the queue.
+    let worker = stack.worker(1500);
+    let health = worker.address.clone().unwrap();
+    let serve = stack.serve(&[]);
+    let address = serve.address.clone().unwrap();
+    let (png, _) = test_png(300, 240, 6);
+    let id = submit(&address, &png, "?fragments=4");
+    wait_until(Duration::from_secs(20), || metric(&health, "dsobel_strips_in_flight") == 1.0)
+        .expect("the worker holds a strip");
+
+    let cancelled = http("DELETE", &address, &format!("/jobs/{id}"), b"").expect("backend reachable");
+    assert_eq!(cancelled.status, 200, "{}", String::from_utf8_lossy(&cancelled.body));
+    assert_eq!(cancelled.json()["state"], "cancelled");
+    let again = http("DELETE", &address, &format!("/jobs/{id}"), b"").unwrap();
+    assert_eq!(again.status, 200, "cancelling twice answers the same");
+
+    // The strip in hand finishes; the queued ones are dropped without being computed.
+    wait_until(Duration::from_secs(20), || {
+        metric(&health, "dsobel_strips_in_flight") == 0.0 && metric(&health, "dsobel_queue_depth") == 0.0
+    })
+    .expect("the queue drains");
+    std::thread::sleep(Duration::from_millis(500));
+    let processed = metric(&health, "dsobel_strips_processed_total");
+    assert!(processed <= 1.0, "only the strip in hand was computed, not {processed}");
+    let status = http("GET", &address, &format!("/status/{id}"), b"").unwrap().json();
+    assert_eq!(status["state"], "cancelled", "{status}");
+    assert_eq!(status["error"]["code"], "cancelled");
+    let result = http("GET", &address, &format!("/result/{id}"), b"").unwrap();
+    assert_eq!(result.status, 410);
+    assert_eq!(result.json()["error"]["code"], "cancelled");
+    let events = http("GET", &address, &format!("/events/{id}"), b"").unwrap();
+    let text = String::from_utf8_lossy(&events.body).into_owned();
+    assert!(text.contains("event: cancelled"), "{text}");
+    let left = redis_keys(&stack.namespace);
+    assert!(left.iter().all(|k| !k.ends_with(":upload") && !k.contains(":in:")), "{left:?}");
+
+    // Nothing else is affected: the next job runs to the exact result, and it cannot be
+    // cancelled once done.
+    let (png, luma) = test_png(200, 120, 7);
+    let next = submit(&address, &png, "?fragments=2");
+    let status = wait_job(&address, &next, Duration::from_secs(30));
+    assert_eq!(status["state"], "done", "{status}");
+    assert_exact(&address, &next, &luma, 200, 120);
+    let late = http("DELETE", &address, &format!("/jobs/{next}"), b"").unwrap();
+    assert_eq!(late.status, 409);
+    assert_eq!(late.json()["error"]["code"], "job-finished");
+    let unknown = http("DELETE", &address, &format!("/jobs/{}", "0".repeat(32)), b"").unwrap();
+    assert_eq!(unknown.status, 404);
+}

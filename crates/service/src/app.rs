@@ -100,6 +100,7 @@ pub async fn serve_with(
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         max_upload_bytes: args.max_upload_bytes,
         shutdown: shutdown.clone(),
+        page: args.web_dir.clone().map_or(crate::web::Page::Embedded, crate::web::Page::Folder),
     });
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = %dsobel_kernel::Backend::detect(), "dsobel listening on http://{address}/");

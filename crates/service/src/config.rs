@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// Longest wait for in-flight requests and strips on shutdown, in seconds.
     #[arg(long, env = "DSOBEL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
+    /// Serve the web page from this folder instead of the copy built into the binary (for
+    /// working on the page without rebuilding).
+    #[arg(long, env = "DSOBEL_WEB_DIR")]
+    pub web_dir: Option<std::path::PathBuf>,
     /// Open the page in a browser once listening.
     #[arg(long)]
     pub open: bool,

@@ -26,8 +26,8 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::jobs::{self, JobStatus, load_failure, load_record, load_state, save_record};
 use crate::model::{
-    CUT_WHOLE, Event, ImageTask, JobError, JobOptions, JobRecord, JobState, StripResult, StripSource,
-    StripTask, Task, Timings, new_job_id, now_ms,
+    CANCELLED, CUT_WHOLE, Event, ImageTask, JobError, JobOptions, JobRecord, JobState, StripResult,
+    StripSource, StripTask, Task, Timings, new_job_id, now_ms,
 };
 use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
@@ -361,7 +361,7 @@ impl Coordinator {
             t.store.set_remove(&t.keys.pending(), id).await?;
             return Ok(false);
         };
-        if matches!(record.state, JobState::Done | JobState::Failed) {
+        if record.state.is_over() {
             self.settle_finished(id, record.state).await?;
             return Ok(false);
         }
@@ -456,7 +456,7 @@ impl Coordinator {
 
     async fn settle_finished(&self, id: &str, state: JobState) -> Result<(), ApiError> {
         self.transport.store.set_remove(&self.transport.keys.pending(), id).await?;
-        if state == JobState::Done || state == JobState::Failed {
+        if state.is_over() {
             self.local_finish(id);
         }
         Ok(())
@@ -464,16 +464,51 @@ impl Coordinator {
 
     async fn finish_failed(&self, mut record: JobRecord, failure: JobError) -> Result<(), ApiError> {
         let id = record.id.clone();
-        record.state = JobState::Failed;
+        let cancelled = failure.code == CANCELLED;
+        record.state = if cancelled { JobState::Cancelled } else { JobState::Failed };
         record.error = Some(failure.clone());
         record.timings.total = Some(now_ms().saturating_sub(record.created_ms) as f64);
         save_record(&self.transport, &record, self.config.result_ttl).await?;
         self.cleanup(&id, record.strips_total).await;
-        self.metrics.jobs_finished.get_or_create(&OutcomeLabels { outcome: "failed".into() }).inc();
+        let outcome = if cancelled { "cancelled" } else { "failed" };
+        self.metrics.jobs_finished.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc();
         self.wakeups.wake(&id);
         self.local_finish(&id);
-        tracing::warn!(job_id = %id, code = %failure.code, message = %failure.message, "job failed");
+        if cancelled {
+            tracing::info!(job_id = %id, "job cancelled");
+        } else {
+            tracing::warn!(job_id = %id, code = %failure.code, message = %failure.message, "job failed");
+        }
         Ok(())
+    }
+
+    /// Cancels a job that is not over: its queued tasks are dropped by the workers that take
+    /// them (they find the job over), its work keys are deleted, and every backend is woken.
+    /// Cancelling a cancelled job again is answered the same; a job that ended otherwise
+    /// cannot be cancelled.
+    pub async fn cancel(&self, id: &str) -> Result<JobStatus, ApiError> {
+        let t = &self.transport;
+        let status = jobs::status(t, id).await?;
+        match status.state {
+            JobState::Cancelled => return Ok(status),
+            JobState::Done | JobState::Failed => {
+                return Err(ApiError::JobFinished { id: id.to_owned(), state: status.state });
+            }
+            JobState::Queued | JobState::Processing => {}
+        }
+        let error = JobError { code: CANCELLED.into(), message: "the job was cancelled".into() };
+        jobs::mark_failed(t, id, &error, self.config.result_ttl).await?;
+        // The first reason wins: a failure recorded just before this cancel stands.
+        let Some((record, failure)) = load_state(t, id).await? else {
+            return Err(ApiError::NotFound(id.to_owned()));
+        };
+        let failure = failure.unwrap_or(error);
+        if failure.code != CANCELLED {
+            self.finish_failed(record, failure).await?;
+            return Err(ApiError::JobFinished { id: id.to_owned(), state: JobState::Failed });
+        }
+        self.finish_failed(record, failure).await?;
+        jobs::status(t, id).await
     }
 
     /// Marks a job failed because one of its tasks was dead-lettered.

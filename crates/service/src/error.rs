@@ -38,6 +38,14 @@ pub enum ApiError {
         /// The job's own message.
         message: String,
     },
+    /// The job ended (done or failed) before it could be cancelled.
+    #[error("job {id} is already {state:?} and cannot be cancelled")]
+    JobFinished {
+        /// The job id.
+        id: String,
+        /// How it ended.
+        state: crate::model::JobState,
+    },
     /// Too many jobs in flight.
     #[error("too many jobs in flight ({limit}); retry in {retry_after} s")]
     TooBusy {
@@ -82,6 +90,7 @@ impl ApiError {
                 Some(status) => (status, code.as_str()),
                 None => (StatusCode::UNPROCESSABLE_ENTITY, "job-failed"),
             },
+            ApiError::JobFinished { .. } => (StatusCode::CONFLICT, "job-finished"),
             ApiError::TooBusy { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-busy"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -104,6 +113,7 @@ fn refusal_status(code: &str) -> Option<StatusCode> {
         "unsupported-format" => Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
         "corrupt-image" => Some(StatusCode::UNPROCESSABLE_ENTITY),
         "image-too-large" | "payload-too-large" => Some(StatusCode::PAYLOAD_TOO_LARGE),
+        crate::model::CANCELLED => Some(StatusCode::GONE),
         _ => None,
     }
 }

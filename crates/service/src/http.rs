@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bytes::{Bytes, BytesMut};
 use dsobel_kernel::{DEFAULT_THRESHOLD, Magnitude, OutputMode};
@@ -39,6 +39,8 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Cancelled when the server shuts down (ends event streams).
     pub shutdown: CancellationToken,
+    /// Where the web page comes from.
+    pub page: web::Page,
 }
 
 type Shared = Arc<AppState>;
@@ -50,20 +52,37 @@ pub fn router(state: Shared) -> Router {
         .route("/result/{id}", get(result))
         .route("/status/{id}", get(status))
         .route("/events/{id}", get(events))
+        .route("/jobs/{id}", delete(cancel))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     let mut open = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/limits", get(limits));
-    for path in web::paths() {
-        open = open.route(path, get(move || async move { web::asset(path) }));
+    for path in web::Page::paths() {
+        open = open.route(
+            path,
+            get(move |State(state): State<Shared>, headers: HeaderMap| async move {
+                state.page.serve(path, &headers).unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
+            }),
+        );
     }
     api.merge(open)
-        .fallback(|| async { ApiError::NotFound("that path".into()).into_response() })
+        .fallback(page_or_not_found)
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// A file of a page served from a folder (which may hold files the binary does not embed), or
+/// the API's 404.
+async fn page_or_not_found(State(state): State<Shared>, request: Request) -> Response {
+    if request.method() == axum::http::Method::GET
+        && let Some(response) = state.page.serve(request.uri().path(), request.headers())
+    {
+        return response;
+    }
+    ApiError::NotFound("that path".into()).into_response()
 }
 
 async fn count_requests(State(state): State<Shared>, request: Request, next: Next) -> Response {
@@ -304,8 +323,8 @@ async fn upload(
                         return Ok(png_response(&id, png));
                     }
                 }
-                JobState::Failed => return Err(failed(&status)),
-                _ => {}
+                JobState::Failed | JobState::Cancelled => return Err(failed(&status)),
+                JobState::Queued | JobState::Processing => {}
             }
             if !woke {
                 break;
@@ -340,9 +359,18 @@ async fn result(State(state): State<Shared>, Path(id): Path<String>) -> Result<R
             Some(png) => Ok(png_response(id, png)),
             None => Err(ApiError::NotFound(id.to_owned())),
         },
-        JobState::Failed => Err(failed(&status)),
-        _ => Ok((StatusCode::ACCEPTED, Json(status)).into_response()),
+        JobState::Failed | JobState::Cancelled => Err(failed(&status)),
+        JobState::Queued | JobState::Processing => Ok((StatusCode::ACCEPTED, Json(status)).into_response()),
     }
+}
+
+/// `DELETE /jobs/{id}`: cancels the job; answers its status (state `cancelled`).
+async fn cancel(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = checked_id(&id)?;
+    let status = state.coordinator.cancel(id).await?;
+    let mut response = Json(status).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -388,9 +416,10 @@ impl EventStream {
                 let name = match status.state {
                     JobState::Done => "done",
                     JobState::Failed => "failed",
-                    _ => "progress",
+                    JobState::Cancelled => "cancelled",
+                    JobState::Queued | JobState::Processing => "progress",
                 };
-                self.finished = matches!(status.state, JobState::Done | JobState::Failed);
+                self.finished = status.state.is_over();
                 self.last = Some(value.clone());
                 let event = SseEvent::default().event(name).data(value.to_string());
                 return Some((Ok(event), self));

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::model::{Event, JobError, JobRecord, JobState, Timings};
+use crate::model::{CANCELLED, Event, JobError, JobRecord, JobState, Timings};
 use crate::transport::Transport;
 
 /// What `/status` shows.
@@ -18,7 +18,7 @@ use crate::transport::Transport;
 pub struct JobStatus {
     /// The job id.
     pub id: String,
-    /// Queued, processing, done or failed.
+    /// Queued, processing, done, failed or cancelled.
     pub state: JobState,
     /// Strips finished.
     pub strips_done: u32,
@@ -102,12 +102,16 @@ async fn status_of(
     let id = record.id.as_str();
     let mut state = record.state;
     let mut error = record.error.clone();
-    if state != JobState::Done
-        && state != JobState::Failed
-        && let Some(failure) = failure
-    {
-        state = JobState::Failed;
-        error = Some(failure);
+    // A failure decides a job that is not over yet; a cancellation decides it even when a
+    // worker that was already busy with it finished it afterwards (the cancel was answered).
+    if let Some(failure) = failure {
+        if failure.code == CANCELLED {
+            state = JobState::Cancelled;
+            error = Some(failure);
+        } else if !state.is_over() {
+            state = JobState::Failed;
+            error = Some(failure);
+        }
     }
     let strips_done = match state {
         JobState::Done => record.strips_total,

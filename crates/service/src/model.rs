@@ -80,7 +80,19 @@ pub enum JobState {
     Done,
     /// A strip could not be processed; see `error`.
     Failed,
+    /// Cancelled by `DELETE /jobs/{id}`; its queued work was dropped.
+    Cancelled,
 }
+
+impl JobState {
+    /// Done, failed or cancelled: nothing more will happen to the job.
+    pub fn is_over(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// The error code a cancelled job carries (its failure record says why it ended).
+pub const CANCELLED: &str = "cancelled";
 
 /// Stage durations of a job, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -114,7 +126,7 @@ pub struct JobError {
 pub struct JobRecord {
     /// The job id.
     pub id: String,
-    /// Queued, processing, done or failed.
+    /// Queued, processing, done, failed or cancelled.
     pub state: JobState,
     /// Strips of this job.
     pub strips_total: u32,

@@ -37,6 +37,14 @@ use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
 use crate::transport::Transport;
 
+/// What became of one strip a decoding worker meant to hand out.
+enum HandOut {
+    /// Queued for the workers, or found already computed.
+    Queued,
+    /// The job is over (cancelled or failed): stop decoding it.
+    JobOver,
+}
+
 /// What became of one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -160,7 +168,7 @@ impl Worker {
     /// The job's record while the job is still open (not done, failed or gone).
     async fn open_job(&self, id: &str) -> Result<Option<JobRecord>, ApiError> {
         let Some((record, failure)) = load_state(&self.transport, id).await? else { return Ok(None) };
-        if matches!(record.state, JobState::Done | JobState::Failed) || failure.is_some() {
+        if record.state.is_over() || failure.is_some() {
             return Ok(None);
         }
         Ok(Some(record))
@@ -321,21 +329,27 @@ impl Worker {
             });
             (decoded, own)
         });
-        let mut handed_out = Ok(());
+        let mut handed_out = Ok(HandOut::Queued);
         while let Some((spec, rows)) = ready.recv().await {
             handed_out = self.hand_out(&task, &spec, rows).await;
-            if handed_out.is_err() {
+            if !matches!(handed_out, Ok(HandOut::Queued)) {
                 break;
             }
         }
-        // Stops the decode if handing out failed.
+        // Stops the decode if handing out failed or the job ended meanwhile.
         drop(ready);
         let (decoded, own) = match decoding.await {
             Ok(done) => done,
             Err(e) => return self.requeue(delivery, &format!("decode crashed: {e}")).await,
         };
-        if let Err(e) = handed_out {
-            return self.requeue(delivery, &e.to_string()).await;
+        match handed_out {
+            Ok(HandOut::Queued) => {}
+            Ok(HandOut::JobOver) => {
+                tracing::info!("the job ended while its strips were handed out; stopping");
+                let _ = delivery.ack().await;
+                return Outcome::Skipped;
+            }
+            Err(e) => return self.requeue(delivery, &e.to_string()).await,
         }
         match decoded {
             Ok(size) if size == (record.width as usize, record.height as usize) => {}
@@ -364,12 +378,20 @@ impl Worker {
     }
 
     /// Stores one decoded strip's rows and queues its task, unless its result is stored
-    /// already (a redelivered decode).
-    async fn hand_out(&self, task: &ImageTask, spec: &StripSpec, rows: Bytes) -> Result<(), TransportError> {
+    /// already (a redelivered decode) or the job ended meanwhile (cancelled or failed).
+    async fn hand_out(
+        &self,
+        task: &ImageTask,
+        spec: &StripSpec,
+        rows: Bytes,
+    ) -> Result<HandOut, TransportError> {
         let t = &self.transport;
         let index = spec.index as u32;
+        if t.store.get(&t.keys.failure(&task.job_id)).await?.is_some() {
+            return Ok(HandOut::JobOver);
+        }
         if t.store.hash_get(&t.keys.strips(&task.job_id), &index.to_string()).await?.is_some() {
-            return Ok(());
+            return Ok(HandOut::Queued);
         }
         let key = t.keys.input(&task.job_id, index);
         t.store.put(&key, rows, self.config.work_ttl).await?;
@@ -380,7 +402,7 @@ impl Worker {
         tracing::debug!(strip = index, "strip handed out");
         // The drill stretches the decode, so a test can stop the worker half way.
         self.drill_delay().await;
-        Ok(())
+        Ok(HandOut::Queued)
     }
 
     async fn handle_strip(&self, task: StripTask, delivery: Delivery) -> Outcome {

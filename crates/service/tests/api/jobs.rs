@@ -141,3 +141,66 @@ async fn health_readiness_limits_page_and_metrics() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn finished_and_unknown_jobs_cannot_be_cancelled() {
+    let app = spawn_app().await;
+    let (png, _) = test_png(40, 30);
+    let id = app.submit(png, "").await;
+    assert_eq!(app.wait_result(&id).await.status(), 200);
+    let late = app.client.delete(app.url(&format!("/jobs/{id}"))).send().await.unwrap();
+    assert_eq!(late.status(), 409);
+    let body: Value = late.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "job-finished");
+    assert_eq!(app.status(&id).await["state"], "done", "a refused cancel changes nothing");
+    let unknown = app.client.delete(app.url(&format!("/jobs/{}", "a".repeat(32)))).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_is_served_compressed_with_validators() {
+    let app = spawn_app().await;
+    let plain = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(plain.status(), 200);
+    assert!(plain.headers().get("content-encoding").is_none(), "no gzip unless accepted");
+    let tag = plain.headers()["etag"].to_str().unwrap().to_owned();
+    let page = plain.text().await.unwrap();
+    assert!(page.contains("<html"), "the index");
+
+    let zipped = app.client.get(app.url("/")).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert_eq!(zipped.headers()["vary"], "accept-encoding");
+    let compressed = zipped.bytes().await.unwrap();
+    assert!(compressed.len() * 2 < page.len(), "{} of {} bytes", compressed.len(), page.len());
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut unzipped).unwrap();
+    assert_eq!(unzipped, page);
+
+    let again = app.client.get(app.url("/")).header("if-none-match", &tag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_can_come_from_a_folder() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::create_dir(folder.path().join("js")).unwrap();
+    std::fs::write(folder.path().join("index.html"), "<html>from disk</html>").unwrap();
+    std::fs::write(folder.path().join("js/extra.js"), "export const x = 1;").unwrap();
+    let dir = folder.path().to_str().unwrap();
+    let app = spawn_app_with(&["--web-dir", dir]).await;
+    assert_eq!(
+        app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap(),
+        "<html>from disk</html>"
+    );
+    let module = app.client.get(app.url("/js/extra.js")).send().await.unwrap();
+    assert_eq!(module.status(), 200);
+    assert_eq!(module.headers()["content-type"], "text/javascript; charset=utf-8");
+    let outside = app.client.get(app.url("/js/../../etc/passwd")).send().await.unwrap();
+    assert_eq!(outside.status(), 404);
+    let missing = app.client.get(app.url("/nothing.js")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    app.stop().await;
+}
