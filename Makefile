@@ -13,7 +13,7 @@ COMPOSE := docker compose -f deploy/compose.yaml
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 OVERLAY ?= gke
 
-.PHONY: help test validate-deploy up down images images-local secrets \
+.PHONY: help test ci lint validate-deploy up down images images-local secrets \
         deploy destroy infra k8s apps workers cluster run-stack
 
 help: ## list targets
@@ -21,6 +21,14 @@ help: ## list targets
 
 test: ## the project's tests
 	cargo test --workspace
+
+ci: ## everything CI runs: services, formatting, lints, docs, tests, fuzz build, deploy validators
+	bash .ci/run
+
+lint: ## formatting, clippy with warnings as errors, documentation with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 validate-deploy: ## offline validation of Terraform, Kubernetes, Dockerfiles, workflows; deploy/destroy rehearsal
 	bash deploy/validate.sh

@@ -6,7 +6,7 @@
 #   1.2 apps         build and push the images, roll out backend, worker, frontend
 #   2   workers      Terraform deploy/terraform/workers (worker VMs on the internal LBs)
 #
-#   scripts/deploy.sh [all|cluster|infra|images|apps|backend|worker|frontend|workers|destroy]
+#   scripts/deploy.sh [all|cluster|infra|images|image-dsobel|image-web|apps|backend|worker|frontend|workers|destroy]
 #
 # Needs: gcloud (logged in), terraform >= 1.6, kubectl, docker (with buildx).
 # Settings (environment):

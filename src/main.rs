@@ -1,8 +1,9 @@
 //! The `dsobel` command: one binary for every role of the system.
 //!
 //! `serve` runs the HTTP service (embedded, or the backend of the distributed system), `worker`
-//! consumes strips, `process` runs images locally with no server, `engine-bench` times the
-//! engine's stages.
+//! consumes tasks, `process` runs images locally with no server, `submit` sends images to a
+//! server, `bench` load-tests a server (`bench matrix`, `bench scaling`, `bench plot`),
+//! `gen-image` writes a test JPEG, and `engine-bench` times the engine's stages.
 //! Each subcommand lives in its own module; this file only parses arguments and dispatches.
 #![forbid(unsafe_code)]
 

@@ -2,10 +2,12 @@
 // loopback ports, launch headless Chromium with a fresh profile, and compare images by pixels.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
 
 export const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
@@ -124,8 +126,9 @@ function spawnLogged(cmd, args, opts, stdoutFile) {
 }
 
 // Starts `dsobel serve` on a free loopback port; resolves once /healthz answers.
-export async function startServe({ args = [], env = {} } = {}) {
-  const port = await freePort();
+// port: listen on this one (to bring a stopped server back at the same address).
+export async function startServe({ args = [], env = {}, port: fixedPort = null } = {}) {
+  const port = fixedPort || await freePort();
   const listen = `127.0.0.1:${port}`;
   const proc = spawnLogged(dsobelBin, ['serve', '--listen', listen, ...args], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn', ...env, DSOBEL_LISTEN: listen },
@@ -173,7 +176,8 @@ export async function startNginx(backendUrl) {
 }
 
 // A fresh headless Chromium with its own profile; collects console errors and page errors.
-export async function openBrowser({ viewport = { width: 1280, height: 900 }, colorScheme = 'light' } = {}) {
+// phone: a touch screen that reports a coarse pointer, as on a phone.
+export async function openBrowser({ viewport = { width: 1280, height: 900 }, colorScheme = 'light', phone = false } = {}) {
   const { chromium } = await import('playwright-core');
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dsobel-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
@@ -184,6 +188,7 @@ export async function openBrowser({ viewport = { width: 1280, height: 900 }, col
     colorScheme,
     acceptDownloads: true,
     timeout: 60000,
+    ...(phone ? { hasTouch: true, isMobile: true, deviceScaleFactor: 2 } : {}),
   });
   const page = context.pages()[0] || await context.newPage();
   const problems = [];
@@ -269,4 +274,80 @@ export async function watchProgress(page) {
     });
     new MutationObserver(note).observe(box, { attributes: true, subtree: true, childList: true, characterData: true });
   });
+}
+
+// One GET with the raw bytes as sent (no automatic decompression), for checking headers and encodings.
+export function rawGet(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers }, (res) => {
+      const chunks = [];
+      res.on('data', (d) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+  });
+}
+
+// Every file under web/, as URL paths ('/js/api.js').
+export function webFiles(dir = webDir, prefix = '') {
+  const out = [];
+  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (d.isDirectory()) out.push(...webFiles(path.join(dir, d.name), `${prefix}/${d.name}`));
+    else out.push(`${prefix}/${d.name}`);
+  }
+  return out.sort();
+}
+
+// A large PNG made in the page: a photograph scaled up, crossed by thin dark lines (1 px wide),
+// whose edges are what a browser's smoothing loses when the result is shown much smaller.
+export async function makeLargeImage(page, file, width = 3000, height = 2000) {
+  const b64 = await page.evaluate(async ([src, w, h]) => {
+    const bytes = Uint8Array.from(atob(src), (c) => c.charCodeAt(0));
+    const bmp = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
+    const c = new OffscreenCanvas(w, h);
+    const ctx = c.getContext('2d');
+    ctx.drawImage(bmp, 0, 0, w, h);
+    ctx.fillStyle = '#111';
+    for (let x = 40; x < w; x += 97) ctx.fillRect(x, 0, 1, h);
+    for (let y = 30; y < h; y += 89) ctx.fillRect(0, y, w, 1);
+    const blob = await c.convertToBlob({ type: 'image/png' });
+    const buf = new Uint8Array(await blob.arrayBuffer());
+    let s = '';
+    for (let i = 0; i < buf.length; i += 0x8000) s += String.fromCharCode.apply(null, buf.subarray(i, i + 0x8000));
+    return btoa(s);
+  }, [fs.readFileSync(file).toString('base64'), width, height]);
+  return Buffer.from(b64, 'base64');
+}
+
+// Reads a ZIP archive (stored or deflated entries) from its central directory: [{ name, data, crc }].
+export function readZip(buf) {
+  let eocd = -1;
+  for (let i = buf.length - 22; i >= Math.max(0, buf.length - 65557); i--) {
+    if (buf.readUInt32LE(i) === 0x06054b50) { eocd = i; break; }
+  }
+  if (eocd < 0) throw new Error('no end of central directory record');
+  const count = buf.readUInt16LE(eocd + 10);
+  let p = buf.readUInt32LE(eocd + 16);
+  const out = [];
+  for (let n = 0; n < count; n++) {
+    if (buf.readUInt32LE(p) !== 0x02014b50) throw new Error(`bad central directory entry ${n}`);
+    const method = buf.readUInt16LE(p + 10);
+    const crc = buf.readUInt32LE(p + 16);
+    const csize = buf.readUInt32LE(p + 20);
+    const size = buf.readUInt32LE(p + 24);
+    const nameLen = buf.readUInt16LE(p + 28);
+    const extraLen = buf.readUInt16LE(p + 30);
+    const commentLen = buf.readUInt16LE(p + 32);
+    const local = buf.readUInt32LE(p + 42);
+    const name = buf.subarray(p + 46, p + 46 + nameLen).toString('utf8');
+    if (buf.readUInt32LE(local) !== 0x04034b50) throw new Error(`bad local header for ${name}`);
+    const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+    const raw = buf.subarray(start, start + csize);
+    const data = method === 0 ? Buffer.from(raw) : zlib.inflateRawSync(raw);
+    if (data.length !== size) throw new Error(`${name}: ${data.length} bytes, header says ${size}`);
+    if (zlib.crc32 && zlib.crc32(data) !== crc) throw new Error(`${name}: CRC differs`);
+    out.push({ name, data, crc, method });
+    p += 46 + nameLen + extraLen + commentLen;
+  }
+  return out;
 }

@@ -3,7 +3,7 @@
 //! The format is recognised from its magic bytes, the header is read, and the declared size
 //! is checked against [`Limits`] *before* any pixel buffer exists. A baseline grayscale or
 //! YCbCr JPEG (what nearly every camera and encoder writes) goes through dsobel's own decoder
-//! ([`crate::jpeg`]), straight to its Y plane, bit for bit what libjpeg gives, with no chroma
+//! (the crate's own `jpeg` module), straight to its Y plane, bit for bit what libjpeg gives, with no chroma
 //! upsampling, colour conversion or RGB buffer: the path that matters most for speed. Other
 //! JPEGs (progressive, arithmetic-coded, RGB, CMYK, or with corrupt entropy data) go through
 //! `zune-jpeg`: grayscale and YCbCr to the Y plane, other colour spaces to RGB and the

@@ -1,6 +1,6 @@
 //! CPU backends of the fast kernel, chosen once at run time.
 //!
-//! The inner loop is one function body ([`crate::row`]) written so that the compiler turns it
+//! The inner loop is one function body (the private `row` module) written so that the compiler turns it
 //! into wide SIMD code; each backend compiles that same body with its own instruction set
 //! enabled (`#[target_feature]`), and [`Backend::detect`] picks the widest one the CPU has.
 //! Keeping one body means every backend computes the same integers by construction, and the

@@ -2,15 +2,15 @@
 //!
 //! This crate is pure computation: no I/O, no async, no allocation it does not need. It holds
 //!
-//! - [`reference`]: the scalar oracle of DESIGN §2, small enough to check by eye;
-//! - [`row`](crate::filter) and [`filter`]: the fused fast kernel (luma rows → output bytes in one
+//! - [`reference`](mod@reference): the scalar oracle of DESIGN §2, small enough to check by eye;
+//! - `row` and [`filter`]: the fused fast kernel (luma rows → output bytes in one
 //!   pass, no gradient planes), compiled for each [`Backend`] and picked at run time, parallel
 //!   across rows;
 //! - [`strip`]: horizontal strips with halo rows, planned, filtered on their own and stitched;
 //! - [`png`]: strip-wise PNG encoding whose segments concatenate into one valid file;
 //! - [`luma`]: pixel layouts to 8-bit luma.
 //!
-//! Every fast path is tested against [`reference`], and strips against whole images, bit for
+//! Every fast path is tested against [`reference`](mod@reference), and strips against whole images, bit for
 //! bit. This is the only crate of the workspace with `unsafe` code: the `#[target_feature]`
 //! calls in `row.rs`, each behind a CPU check.
 #![deny(missing_docs)]
