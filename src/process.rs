@@ -193,7 +193,7 @@ fn write_sink(sink: &Sink, png: &[u8]) -> Result<()> {
 /// Runs `dsobel process`; returns the process exit code.
 pub fn run(args: ProcessArgs) -> Result<i32> {
     let jobs = plan(&args)?;
-    let threads = args.threads.map(|t| t as usize).unwrap_or_else(num_cpus);
+    let threads = args.threads.map(|t| t as usize).unwrap_or_else(dsobel_service::config::cores);
     let pool =
         rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("cannot start threads")?;
     let options = ProcessOptions {
@@ -270,9 +270,4 @@ pub fn run(args: ProcessArgs) -> Result<i32> {
         );
     }
     Ok(if failures.is_empty() { 0 } else { 1 })
-}
-
-/// Number of logical cores.
-pub fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

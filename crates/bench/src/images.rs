@@ -228,7 +228,7 @@ pub fn generate_rgb(width: u32, height: u32) -> Vec<u8> {
         return rgb;
     }
     let shapes = scene();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(h);
+    let threads = dsobel_service::config::cores().min(h);
     let rows_per = h.div_ceil(threads);
     std::thread::scope(|scope| {
         for (chunk_index, chunk) in rgb.chunks_mut(rows_per * w * 3).enumerate() {

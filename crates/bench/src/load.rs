@@ -187,7 +187,7 @@ impl Embedded {
             argv.extend(["--workers", w]);
         }
         let mut args = ServeCli::try_parse_from(argv).context("embedded server settings")?.serve;
-        args.api_key = api_key.map(str::to_owned);
+        args.api_key = api_key.map(|k| dsobel_service::config::SecretString::from(k.to_owned()));
         let listener = tokio::net::TcpListener::bind(args.listen).await.context("cannot bind 127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);
         let transport = Transport::memory(&args.transport);

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
 use axum::serve::ListenerExt;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -61,8 +61,8 @@ pub async fn serve_with(
     let metrics = Metrics::new();
     let config = CoordinatorConfig {
         limits: args.limits(),
-        result_ttl: args.result_ttl(),
-        work_ttl: args.work_ttl(),
+        result_ttl: args.lifetimes.result_ttl(),
+        work_ttl: args.lifetimes.work_ttl(),
         min_strip_pixels: args.min_strip_pixels,
         max_strip_bytes: args.max_strip_bytes,
         compression: args.compression,
@@ -80,8 +80,8 @@ pub async fn serve_with(
             transport.clone(),
             metrics.clone(),
             WorkerConfig {
-                work_ttl: args.work_ttl(),
-                result_ttl: args.result_ttl(),
+                work_ttl: args.lifetimes.work_ttl(),
+                result_ttl: args.lifetimes.result_ttl(),
                 strip_delay: Duration::ZERO,
             },
         );
@@ -97,7 +97,7 @@ pub async fn serve_with(
     let state = Arc::new(AppState {
         coordinator: coordinator.clone(),
         metrics: metrics.clone(),
-        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        api_key: args.api_key.clone().filter(|k| !k.expose_secret().is_empty()),
         max_upload_bytes: args.max_upload_bytes,
         shutdown: shutdown.clone(),
         page: args.web_dir.clone().map_or(crate::web::Page::Embedded, crate::web::Page::Folder),
@@ -106,7 +106,7 @@ pub async fn serve_with(
     tracing::info!(%address, backend = %dsobel_kernel::Backend::detect(), "dsobel listening on http://{address}/");
     let coordinator_for_drain = coordinator.clone();
     ready(Serving { coordinator, metrics });
-    let grace = Duration::from_secs(args.shutdown_timeout_secs);
+    let grace = args.shutdown.grace();
     let stopping = shutdown.clone();
     // Small event-stream writes must leave at once, not wait for the previous one's ACK.
     let listener = listener.tap_io(|tcp| {
@@ -170,8 +170,8 @@ pub async fn worker(
         transport.clone(),
         metrics.clone(),
         WorkerConfig {
-            work_ttl: Duration::from_secs(args.work_ttl_secs.max(1)),
-            result_ttl: Duration::from_secs(args.result_ttl_secs.max(1)),
+            work_ttl: args.lifetimes.work_ttl(),
+            result_ttl: args.lifetimes.result_ttl(),
             strip_delay,
         },
     );
@@ -184,7 +184,11 @@ pub async fn worker(
                 })
             })?;
             tracing::info!(%address, "worker health endpoints on http://{address}/healthz");
-            let app = health_router(transport.clone(), metrics.clone());
+            let app: Router = crate::health::router(crate::health::Health {
+                transport: transport.clone(),
+                metrics: metrics.clone(),
+                needs_consumers: true,
+            });
             let stop = shutdown.clone();
             Some(tokio::spawn(async move {
                 let _ = axum::serve(listener, app)
@@ -197,7 +201,7 @@ pub async fn worker(
     tracing::info!(slots, prefetch = args.prefetch, backend = %dsobel_kernel::Backend::detect(), "worker consuming {}", args.transport.queue);
     let run = tokio::spawn(worker.run(slots, args.prefetch, shutdown.clone()));
     shutdown.cancelled().await;
-    if tokio::time::timeout(Duration::from_secs(args.shutdown_timeout_secs), run).await.is_err() {
+    if tokio::time::timeout(args.shutdown.grace(), run).await.is_err() {
         tracing::warn!("strips still running after the grace period; they return to the queue");
     }
     if let Some(health) = health {
@@ -205,50 +209,4 @@ pub async fn worker(
     }
     tracing::info!("worker stopped");
     Ok(())
-}
-
-fn health_router(transport: Transport, metrics: Metrics) -> Router {
-    let ready_transport = transport.clone();
-    let ready_metrics = metrics.clone();
-    Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .route(
-            "/readyz",
-            get(move || {
-                let transport = ready_transport.clone();
-                let slots = ready_metrics.worker_slots.get();
-                let consuming = ready_metrics.consuming.get();
-                async move {
-                    match transport.health().await {
-                        // Ready once every worker task is attached to the queue: then the
-                        // broker counts it, and strips are planned for it.
-                        Ok(()) if consuming < slots => (
-                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            format!("not ready: {consuming} of {slots} worker tasks consuming\n"),
-                        ),
-                        Ok(()) => (axum::http::StatusCode::OK, "ready\n".to_owned()),
-                        Err(f) => (
-                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            format!("not ready: {}\n", f.join("; ")),
-                        ),
-                    }
-                }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(move || {
-                let (metrics, transport) = (metrics.clone(), transport.clone());
-                async move {
-                    // The backlog as this worker's broker connection sees it, so a group of
-                    // worker machines can scale on a metric of its own.
-                    if let Ok(Ok(depth)) =
-                        tokio::time::timeout(Duration::from_secs(1), transport.queue.depth()).await
-                    {
-                        metrics.queue_depth.set(depth as i64);
-                    }
-                    metrics.render()
-                }
-            }),
-        )
 }

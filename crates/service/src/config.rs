@@ -12,11 +12,11 @@ use dsobel_codec::Limits;
 pub struct TransportArgs {
     /// RabbitMQ URL (amqp://user:pass@host:5672/%2f). Unset (with --redis-url unset): embedded
     /// in-memory mode.
-    #[arg(long, env = "DSOBEL_AMQP_URL", hide_env_values = true)]
-    pub amqp_url: Option<String>,
+    #[arg(long, env = "DSOBEL_AMQP_URL", hide_env_values = true, value_parser = secret)]
+    pub amqp_url: Option<SecretString>,
     /// Redis URL (redis://:password@host:6379/0). Unset (with --amqp-url unset): embedded.
-    #[arg(long, env = "DSOBEL_REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "DSOBEL_REDIS_URL", hide_env_values = true, value_parser = secret)]
+    pub redis_url: Option<SecretString>,
     /// Work queue name (its dead-letter queue is NAME.dead).
     #[arg(long, env = "DSOBEL_QUEUE", default_value = "dsobel.strips")]
     pub queue: String,
@@ -54,8 +54,8 @@ pub struct ServeArgs {
     #[arg(long, env = "DSOBEL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// When set, the API requires `Authorization: Bearer <key>`.
-    #[arg(long, env = "DSOBEL_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    #[arg(long, env = "DSOBEL_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub api_key: Option<SecretString>,
     /// Worker tasks inside this process in embedded mode (default: number of cores).
     #[arg(long, env = "DSOBEL_WORKERS")]
     pub workers: Option<usize>,
@@ -71,12 +71,9 @@ pub struct ServeArgs {
     /// Jobs accepted but not finished before uploads get 429.
     #[arg(long, env = "DSOBEL_MAX_JOBS_IN_FLIGHT", default_value_t = 64)]
     pub max_jobs_in_flight: usize,
-    /// How long results (and job records) are kept, in seconds.
-    #[arg(long, env = "DSOBEL_RESULT_TTL_SECS", default_value_t = 3600)]
-    pub result_ttl_secs: u64,
-    /// How long strip inputs and partial results are kept, in seconds.
-    #[arg(long, env = "DSOBEL_WORK_TTL_SECS", default_value_t = 900)]
-    pub work_ttl_secs: u64,
+    /// How long what the store holds lives.
+    #[command(flatten)]
+    pub lifetimes: LifetimeArgs,
     /// No strip smaller than this many pixels, when the strip count is chosen automatically.
     #[arg(long, env = "DSOBEL_MIN_STRIP_PIXELS", default_value_t = 1 << 18)]
     pub min_strip_pixels: u64,
@@ -90,9 +87,9 @@ pub struct ServeArgs {
     /// How often pending jobs are checked for missed wake-ups, in milliseconds.
     #[arg(long, env = "DSOBEL_SWEEP_INTERVAL_MS", default_value_t = 1000)]
     pub sweep_interval_ms: u64,
-    /// Longest wait for in-flight requests and strips on shutdown, in seconds.
-    #[arg(long, env = "DSOBEL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
-    pub shutdown_timeout_secs: u64,
+    /// Stopping.
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
     /// Serve the web page from this folder instead of the copy built into the binary (for
     /// working on the page without rebuilding).
     #[arg(long, env = "DSOBEL_WEB_DIR")]
@@ -117,14 +114,6 @@ impl ServeArgs {
             max_bytes: self.max_upload_bytes,
         }
     }
-    /// Result TTL.
-    pub fn result_ttl(&self) -> Duration {
-        Duration::from_secs(self.result_ttl_secs.max(1))
-    }
-    /// Work TTL.
-    pub fn work_ttl(&self) -> Duration {
-        Duration::from_secs(self.work_ttl_secs.max(1))
-    }
 }
 
 /// Settings of `dsobel worker`.
@@ -140,21 +129,64 @@ pub struct WorkerArgs {
     /// Address for /healthz, /readyz and /metrics (unset: no HTTP).
     #[arg(long, env = "DSOBEL_HEALTH_LISTEN")]
     pub health_listen: Option<SocketAddr>,
-    /// How long strip inputs and partial results are kept, in seconds.
-    #[arg(long, env = "DSOBEL_WORK_TTL_SECS", default_value_t = 900)]
-    pub work_ttl_secs: u64,
-    /// How long finished PNGs (and job records) are kept, in seconds.
-    #[arg(long, env = "DSOBEL_RESULT_TTL_SECS", default_value_t = 3600)]
-    pub result_ttl_secs: u64,
-    /// Longest wait for in-flight strips on shutdown, in seconds.
-    #[arg(long, env = "DSOBEL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
-    pub shutdown_timeout_secs: u64,
+    /// How long what the store holds lives.
+    #[command(flatten)]
+    pub lifetimes: LifetimeArgs,
+    /// Stopping.
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
     /// Queue and store.
     #[command(flatten)]
     pub transport: TransportArgs,
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// How long the store keeps a job's data; `serve` and `worker` must agree on these.
+#[derive(Debug, Clone, Args)]
+pub struct LifetimeArgs {
+    /// How long finished PNGs (and job records) are kept, in seconds.
+    #[arg(long, env = "DSOBEL_RESULT_TTL_SECS", default_value_t = 3600)]
+    pub result_ttl_secs: u64,
+    /// How long uploads, strip inputs and partial results are kept, in seconds.
+    #[arg(long, env = "DSOBEL_WORK_TTL_SECS", default_value_t = 900)]
+    pub work_ttl_secs: u64,
+}
+
+impl LifetimeArgs {
+    /// How long results and job records live.
+    pub fn result_ttl(&self) -> Duration {
+        Duration::from_secs(self.result_ttl_secs.max(1))
+    }
+    /// How long work in progress lives.
+    pub fn work_ttl(&self) -> Duration {
+        Duration::from_secs(self.work_ttl_secs.max(1))
+    }
+}
+
+/// How a process stops on SIGTERM or Ctrl-C.
+#[derive(Debug, Clone, Args)]
+pub struct ShutdownArgs {
+    /// Longest wait for in-flight requests and tasks on shutdown, in seconds.
+    #[arg(long, env = "DSOBEL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl ShutdownArgs {
+    /// The grace period.
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+/// A setting that may hold a password: no `Debug`, log line or error can print it; only
+/// `expose_secret()` at the point of use (a connection, a comparison) reads it.
+pub use secrecy::{ExposeSecret, SecretString};
+
+/// Parses a secret setting (an empty value counts as unset where the setting is used).
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
 }
 
 /// Number of logical cores.

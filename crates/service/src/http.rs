@@ -5,7 +5,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{FromRequest, MatchedPath, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -19,8 +18,10 @@ use futures_util::Stream;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{ExposeSecret, SecretString};
 use crate::coordinator::Coordinator;
-use crate::error::{ApiError, error_body};
+use crate::error::ApiError;
+use crate::health;
 use crate::jobs::JobStatus;
 use crate::model::{JobOptions, JobState, is_job_id};
 use crate::telemetry::{Metrics, RequestLabels};
@@ -34,7 +35,7 @@ pub struct AppState {
     /// Metrics of this process.
     pub metrics: Metrics,
     /// The API key, when one is required.
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretString>,
     /// Largest upload in bytes.
     pub max_upload_bytes: u64,
     /// Cancelled when the server shuts down (ends event streams).
@@ -54,11 +55,11 @@ pub fn router(state: Shared) -> Router {
         .route("/events/{id}", get(events))
         .route("/jobs/{id}", delete(cancel))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
-    let mut open = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/limits", get(limits));
+    let mut open = Router::new().route("/api/limits", get(limits)).merge(health::router(health::Health {
+        transport: state.coordinator.transport().clone(),
+        metrics: state.metrics.clone(),
+        needs_consumers: false,
+    }));
     for path in web::Page::paths() {
         open = open.route(
             path,
@@ -120,7 +121,9 @@ async fn require_api_key(State(state): State<Shared>, request: Request, next: Ne
         .query()
         .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("access_token=")).map(str::to_owned));
     match bearer.or(from_query) {
-        Some(given) if same_secret(given.as_bytes(), key.as_bytes()) => next.run(request).await,
+        Some(given) if same_secret(given.as_bytes(), key.expose_secret().as_bytes()) => {
+            next.run(request).await
+        }
         _ => ApiError::Unauthorized.into_response(),
     }
 }
@@ -444,41 +447,6 @@ async fn events(
     let stream = EventStream { state, id, wakeups, last: None, finished: false };
     let events = futures_util::stream::unfold(stream, |s| s.next_event());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
-}
-
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-async fn readyz(State(state): State<Shared>) -> Response {
-    let checked = tokio::time::timeout(Duration::from_secs(3), state.coordinator.transport().health()).await;
-    match checked {
-        Ok(Ok(())) => Json(json!({ "status": "ready" })).into_response(),
-        Ok(Err(failures)) => not_ready(failures),
-        Err(_) => not_ready(vec!["health checks timed out".into()]),
-    }
-}
-
-fn not_ready(failures: Vec<String>) -> Response {
-    let mut body = error_body("unavailable", &format!("not ready: {}", failures.join("; ")));
-    body["checks"] = json!(failures);
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
-}
-
-async fn metrics(State(state): State<Shared>) -> Response {
-    if let Ok(Ok(depth)) =
-        tokio::time::timeout(Duration::from_secs(1), state.coordinator.transport().queue.depth()).await
-    {
-        state.metrics.queue_depth.set(depth as i64);
-    }
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    (headers, Body::from(state.metrics.render())).into_response()
 }
 
 async fn limits(State(state): State<Shared>) -> Json<serde_json::Value> {

@@ -2,11 +2,14 @@
 //!
 //! Where a request goes:
 //!
-//! - [`http`]: the axum router of DESIGN §5 — upload, status, result, events, health, metrics,
-//!   and the embedded page ([`web`]);
-//! - [`coordinator`]: validate → decode → cut into strips → store the pixels → queue one task
-//!   per strip; later, stitch once every strip is stored (driven by wake-ups and a sweeper);
-//! - [`worker`]: take a task → compute it on a blocking thread → store → wake → acknowledge;
+//! - [`http`]: the axum router of DESIGN §5 — upload, status, result, events, cancel, and the
+//!   page ([`web`]); [`health`]: health, readiness and metrics, shared with the worker;
+//! - [`coordinator`]: read the header → store the upload → write the record → queue the
+//!   task(s) (one whole image, or strips cut along JPEG restart intervals or by a decoding
+//!   worker); later, stitch a split job once every strip is stored (driven by wake-ups and a
+//!   sweeper);
+//! - [`worker`]: take a task → decode, filter and encode on a blocking thread → store → wake →
+//!   acknowledge;
 //! - [`jobs`] and [`model`]: what lives in the store and on the queue;
 //! - [`transport`]: in-memory (embedded) or RabbitMQ + Redis, behind the traits of
 //!   `dsobel-transport`;
@@ -20,6 +23,7 @@ pub mod app;
 pub mod config;
 pub mod coordinator;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod jobs;
 pub mod model;

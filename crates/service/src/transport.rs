@@ -6,7 +6,7 @@ use std::sync::Arc;
 use dsobel_transport::memory::{MemoryNotifier, MemoryQueue, MemoryStore};
 use dsobel_transport::{JobQueue, Notifier, QueueConfig, Store, TransportError};
 
-use crate::config::TransportArgs;
+use crate::config::{ExposeSecret, TransportArgs};
 use crate::model::Keys;
 
 /// Queue, store, notifier and the key names, shared by every part of a process.
@@ -60,7 +60,9 @@ impl Transport {
     pub async fn from_args(args: &TransportArgs) -> Result<Transport, SetupError> {
         match (&args.amqp_url, &args.redis_url) {
             (None, None) => Ok(Transport::memory(args)),
-            (Some(amqp), Some(redis)) => Transport::connect(args, amqp, redis).await,
+            (Some(amqp), Some(redis)) => {
+                Transport::connect(args, amqp.expose_secret(), redis.expose_secret()).await
+            }
             _ => Err(SetupError::HalfConfigured),
         }
     }
@@ -70,10 +72,14 @@ impl Transport {
         use dsobel_transport::redis::{RedisNotifier, RedisStore};
         let keys = Keys::new(&args.namespace);
         let channel = format!("{}:events", args.namespace);
+        let at = |url: &str| {
+            let shown = without_password(url);
+            move |e: TransportError| e.at(&shown)
+        };
         Ok(Transport {
-            queue: Arc::new(RabbitQueue::connect(amqp, queue_config(args)).await?),
-            store: Arc::new(RedisStore::connect(redis).await?),
-            notifier: Arc::new(RedisNotifier::connect(redis, &channel).await?),
+            queue: Arc::new(RabbitQueue::connect(amqp, queue_config(args)).await.map_err(at(amqp))?),
+            store: Arc::new(RedisStore::connect(redis).await.map_err(at(redis))?),
+            notifier: Arc::new(RedisNotifier::connect(redis, &channel).await.map_err(at(redis))?),
             keys,
             embedded: false,
         })
@@ -93,4 +99,33 @@ impl Transport {
 
 fn queue_config(args: &TransportArgs) -> QueueConfig {
     QueueConfig { name: args.queue.clone(), max_deliveries: args.max_deliveries }
+}
+
+/// `url` with its password (if any) replaced by `***`, fit for an error message.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "(unparsable URL)".into() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { "***".into() };
+            format!("{scheme}://{masked}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(without_password("amqp://guest:pw@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
+        assert_eq!(without_password("redis://:pw@host:6379/0"), "redis://:***@host:6379/0");
+        assert_eq!(without_password("redis://token@host"), "redis://***@host");
+        assert_eq!(without_password("redis://host:6379/"), "redis://host:6379/");
+        assert_eq!(without_password("a:b@c"), "(unparsable URL)");
+    }
 }

@@ -55,5 +55,19 @@ pub enum TransportError {
     },
 }
 
+impl TransportError {
+    /// The same error, saying which server it concerns (a URL without its password).
+    pub fn at(self, server: &str) -> TransportError {
+        match self {
+            TransportError::Unavailable { service, detail } => {
+                TransportError::Unavailable { service, detail: format!("{detail} (at {server})") }
+            }
+            TransportError::Protocol { service, detail } => {
+                TransportError::Protocol { service, detail: format!("{detail} (at {server})") }
+            }
+        }
+    }
+}
+
 /// Result type of this crate.
 pub type Result<T, E = TransportError> = std::result::Result<T, E>;
