@@ -5,7 +5,6 @@
 //! server, `bench` load-tests a server (`bench matrix`, `bench scaling`, `bench plot`),
 //! `gen-image` writes a test JPEG, and `engine-bench` times the engine's stages.
 //! Each subcommand lives in its own module; this file only parses arguments and dispatches.
-#![forbid(unsafe_code)]
 
 mod cli;
 mod engine_bench;
@@ -39,15 +38,18 @@ enum Command {
     Worker(Box<serve::WorkerCommand>),
     /// Send images to a dsobel server and save the results, with live progress.
     Submit(submit::SubmitArgs),
+    #[cfg(feature = "bench")]
     /// Load-test a dsobel URL (or an embedded server) with closed-loop clients; `matrix` and
     /// `plot` run the size × concurrency × workers matrix and chart it.
     Bench(Box<BenchCommand>),
+    #[cfg(feature = "bench")]
     /// Write a deterministic, photograph-like JPEG of a given size.
     GenImage(dsobel_bench::GenImageArgs),
     /// Time decode, kernel, encode and end-to-end on files, in memory.
     EngineBench(engine_bench::EngineBenchArgs),
 }
 
+#[cfg(feature = "bench")]
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct BenchCommand {
@@ -57,6 +59,7 @@ struct BenchCommand {
     load: dsobel_bench::BenchArgs,
 }
 
+#[cfg(feature = "bench")]
 #[derive(Debug, Subcommand)]
 enum BenchSubcommand {
     /// Image sizes × concurrency levels × worker processes on the local RabbitMQ and Redis,
@@ -69,6 +72,7 @@ enum BenchSubcommand {
     Plot(dsobel_bench::PlotArgs),
 }
 
+#[cfg(feature = "bench")]
 fn bench(command: BenchCommand) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match command.command {
@@ -86,7 +90,9 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::serve(*args).map(|()| 0),
         Command::Worker(command) => serve::worker(*command).map(|()| 0),
         Command::Submit(args) => submit::run(args),
+        #[cfg(feature = "bench")]
         Command::Bench(command) => bench(*command),
+        #[cfg(feature = "bench")]
         Command::GenImage(args) => dsobel_bench::gen_image(args),
         Command::EngineBench(args) => engine_bench::run(args).map(|()| 0),
     };

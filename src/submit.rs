@@ -8,11 +8,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use dsobel_client::{Client, JobResult, JobState, JobStatus, Upload};
+use dsobel_service::config::SecretString;
 use futures_util::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::Value;
 
 /// Arguments of `dsobel submit`.
 #[derive(Debug, Args)]
@@ -24,8 +25,8 @@ pub struct SubmitArgs {
     #[arg(long, env = "DSOBEL_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
     /// API key, when the server requires one.
-    #[arg(long, env = "DSOBEL_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    #[arg(long, env = "DSOBEL_API_KEY", hide_env_values = true, value_parser = dsobel_service::config::secret)]
+    pub api_key: Option<SecretString>,
     /// Output file (one input only).
     #[arg(short, long, value_name = "OUT", conflicts_with = "out_dir")]
     pub output_file: Option<PathBuf>,
@@ -67,138 +68,54 @@ fn output_path(args: &SubmitArgs, input: &Path) -> PathBuf {
     }
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    key: Option<String>,
+/// One file: upload (retrying overload answers), follow, download, save.
+async fn one(client: &Client, path: &Path, query: &str, out: &Path, bar: &ProgressBar) -> Result<()> {
+    let bytes = tokio::fs::read(path).await.with_context(|| format!("cannot read {}", path.display()))?;
+    bar.set_message("uploading");
+    let id = upload(client, bytes, query, bar).await?;
+    let status = client.follow(&id, |status| show(bar, status)).await?;
+    if status.state != JobState::Done {
+        let error = status.error.map(|e| format!("{} ({})", e.message, e.code));
+        bail!("{}", error.unwrap_or_else(|| format!("the job ended {:?}", status.state)));
+    }
+    let JobResult::Ready(png) = client.result(&id).await? else {
+        bail!("the job is done but its result is not ready");
+    };
+    save(&png, out).await?;
+    bar.set_message(format!("saved {}", out.display()));
+    Ok(())
 }
 
-impl Client {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base.trim_end_matches('/'))
-    }
-
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.get(self.url(path));
-        match &self.key {
-            Some(k) => request.bearer_auth(k),
-            None => request,
-        }
-    }
-
-    /// Turns an error response into one line: `code: message`.
-    async fn refusal(response: reqwest::Response) -> anyhow::Error {
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        match body["error"]["code"].as_str() {
-            Some(code) => anyhow!(
-                "{} ({code}, HTTP {})",
-                body["error"]["message"].as_str().unwrap_or(""),
-                status.as_u16()
-            ),
-            None => anyhow!("the server answered HTTP {status}"),
-        }
-    }
-
-    async fn upload(&self, bytes: Vec<u8>, query: &str, bar: &ProgressBar) -> Result<String> {
-        for attempt in 0..=MAX_RETRIES {
-            let mut request = self.http.post(self.url(&format!("/upload{query}"))).body(bytes.clone());
-            if let Some(k) = &self.key {
-                request = request.bearer_auth(k);
-            }
-            let response = request.send().await.with_context(|| format!("cannot reach {}", self.base))?;
-            let status = response.status().as_u16();
-            if (status == 429 || status == 503) && attempt < MAX_RETRIES {
-                let wait = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                    .unwrap_or(2)
-                    .clamp(1, 60);
+async fn upload(client: &Client, bytes: Vec<u8>, query: &str, bar: &ProgressBar) -> Result<String> {
+    let mut attempt = 0;
+    loop {
+        match client.upload(bytes.clone(), query).await {
+            Ok(Upload::Accepted(links)) => return Ok(links.id),
+            Ok(Upload::Finished { id: Some(id), .. }) => return Ok(id),
+            Ok(Upload::Finished { id: None, .. }) => bail!("the server answered without a job id"),
+            Err(e) if e.is_busy() && attempt < MAX_RETRIES => {
+                attempt += 1;
+                let wait = e.retry_after().unwrap_or(2).clamp(1, 60);
                 bar.set_message(format!("server busy; retrying in {wait} s"));
                 tokio::time::sleep(Duration::from_secs(wait)).await;
-                continue;
             }
-            if status != 202 {
-                return Err(Self::refusal(response).await);
-            }
-            let body: Value = response.json().await.context("unreadable upload answer")?;
-            return body["id"]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| anyhow!("upload answer without an id"));
+            Err(e) if e.is_busy() => bail!("the server stayed busy after {MAX_RETRIES} retries: {e}"),
+            Err(e) => return Err(e.into()),
         }
-        bail!("the server stayed busy after {MAX_RETRIES} retries")
-    }
-
-    /// Follows the job's event stream until it ends; falls back to polling if the stream breaks.
-    async fn follow(&self, id: &str, bar: &ProgressBar) -> Result<Value> {
-        if let Ok(response) = self.get(&format!("/events/{id}")).send().await
-            && response.status().is_success()
-        {
-            let mut stream = response.bytes_stream();
-            let mut buffer = String::new();
-            while let Some(Ok(chunk)) = stream.next().await {
-                buffer.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buffer.find("\n\n") {
-                    let event: String = buffer.drain(..end + 2).collect();
-                    if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) {
-                        let status: Value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
-                        show(bar, &status);
-                        if matches!(status["state"].as_str(), Some("done" | "failed")) {
-                            return Ok(status);
-                        }
-                    }
-                }
-            }
-        }
-        for _ in 0..3600 {
-            let response = self.get(&format!("/status/{id}")).send().await?;
-            if !response.status().is_success() {
-                return Err(Self::refusal(response).await);
-            }
-            let status: Value = response.json().await?;
-            show(bar, &status);
-            if matches!(status["state"].as_str(), Some("done" | "failed")) {
-                return Ok(status);
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        bail!("job {id} did not finish within an hour")
-    }
-
-    async fn one(&self, path: &Path, query: &str, out: &Path, bar: &ProgressBar) -> Result<()> {
-        let bytes = tokio::fs::read(path).await.with_context(|| format!("cannot read {}", path.display()))?;
-        bar.set_message("uploading");
-        let id = self.upload(bytes, query, bar).await?;
-        let status = self.follow(&id, bar).await?;
-        if status["state"] == "failed" {
-            bail!(
-                "{} ({})",
-                status["error"]["message"].as_str().unwrap_or("failed"),
-                status["error"]["code"].as_str().unwrap_or("")
-            );
-        }
-        let response = self.get(&format!("/result/{id}")).send().await?;
-        if response.status() != 200 {
-            return Err(Self::refusal(response).await);
-        }
-        let png = response.bytes().await?;
-        let partial = out.with_extension("png.partial");
-        tokio::fs::write(&partial, &png)
-            .await
-            .with_context(|| format!("cannot write {}", partial.display()))?;
-        tokio::fs::rename(&partial, out).await.with_context(|| format!("cannot write {}", out.display()))?;
-        bar.set_message(format!("saved {}", out.display()));
-        Ok(())
     }
 }
 
-fn show(bar: &ProgressBar, status: &Value) {
-    let total = status["strips_total"].as_u64().unwrap_or(0);
-    bar.set_length(total.max(1));
-    bar.set_position(status["strips_done"].as_u64().unwrap_or(0));
-    bar.set_message(status["state"].as_str().unwrap_or("").to_owned());
+/// Writes beside the target first, so an interrupted run never leaves half a PNG.
+async fn save(png: &[u8], out: &Path) -> Result<()> {
+    let partial = out.with_extension("png.partial");
+    tokio::fs::write(&partial, png).await.with_context(|| format!("cannot write {}", partial.display()))?;
+    tokio::fs::rename(&partial, out).await.with_context(|| format!("cannot write {}", out.display()))
+}
+
+fn show(bar: &ProgressBar, status: &JobStatus) {
+    bar.set_length(u64::from(status.strips_total).max(1));
+    bar.set_position(u64::from(status.strips_done));
+    bar.set_message(format!("{:?}", status.state).to_lowercase());
 }
 
 fn query(args: &SubmitArgs) -> String {
@@ -215,7 +132,7 @@ fn query(args: &SubmitArgs) -> String {
     if let Some(f) = args.fragments {
         parts.push(format!("fragments={f}"));
     }
-    if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+    parts.join("&")
 }
 
 /// Runs `dsobel submit`; returns the exit code.
@@ -231,11 +148,8 @@ pub fn run(args: SubmitArgs) -> Result<i32> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = Client {
-            http: reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?,
-            base: args.server.clone(),
-            key: args.api_key.clone().filter(|k| !k.is_empty()),
-        };
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?;
+        let client = Client::with_http(http, &args.server, args.api_key.clone());
         let query = query(&args);
         let bars = MultiProgress::with_draw_target(if args.quiet || !std::io::stderr().is_terminal() {
             ProgressDrawTarget::hidden()
@@ -250,7 +164,7 @@ pub fn run(args: SubmitArgs) -> Result<i32> {
             let out = output_path(&args, path);
             let (client, query, bars) = (&client, &query, &bars);
             async move {
-                let result = client.one(path, query, &out, &bar).await;
+                let result = one(client, path, query, &out, &bar).await;
                 bar.finish();
                 if let Err(e) = &result {
                     bars.suspend(|| eprintln!("error: {}: {e:#}", path.display()));

@@ -13,7 +13,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
+    cargo build --release --locked --no-default-features \
     && install -D -m 0755 target/release/dsobel /out/dsobel \
     && rustc --edition 2021 -O -o /out/dsobel-healthcheck deploy/docker/healthcheck.rs
 

@@ -1,11 +1,10 @@
 //! Shared harness of the end-to-end tests that start the built `dsobel` binary as real
-//! processes: a tiny HTTP client, free ports, test images, the real RabbitMQ and Redis (with a
+//! processes: an HTTP helper on the CLI's own client, free ports, test images, the real RabbitMQ and Redis (with a
 //! plain skip message on machines that lack them, and a failure in CI), and child processes
 //! that are killed when the test ends.
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,43 +27,35 @@ impl Response {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`; `None` when the server cannot be reached.
-pub fn http(method: &str, address: &str, path: &str, body: &[u8]) -> Option<Response> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(body).ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")) {
-        body = dechunk(&body);
-    }
-    Some(Response { status, headers, body })
-}
+/// The runtime of [`http`]'s client, shared by every test thread.
+static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime")
+});
 
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[end + 2..end + 2 + size]);
-        data = &data[end + 2 + size + 2..];
-    }
-    out
+/// One request on the same HTTP client the CLI uses (`reqwest`); `None` when the server cannot
+/// be reached or does not answer in 30 s.
+pub fn http(method: &str, address: &str, path: &str, body: &[u8]) -> Option<Response> {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).ok()?;
+    let url = format!("http://{address}{path}");
+    let body = body.to_vec();
+    RUNTIME.block_on(async move {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().ok()?;
+        let response = client
+            .request(method, url)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = response.bytes().await.ok()?.to_vec();
+        Some(Response { status, headers, body })
+    })
 }
 
 /// A port that was free a moment ago.

@@ -1,6 +1,7 @@
 //! One benchmark request, the way a real client uses the API (with `--query wait=SECONDS`, the
 //! upload's own answer is the PNG, in one request). Otherwise: upload the image and get `202`,
-//! follow the job's event stream until it is done or failed, then download the PNG.
+//! follow the job's event stream until it is over, then download the PNG. The requests go
+//! through `dsobel-client`, the same client as `dsobel submit`.
 //!
 //! Each step is timed separately, and the job's own stage timings (from the final event's
 //! status JSON) are kept, so a slow request can be blamed on the network, the queue or the
@@ -9,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use dsobel_client::{Client, ClientError, JobResult, JobState, JobStatus, Upload};
 
 use crate::images::BenchImage;
 use crate::record::Record;
@@ -22,7 +23,7 @@ pub struct Target {
     /// Extra upload options as a query string without `?` (`threshold=80&output=magnitude`).
     pub query: String,
     /// Bearer token, when the server wants one.
-    pub api_key: Option<String>,
+    pub api_key: Option<dsobel_service::config::SecretString>,
     /// Longest time one request (upload, wait and download) may take.
     pub timeout: Duration,
 }
@@ -39,25 +40,16 @@ impl Failure {
     }
 }
 
-impl From<reqwest::Error> for Failure {
-    fn from(e: reqwest::Error) -> Failure {
-        let code = if e.is_timeout() {
-            "timeout"
-        } else if e.is_connect() {
-            "connect"
-        } else if e.is_body() || e.is_decode() {
-            "body"
-        } else {
-            "request"
-        };
-        Failure::new(e.status().map(|s| s.as_u16()).unwrap_or(0), code)
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        Failure::new(e.status(), e.code())
     }
 }
 
 /// Sends one request of `image` and measures it; never fails, a failure is a [`Record`] with
 /// its status and error code. `started` is the benchmark's start (for `start_ms`).
 pub async fn one_request(
-    client: &reqwest::Client,
+    client: &Client,
     target: &Target,
     image: &BenchImage,
     concurrency: usize,
@@ -91,75 +83,40 @@ pub async fn one_request(
     record
 }
 
-fn authorized(request: reqwest::RequestBuilder, target: &Target) -> reqwest::RequestBuilder {
-    match &target.api_key {
-        Some(key) => request.bearer_auth(key),
-        None => request,
-    }
-}
-
-/// The error code of a refusal: the API's `{"error":{"code"}}`, else `http-NNN`.
-async fn refusal(response: reqwest::Response) -> Failure {
-    let status = response.status().as_u16();
-    let body = response.bytes().await.unwrap_or_default();
-    let code = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("http-{status}"));
-    Failure::new(status, code)
-}
-
 async fn steps(
-    client: &reqwest::Client,
+    client: &Client,
     target: &Target,
     image: &BenchImage,
     record: &mut Record,
 ) -> Result<(), Failure> {
     // 1. Upload.
     let t = Instant::now();
-    let url = if target.query.is_empty() {
-        format!("{}/upload", target.base)
-    } else {
-        format!("{}/upload?{}", target.base, target.query)
-    };
-    let response = authorized(client.post(url), target)
-        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-        .body(image.bytes.clone())
-        .send()
-        .await?;
-    if response.status().as_u16() == 200 {
-        // `?wait=` answered with the PNG itself: one request did it all.
-        if let Some(id) = response.headers().get("x-dsobel-job-id").and_then(|v| v.to_str().ok()) {
-            record.job_id = id.to_owned();
+    let id = match client.upload(image.bytes.clone(), &target.query).await? {
+        Upload::Finished { id, png } => {
+            // `?wait=` answered with the PNG itself: one request did it all.
+            record.job_id = id.unwrap_or_default();
+            record.upload_ms = Some(t.elapsed().as_secs_f64() * 1e3);
+            return check_png(record, &png);
         }
-        let png = response.bytes().await?;
-        record.upload_ms = Some(t.elapsed().as_secs_f64() * 1e3);
-        return check_png(record, &png);
-    }
-    if response.status().as_u16() != 202 {
-        return Err(refusal(response).await);
-    }
-    let accepted: Value = response.json().await?;
+        Upload::Accepted(links) => links.id,
+    };
     record.upload_ms = Some(t.elapsed().as_secs_f64() * 1e3);
-    let id = accepted["id"].as_str().ok_or_else(|| Failure::new(202, "no-job-id"))?.to_owned();
     record.job_id = id.clone();
 
-    // 2. Wait: the event stream until done or failed (with /status as the fallback when a
+    // 2. Wait: the event stream until the job is over (with /status as the fallback when a
     // stream ends early, e.g. a backend restarting behind a proxy).
-    let status = wait_finished(client, target, &id).await?;
+    let status = client.follow(&id, |_| {}).await?;
     apply_status(record, &status);
-    if status["state"] == "failed" {
-        let code = status["error"]["code"].as_str().unwrap_or("failed").to_owned();
+    if status.state != JobState::Done {
+        let code = status.error.map_or_else(|| format!("{:?}", status.state).to_lowercase(), |e| e.code);
         return Err(Failure::new(422, code));
     }
 
     // 3. Download.
     let t = Instant::now();
-    let response = authorized(client.get(format!("{}/result/{id}", target.base)), target).send().await?;
-    if response.status().as_u16() != 200 {
-        return Err(refusal(response).await);
-    }
-    let png = response.bytes().await?;
+    let JobResult::Ready(png) = client.result(&id).await? else {
+        return Err(Failure::new(202, "not-ready"));
+    };
     record.download_ms = Some(t.elapsed().as_secs_f64() * 1e3);
     check_png(record, &png)
 }
@@ -173,98 +130,20 @@ fn check_png(record: &mut Record, png: &[u8]) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Follows `/events/{id}` to the `done` or `failed` event and returns its status JSON.
-async fn wait_finished(client: &reqwest::Client, target: &Target, id: &str) -> Result<Value, Failure> {
-    loop {
-        let response = authorized(client.get(format!("{}/events/{id}", target.base)), target).send().await?;
-        if response.status().as_u16() != 200 {
-            return Err(refusal(response).await);
-        }
-        if let Some(status) = read_events(response).await? {
-            return Ok(status);
-        }
-        // The stream ended without a final event: ask once, then follow the stream again.
-        let response = authorized(client.get(format!("{}/status/{id}", target.base)), target).send().await?;
-        if response.status().as_u16() != 200 {
-            return Err(refusal(response).await);
-        }
-        let status: Value = response.json().await?;
-        if matches!(status["state"].as_str(), Some("done" | "failed")) {
-            return Ok(status);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Reads Server-Sent Events until one named `done` or `failed`; `None` when the stream ends
-/// first.
-async fn read_events(mut response: reqwest::Response) -> Result<Option<Value>, Failure> {
-    let mut buffer: Vec<u8> = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        buffer.extend_from_slice(&chunk);
-        // Events end with a blank line.
-        while let Some(end) = find_event_end(&buffer) {
-            let event: Vec<u8> = buffer.drain(..end.0 + end.1).collect();
-            let text = String::from_utf8_lossy(&event[..end.0]);
-            let mut name = "message";
-            let mut data = String::new();
-            for line in text.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    name = v.trim();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    if !data.is_empty() {
-                        data.push('\n');
-                    }
-                    data.push_str(v.strip_prefix(' ').unwrap_or(v));
-                }
-            }
-            if matches!(name, "done" | "failed") {
-                let status = serde_json::from_str(&data).map_err(|_| Failure::new(200, "bad-event"))?;
-                return Ok(Some(status));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// The end of the first complete event: (its length, the separator's length).
-fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
-    let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2));
-    let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
-}
-
 /// Copies the job's size, strips and stage timings into the record.
-fn apply_status(record: &mut Record, status: &Value) {
-    let timing = |name: &str| status["timings_ms"][name].as_f64();
-    record.queue_wait_ms = timing("queue_wait");
-    record.decode_ms = timing("decode");
-    record.filter_ms = timing("filter");
-    record.encode_ms = timing("encode");
-    record.stitch_ms = timing("stitch");
-    record.server_total_ms = timing("total");
-    record.processing_ms = match (record.filter_ms, record.encode_ms) {
+fn apply_status(record: &mut Record, status: &JobStatus) {
+    let timings = status.timings_ms;
+    record.queue_wait_ms = timings.queue_wait;
+    record.decode_ms = timings.decode;
+    record.filter_ms = timings.filter;
+    record.encode_ms = timings.encode;
+    record.stitch_ms = timings.stitch;
+    record.server_total_ms = timings.total;
+    record.processing_ms = match (timings.filter, timings.encode) {
         (None, None) => None,
         (f, e) => Some(f.unwrap_or(0.0) + e.unwrap_or(0.0)),
     };
-    record.strips = status["strips_total"].as_u64().map(|s| s as u32);
-    if let (Some(w), Some(h)) = (status["width"].as_u64(), status["height"].as_u64()) {
-        record.width = Some(w as u32);
-        record.height = Some(h as u32);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_boundaries() {
-        assert_eq!(find_event_end(b"event: a\ndata: 1\n\nrest"), Some((16, 2)));
-        assert_eq!(find_event_end(b"event: a\r\ndata: 1\r\n\r\n"), Some((17, 4)));
-        assert_eq!(find_event_end(b"event: a\ndata: 1\n"), None);
-    }
+    record.strips = Some(status.strips_total);
+    record.width = Some(status.width);
+    record.height = Some(status.height);
 }

@@ -56,8 +56,8 @@ pub struct LoadArgs {
     #[arg(long, default_value = "")]
     pub query: String,
     /// Bearer token, when the server requires one.
-    #[arg(long, env = "DSOBEL_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    #[arg(long, env = "DSOBEL_API_KEY", hide_env_values = true, value_parser = dsobel_service::config::secret)]
+    pub api_key: Option<dsobel_service::config::SecretString>,
 }
 
 impl LoadArgs {
@@ -88,7 +88,7 @@ impl LoadArgs {
         Target {
             base: base.trim_end_matches('/').to_owned(),
             query: self.query.trim_start_matches('?').to_owned(),
-            api_key: self.api_key.clone().filter(|k| !k.is_empty()),
+            api_key: self.api_key.clone(),
             timeout: Duration::from_secs_f64(self.timeout),
         }
     }
@@ -146,7 +146,7 @@ pub async fn bench(args: BenchArgs) -> Result<Report> {
         Some(url) => (url.clone(), None),
         None => {
             let server =
-                Embedded::start(args.embedded_workers, max_concurrency, args.load.api_key.as_deref()).await?;
+                Embedded::start(args.embedded_workers, max_concurrency, args.load.api_key.clone()).await?;
             (server.base.clone(), Some(server))
         }
     };
@@ -179,7 +179,11 @@ struct ServeCli {
 impl Embedded {
     /// Starts the server; `workers` worker tasks (default: all cores); room for at least
     /// `clients` jobs at once so the closed loop is never refused.
-    pub async fn start(workers: Option<usize>, clients: usize, api_key: Option<&str>) -> Result<Embedded> {
+    pub async fn start(
+        workers: Option<usize>,
+        clients: usize,
+        api_key: Option<dsobel_service::config::SecretString>,
+    ) -> Result<Embedded> {
         let in_flight = clients.max(64).to_string();
         let mut argv = vec!["dsobel-bench", "--listen", "127.0.0.1:0", "--max-jobs-in-flight", &in_flight];
         let workers = workers.map(|w| w.max(1).to_string());
@@ -187,7 +191,7 @@ impl Embedded {
             argv.extend(["--workers", w]);
         }
         let mut args = ServeCli::try_parse_from(argv).context("embedded server settings")?.serve;
-        args.api_key = api_key.map(|k| dsobel_service::config::SecretString::from(k.to_owned()));
+        args.api_key = api_key;
         let listener = tokio::net::TcpListener::bind(args.listen).await.context("cannot bind 127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);
         let transport = Transport::memory(&args.transport);
@@ -244,10 +248,11 @@ pub async fn run_cells(
     started: Instant,
 ) -> Result<Vec<Record>> {
     let target = Arc::new(load.target(base));
-    let client = reqwest::Client::builder()
+    let http = reqwest::Client::builder()
         .pool_max_idle_per_host(load.concurrency.iter().copied().max().unwrap_or(1))
         .build()
         .context("HTTP client")?;
+    let client = dsobel_client::Client::with_http(http, &target.base, target.api_key.clone());
     let requests = match (load.requests, load.duration) {
         (None, None) => Some(20),
         (r, _) => r,

@@ -213,7 +213,7 @@ fn decode_with_image(format: Format, decoder: Box<dyn ImageDecoder + '_>) -> Res
                 .map(|c| (f32::from_ne_bytes([c[0], c[1], c[2], c[3]]).clamp(0.0, 1.0) * 255.0).round() as u8)
                 .collect();
             let layout = if ch == 3 { PixelLayout::Rgb8 } else { PixelLayout::Rgba8 };
-            luma_from_u8(layout, &rgb8, &mut luma);
+            luma_from_u8(layout, &rgb8, &mut luma).map_err(|e| corrupt(format, e))?;
             return Ok(LumaImage { width, height, pixels: luma });
         }
         other => return Err(corrupt(format, format!("unsupported colour type {other:?}"))),
@@ -222,10 +222,11 @@ fn decode_with_image(format: Format, decoder: Box<dyn ImageDecoder + '_>) -> Res
         return Err(corrupt(format, "decoder returned a buffer of the wrong size"));
     }
     if layout.is_16bit() {
-        luma_from_u16(layout, &as_u16(&samples), &mut luma);
+        luma_from_u16(layout, &as_u16(&samples), &mut luma)
     } else {
-        luma_from_u8(layout, &samples, &mut luma);
+        luma_from_u8(layout, &samples, &mut luma)
     }
+    .map_err(|e| corrupt(format, e))?;
     Ok(LumaImage { width, height, pixels: luma })
 }
 
@@ -261,7 +262,7 @@ fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<(LumaImage, Orientation)
             return Err(corrupt(format, "decoder returned a buffer of the wrong size"));
         }
         let mut luma = vec![0u8; width * height];
-        luma_from_u8(PixelLayout::Rgb8, &rgb, &mut luma);
+        luma_from_u8(PixelLayout::Rgb8, &rgb, &mut luma).map_err(|e| corrupt(format, e))?;
         LumaImage { width, height, pixels: luma }
     };
     Ok((image, orientation))

@@ -56,6 +56,20 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for mapping a stored code string back (see [`ErrorCode::parse`]).
+    pub const ALL: [ErrorCode; 5] = [
+        ErrorCode::EmptyInput,
+        ErrorCode::UnsupportedFormat,
+        ErrorCode::CorruptImage,
+        ErrorCode::ImageTooLarge,
+        ErrorCode::PayloadTooLarge,
+    ];
+
+    /// The code whose string is `code`, if it is one of these.
+    pub fn parse(code: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
     /// The code as a string.
     pub fn as_str(self) -> &'static str {
         match self {

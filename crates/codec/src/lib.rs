@@ -9,8 +9,6 @@
 //!   decode that hands out a split job's strips as their rows appear ([`decode_strips`]);
 //! - [`RestartIndex`]: a JPEG with restart markers cut into strips straight from its
 //!   compressed bytes, each strip decoded on its own ([`decode_restart_strip`]).
-#![deny(missing_docs)]
-#![deny(unsafe_code)]
 
 pub mod decode;
 pub mod error;

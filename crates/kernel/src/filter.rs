@@ -42,6 +42,14 @@ pub enum KernelError {
     /// A zero-sized image or strip.
     #[error("empty image: width and height must be at least 1")]
     Empty,
+    /// Samples of one depth given to the conversion of the other.
+    #[error("pixel layout {layout:?} given where {expected} samples were expected")]
+    Layout {
+        /// The layout given.
+        layout: crate::luma::PixelLayout,
+        /// The depth expected (`"8-bit"` or `"16-bit"`).
+        expected: &'static str,
+    },
 }
 
 /// Consecutive rows `first_row..first_row + rows` of a `width` × `image_height` luma image.

@@ -10,10 +10,15 @@
 //! - [`png`]: strip-wise PNG encoding whose segments concatenate into one valid file;
 //! - [`luma`]: pixel layouts to 8-bit luma.
 //!
-//! Every fast path is tested against [`reference`](mod@reference), and strips against whole images, bit for
-//! bit. This is the only crate of the workspace with `unsafe` code: the `#[target_feature]`
-//! calls in `row.rs`, each behind a CPU check.
-#![deny(missing_docs)]
+//! Every fast path is tested against [`reference`](mod@reference), and strips against whole
+//! images, bit for bit. The functions the service calls never panic on bad input: sizes,
+//! layouts and row ranges that do not fit are refused with a [`KernelError`]. Only the scalar
+//! reference, a test oracle, asserts that its buffer matches its size.
+//!
+//! `unsafe` is denied in the whole workspace (`[workspace.lints]`) except in two modules that
+//! allow it by name: this crate's `row.rs` (the `#[target_feature]` calls, each behind a CPU
+//! check) and the codec's SIMD IDCT (`dsobel-codec`, `jpeg/idct.rs`, AVX2 behind a CPU check).
+//! Every unsafe block carries a `SAFETY:` comment, which clippy enforces.
 
 pub mod backend;
 pub mod filter;

@@ -5,6 +5,7 @@
 //! as gradient planes. The two border columns follow reflect-101 and are done one pixel at a
 //! time. The body is `#[inline(always)]` and branch-free per pixel, so that each backend in
 //! [`crate::backend`] compiles it into vector code for its own instruction set.
+#![allow(unsafe_code)] // The AVX2/AVX-512 entry points; see the crate's unsafe policy.
 
 use crate::backend::Backend;
 use crate::params::{FilterParams, Magnitude, OutputMode};

@@ -76,15 +76,8 @@ pub async fn serve_with(
     let workers_stop = CancellationToken::new();
     let embedded_workers = if transport.embedded {
         let slots = args.workers.unwrap_or_else(cores).max(1);
-        let worker = Worker::new(
-            transport.clone(),
-            metrics.clone(),
-            WorkerConfig {
-                work_ttl: args.lifetimes.work_ttl(),
-                result_ttl: args.lifetimes.result_ttl(),
-                strip_delay: Duration::ZERO,
-            },
-        );
+        let config = WorkerConfig::new(&args.lifetimes, Duration::ZERO);
+        let worker = Worker::new(transport.clone(), metrics.clone(), config);
         tracing::info!(
             workers = slots,
             "embedded mode: in-memory queue and store, worker tasks in this process"
@@ -166,15 +159,8 @@ pub async fn worker(
     let slots = args.workers.unwrap_or_else(cores).max(1);
     // Known before the health endpoint answers, so it is not "ready" with no task consuming.
     metrics.worker_slots.set(slots as i64);
-    let worker = Worker::new(
-        transport.clone(),
-        metrics.clone(),
-        WorkerConfig {
-            work_ttl: args.lifetimes.work_ttl(),
-            result_ttl: args.lifetimes.result_ttl(),
-            strip_delay,
-        },
-    );
+    let worker =
+        Worker::new(transport.clone(), metrics.clone(), WorkerConfig::new(&args.lifetimes, strip_delay));
     let health = match args.health_listen {
         Some(address) => {
             let listener = TcpListener::bind(address).await.map_err(|e| {

@@ -185,7 +185,7 @@ impl ShutdownArgs {
 pub use secrecy::{ExposeSecret, SecretString};
 
 /// Parses a secret setting (an empty value counts as unset where the setting is used).
-fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+pub fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(value.to_owned()))
 }
 

@@ -72,13 +72,7 @@ impl ApiError {
     /// HTTP status and stable code.
     pub fn status_and_code(&self) -> (StatusCode, &str) {
         match self {
-            ApiError::Decode(e) => match e.code() {
-                ErrorCode::EmptyInput => (StatusCode::BAD_REQUEST, "empty-input"),
-                ErrorCode::UnsupportedFormat => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-format"),
-                ErrorCode::CorruptImage => (StatusCode::UNPROCESSABLE_ENTITY, "corrupt-image"),
-                ErrorCode::ImageTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "image-too-large"),
-                ErrorCode::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
-            },
+            ApiError::Decode(e) => (decode_status(e.code()), e.code().as_str()),
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
             ApiError::MissingFile(_) => (StatusCode::BAD_REQUEST, "missing-file"),
             ApiError::InvalidOption(_) => (StatusCode::BAD_REQUEST, "invalid-option"),
@@ -106,16 +100,23 @@ impl ApiError {
     }
 }
 
-/// The HTTP status of a refusal of the input, by its stable code (`None` for other codes).
-fn refusal_status(code: &str) -> Option<StatusCode> {
+/// The HTTP status of a decoder's refusal.
+fn decode_status(code: ErrorCode) -> StatusCode {
     match code {
-        "empty-input" => Some(StatusCode::BAD_REQUEST),
-        "unsupported-format" => Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        "corrupt-image" => Some(StatusCode::UNPROCESSABLE_ENTITY),
-        "image-too-large" | "payload-too-large" => Some(StatusCode::PAYLOAD_TOO_LARGE),
-        crate::model::CANCELLED => Some(StatusCode::GONE),
-        _ => None,
+        ErrorCode::EmptyInput => StatusCode::BAD_REQUEST,
+        ErrorCode::UnsupportedFormat => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::CorruptImage => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::ImageTooLarge | ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
     }
+}
+
+/// The HTTP status a job that ended with `code` is answered with, when the code has one of its
+/// own: a decoder's refusal (as at the door) or a cancellation; `None` for other codes.
+fn refusal_status(code: &str) -> Option<StatusCode> {
+    if code == crate::model::CANCELLED {
+        return Some(StatusCode::GONE);
+    }
+    ErrorCode::parse(code).map(decode_status)
 }
 
 /// The JSON body of an error.

@@ -16,8 +16,6 @@
 //! - [`config`], [`telemetry`], [`error`]: settings with `DSOBEL_*` twins, logs and metrics, and
 //!   the JSON errors;
 //! - [`app`]: the wiring of `serve` and `worker` around a listener and a shutdown token.
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
 
 pub mod app;
 pub mod config;

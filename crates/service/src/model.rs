@@ -68,57 +68,12 @@ macro_rules! words {
 words!(magnitude_words, dsobel_kernel::Magnitude);
 words!(output_words, dsobel_kernel::OutputMode);
 
-/// The life of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    /// Strips wait in the queue.
-    Queued,
-    /// At least one strip is done.
-    Processing,
-    /// The PNG is ready.
-    Done,
-    /// A strip could not be processed; see `error`.
-    Failed,
-    /// Cancelled by `DELETE /jobs/{id}`; its queued work was dropped.
-    Cancelled,
-}
-
-impl JobState {
-    /// Done, failed or cancelled: nothing more will happen to the job.
-    pub fn is_over(self) -> bool {
-        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
-    }
-}
+/// The life of a job, why it failed and how long its stages took: the API's own types,
+/// shared with its client.
+pub use dsobel_client::{JobError, JobState, Timings};
 
 /// The error code a cancelled job carries (its failure record says why it ended).
 pub const CANCELLED: &str = "cancelled";
-
-/// Stage durations of a job, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Timings {
-    /// Decoding the upload (the worker of a whole-image job).
-    pub decode: Option<f64>,
-    /// Longest wait of a strip in the queue.
-    pub queue_wait: Option<f64>,
-    /// Filtering, summed over strips (CPU time).
-    pub filter: Option<f64>,
-    /// Encoding, summed over strips (CPU time).
-    pub encode: Option<f64>,
-    /// Stitching (backend).
-    pub stitch: Option<f64>,
-    /// Upload received → result ready.
-    pub total: Option<f64>,
-}
-
-/// A job's error, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobError {
-    /// Stable kebab-case code.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
 
 /// The stored record of a job. Written by the backend that accepted it and by the one that
 /// finishes it; progress (strips done) is counted separately in the strips hash.

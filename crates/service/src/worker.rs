@@ -70,6 +70,13 @@ pub struct WorkerConfig {
     pub strip_delay: Duration,
 }
 
+impl WorkerConfig {
+    /// The settings of a worker that keeps data as long as `lifetimes` say.
+    pub fn new(lifetimes: &crate::config::LifetimeArgs, strip_delay: Duration) -> WorkerConfig {
+        WorkerConfig { work_ttl: lifetimes.work_ttl(), result_ttl: lifetimes.result_ttl(), strip_delay }
+    }
+}
+
 /// A strip worker over a transport.
 pub struct Worker {
     transport: Transport,

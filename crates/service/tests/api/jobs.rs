@@ -204,3 +204,33 @@ async fn the_page_can_come_from_a_folder() {
     assert_eq!(missing.status(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_typed_client_reads_every_answer() {
+    use dsobel_client::{Client, JobResult, JobState, Upload};
+    let app = spawn_app().await;
+    let client = Client::new(&app.address, None);
+    let (png, luma) = test_png(90, 70);
+    let Upload::Accepted(links) = client.upload(png.clone(), "fragments=3").await.unwrap() else {
+        panic!("no wait asked: 202 expected");
+    };
+    assert_eq!(links.status_url, format!("/status/{}", links.id));
+    let mut seen = Vec::new();
+    let status = client.follow(&links.id, |s| seen.push(s.state)).await.unwrap();
+    assert_eq!(status.state, JobState::Done);
+    assert_eq!((status.strips_done, status.strips_total, status.width, status.height), (3, 3, 90, 70));
+    assert_eq!(seen.last(), Some(&JobState::Done));
+    let JobResult::Ready(result) = client.result(&links.id).await.unwrap() else { panic!("done") };
+    assert_eq!(decode_result(&result).2, expected(&luma, 90, 70, &FilterParams::default()));
+    let refused = client.cancel(&links.id).await.unwrap_err();
+    assert_eq!((refused.status(), refused.code()), (409, "job-finished"));
+
+    let Upload::Finished { id, png: waited } = client.upload(png, "wait=30").await.unwrap() else {
+        panic!("wait=30 answers with the PNG");
+    };
+    assert_eq!(decode_result(&waited), decode_result(&result), "one whole strip, the same pixels");
+    assert!(client.status(&id.unwrap()).await.is_ok());
+    let bad = client.upload(b"not an image".to_vec(), "").await.unwrap_err();
+    assert_eq!((bad.status(), bad.code()), (415, "unsupported-format"));
+    app.stop().await;
+}
