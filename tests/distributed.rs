@@ -418,3 +418,22 @@ fn a_cancelled_job_drops_its_queued_strips_and_nothing_else() {
     let unknown = http("DELETE", &address, &format!("/jobs/{}", "0".repeat(32)), b"").unwrap();
     assert_eq!(unknown.status, 404);
 }
+
+#[test]
+fn a_jpeg_damaged_past_its_header_fails_in_the_worker_with_the_doors_answer() {
+    let Some(servers) = servers("a_jpeg_damaged_past_its_header") else { return };
+    let stack = Stack::new(&servers);
+    let _worker = stack.worker(0);
+    let serve = stack.serve(&[]);
+    let address = serve.address.clone().unwrap();
+    let jpeg = fixture("q50-420-restart.jpg");
+    // Cut in its last restart intervals: the header and the first strips are fine.
+    let cut = &jpeg[..jpeg.len() * 9 / 10];
+    for query in ["?wait=30", "?wait=30&fragments=3", "?wait=30&fragments=1"] {
+        let answer = http("POST", &address, &format!("/upload{query}"), cut).expect("backend reachable");
+        assert_eq!(answer.status, 422, "{query}: {}", String::from_utf8_lossy(&answer.body));
+        let error = &answer.json()["error"];
+        assert_eq!(error["code"], "corrupt-image", "{query}: {error}");
+        assert!(error["message"].as_str().unwrap().contains("corrupt JPEG image"), "{query}: {error}");
+    }
+}

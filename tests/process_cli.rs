@@ -133,3 +133,24 @@ fn misuse_is_refused_with_a_clear_message() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing.png"));
 }
+
+#[test]
+fn a_damaged_jpeg_fails_with_what_is_wrong_and_no_output() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/codec/tests/fixtures/libjpeg/q90-420.jpg");
+    let bytes = std::fs::read(fixture).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, cut) in [("cut.jpg", bytes.len() * 3 / 10), ("no-eoi.jpg", bytes.len() - 2)] {
+        let input = dir.path().join(name);
+        std::fs::write(&input, &bytes[..cut]).unwrap();
+        let out = dir.path().join(format!("{name}.png"));
+        let output = dsobel().arg("process").arg(&input).arg("-o").arg(&out).output().unwrap();
+        assert!(!output.status.success(), "{name}: a damaged file counts as a failure");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("corrupt JPEG image") && stderr.contains("(corrupt-image)"),
+            "{name}: {stderr}"
+        );
+        assert!(!out.exists(), "{name}: no PNG is written for it");
+    }
+}

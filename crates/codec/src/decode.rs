@@ -100,13 +100,15 @@ fn describe_unknown(bytes: &[u8]) -> String {
     format!("unrecognised signature {}", head.join(" "))
 }
 
-fn corrupt(format: Format, detail: impl ToString) -> DecodeError {
+pub(crate) fn corrupt(format: Format, detail: impl ToString) -> DecodeError {
     DecodeError::Corrupt { format: format.name(), detail: detail.to_string() }
 }
 
+/// Options of the general JPEG decoder: strict, so that data it would have to guess at
+/// (truncated or corrupt scans) is an error rather than invented pixels.
 fn jpeg_options(limits: &Limits) -> DecoderOptions {
     let side = limits.max_dimension as usize;
-    DecoderOptions::new_fast().set_max_width(side).set_max_height(side).set_strict_mode(false)
+    DecoderOptions::new_fast().set_max_width(side).set_max_height(side).set_strict_mode(true)
 }
 
 /// Reads the header only and checks it against the limits (bytes, sides, pixels).
@@ -123,7 +125,8 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, DecodeError> {
             // above our own so that our message, with our limit, is the one users see.
             let options = jpeg_options(limits)
                 .set_max_width(limits.max_dimension as usize + 1)
-                .set_max_height(limits.max_dimension as usize + 1);
+                .set_max_height(limits.max_dimension as usize + 1)
+                .set_strict_mode(false);
             let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
             decoder.decode_headers().map_err(|e| corrupt(format, e))?;
             let (w, h) = decoder.dimensions().ok_or_else(|| corrupt(format, "no frame header"))?;
@@ -235,11 +238,10 @@ fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<(LumaImage, Orientation)
     if let Some(jpeg) = BaselineJpeg::parse(bytes) {
         limits.check_dimensions(format.name(), jpeg.width as u64, jpeg.height as u64)?;
         let mut luma = vec![0u8; jpeg.width * jpeg.height];
-        if jpeg.decode_luma(&mut luma).is_ok() {
-            let image = LumaImage { width: jpeg.width, height: jpeg.height, pixels: luma };
-            return Ok((image, jpeg_orientation(&jpeg)));
-        }
-        // Corrupt entropy data: the general decoder decides what can be made of it.
+        // Corrupt or truncated entropy data is refused, never guessed at.
+        jpeg.decode_luma(&mut luma).map_err(|e| corrupt(format, e))?;
+        let image = LumaImage { width: jpeg.width, height: jpeg.height, pixels: luma };
+        return Ok((image, jpeg_orientation(&jpeg)));
     }
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), jpeg_options(limits));
     decoder.decode_headers().map_err(|e| corrupt(format, e))?;

@@ -18,7 +18,7 @@ use dsobel_kernel::strip::encode_strip_from_rows;
 use dsobel_kernel::{FilterParams, KernelError, StripSpec, plan_strips, strip_input};
 use rayon::prelude::*;
 
-use crate::decode::{decode_luma, jpeg_orientation};
+use crate::decode::{Format, corrupt, decode_luma, jpeg_orientation};
 use crate::error::DecodeError;
 use crate::jpeg::{BaselineJpeg, StreamError};
 use crate::limits::Limits;
@@ -161,7 +161,9 @@ fn process_jpeg_streamed(bytes: &[u8], options: &ProcessOptions) -> Option<Resul
     });
     match decoded {
         Ok(()) => {}
-        Err(StreamError::Data(_)) => return None,
+        Err(StreamError::Data(e)) => return Some(Err(corrupt(Format::Jpeg, e).into())),
+        // No second thread: the general path decodes on this one.
+        Err(StreamError::NoThread) => return None,
         Err(StreamError::Consumer(e)) => return Some(Err(e.into())),
     }
     let decode = started.elapsed();
@@ -235,9 +237,10 @@ pub fn decode_strips<E>(
         match streamed {
             Ok(()) => return Ok((jpeg.width, jpeg.height)),
             Err(StreamError::Consumer(e)) => return Err(StripsError::Consumer(e)),
-            // Corrupt entropy data: the general decoder decides what can be made of it, and
-            // the strips not yet handed out come from its image.
-            Err(StreamError::Data(_)) => {}
+            Err(StreamError::Data(e)) => return Err(StripsError::Decode(corrupt(Format::Jpeg, e))),
+            // No second thread: the general path decodes on this one, and the strips not yet
+            // handed out come from its image.
+            Err(StreamError::NoThread) => {}
         }
     }
     let image = decode_luma(bytes, limits)?;

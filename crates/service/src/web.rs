@@ -1,8 +1,9 @@
 //! The web page: every file of `web/` embedded in the binary (so `dsobel serve` needs no files
 //! beside it), or read from a folder on disk with `--web-dir` while the page is being worked on.
 //!
-//! Each answer carries a strong `ETag` (a hash of the bytes), a short revalidated cache
-//! lifetime, `304 Not Modified` for a matching `If-None-Match`, and text files go out
+//! Each answer carries a strong `ETag` (a hash of the bytes) and `Cache-Control: no-cache`
+//! (revalidate at every load, so the index and its modules never come from two builds),
+//! `304 Not Modified` for a matching `If-None-Match`, and text files go out
 //! gzip-compressed to clients that accept it (compressed once, at first use, for the embedded
 //! page).
 
@@ -18,8 +19,14 @@ use bytes::Bytes;
 /// The embedded files: URL path and bytes, listed by `build.rs`.
 const EMBEDDED: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
 
-/// How long browsers and proxies may use a copy before revalidating it.
-const CACHE_CONTROL: &str = "public, max-age=300, must-revalidate";
+/// Browsers revalidate every file at every load (a `304` when unchanged): the page is native
+/// ES modules, and an index and its modules must come from the same build.
+const CACHE_CONTROL: &str = "no-cache";
+
+/// What the page may load: only itself (and the images it makes), as nginx's configuration says.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' blob: data:; connect-src 'self' blob:; \
+     script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
+     form-action 'self'";
 
 /// One file of the page, ready to serve.
 struct PageFile {
@@ -66,6 +73,9 @@ impl PageFile {
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
         headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        headers.insert("content-security-policy", HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+        headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
         if self.gzip.is_some() {
             headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         }

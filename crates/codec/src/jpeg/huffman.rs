@@ -27,9 +27,25 @@ pub(crate) const ZIGZAG_TO_NATURAL: [usize; 80] = {
     padded
 };
 
-/// The entropy-coded data is not what a valid baseline JPEG holds.
+/// How the entropy-coded data is not what a valid baseline JPEG holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BadData;
+pub(crate) enum BadData {
+    /// The data ended (a marker or the end of the file came) before every MCU was decoded.
+    Ended,
+    /// Bits that are no code of the Huffman table, or a value out of range.
+    BadCode,
+    /// The restart marker due is missing (`found: None`) or has another number.
+    Restart {
+        /// The marker number due, 0..=7.
+        expected: u8,
+        /// The number found instead, if a restart marker was there at all.
+        found: Option<u8>,
+    },
+    /// Every MCU was decoded but the file ends without its end-of-image marker.
+    NoEnd,
+    /// Every MCU was decoded with this many bytes of data left before the marker.
+    Extraneous(usize),
+}
 
 /// One Huffman table, ready for decoding.
 #[derive(Clone)]
@@ -108,12 +124,13 @@ fn long_symbol(bits: u64, table: &HuffmanTable) -> Result<(u8, u32), BadData> {
     while code > table.max_code[length as usize] {
         length += 1;
         if length > 16 {
-            return Err(BadData);
+            return Err(BadData::BadCode);
         }
         code = (bits >> (64 - length)) as i32;
     }
     let index = code + table.symbol_offset[length as usize];
-    let symbol = *table.symbols.get(usize::try_from(index).map_err(|_| BadData)?).ok_or(BadData)?;
+    let symbol =
+        *table.symbols.get(usize::try_from(index).map_err(|_| BadData::BadCode)?).ok_or(BadData::BadCode)?;
     Ok((symbol, length))
 }
 
@@ -173,13 +190,30 @@ impl<'a> BitReader<'a> {
     /// slow paths, so that the caller's copy can live in registers.)
     pub(crate) fn restart(self, expected: u8) -> Result<Self, BadData> {
         if self.overran() {
-            return Err(BadData);
+            return Err(BadData::Ended);
         }
         let at = self.position;
         match self.data.get(at..at + 2) {
             Some(&[0xFF, marker]) if marker == 0xD0 + expected => Ok(BitReader::new_at(self.data, at + 2)),
-            _ => Err(BadData),
+            Some(&[0xFF, marker @ 0xD0..=0xD7]) => {
+                Err(BadData::Restart { expected, found: Some(marker - 0xD0) })
+            }
+            None => Err(BadData::Ended),
+            _ => Err(BadData::Restart { expected, found: None }),
         }
+    }
+
+    /// The marker that ends the data after what was decoded, and how many whole bytes of data
+    /// were left undecoded before it (0 in a well-formed file: the last byte's unused bits are
+    /// padding); `None` when the data ends without a marker.
+    pub(crate) fn end_marker(&self) -> Option<(usize, u8)> {
+        let rest = self.data.get(self.position..)?;
+        let at = rest.windows(2).position(|pair| pair[0] == 0xFF && pair[1] != 0x00 && pair[1] != 0xFF)?;
+        let real_bits = self.count.saturating_sub(self.padding_bytes * 8);
+        let stuffed = rest[..at].windows(2).filter(|pair| *pair == [0xFF, 0x00]).count();
+        let fill = rest[..at].iter().rev().take_while(|&&b| b == 0xFF).count();
+        let unread = at - stuffed - fill;
+        Some((real_bits as usize / 8 + unread, rest[at + 1]))
     }
 
     /// Makes sure at least 32 bits are buffered (real or padding).
@@ -283,7 +317,7 @@ impl<'a> BitReader<'a> {
         self.fill();
         let size = self.symbol(dc)? as u32;
         if size > 16 {
-            return Err(BadData);
+            return Err(BadData::BadCode);
         }
         self.fill();
         *predictor = predictor.wrapping_add(self.receive_extend(size));

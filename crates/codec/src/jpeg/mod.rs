@@ -6,8 +6,9 @@
 //! IDCT of its blocks, which the caller can overlap with everything after it (filter, encode).
 //!
 //! [`BaselineJpeg::parse`] returns `None` for anything else (progressive, arithmetic-coded,
-//! 12-bit, several scans, RGB, CMYK); the caller then uses the general decoder. Decoding also
-//! reports corrupt entropy data as [`BadData`] rather than guessing, for the same fallback.
+//! 12-bit, several scans, RGB, CMYK); the caller then uses the general decoder. Corrupt or
+//! truncated entropy data is never guessed at: it is reported as a [`ScanError`] that says
+//! what is wrong and at which rows, and the image is refused.
 
 mod huffman;
 mod idct;
@@ -291,13 +292,35 @@ impl<'a> BaselineJpeg<'a> {
     }
 
     /// Decodes the Y plane into `luma` (`width × height` bytes) on this thread.
-    pub(crate) fn decode_luma(&self, luma: &mut [u8]) -> Result<(), BadData> {
+    pub(crate) fn decode_luma(&self, luma: &mut [u8]) -> Result<(), ScanError> {
         self.decode_luma_streaming(luma, None, |_, _| Ok::<(), std::convert::Infallible>(())).map_err(|e| {
             match e {
                 StreamError::Data(bad) => bad,
+                // Only a decode on two threads asks for a thread.
+                StreamError::NoThread => ScanError { bad: BadData::Ended, mcu_row: 0, jpeg: self.geometry() },
                 StreamError::Consumer(never) => match never {},
             }
         })
+    }
+
+    fn geometry(&self) -> Geometry {
+        Geometry { height: self.height, rows_per_mcu_row: self.rows_per_mcu_row() }
+    }
+
+    /// The error for `bad` met while decoding MCU row `mcu_row` (`mcu_rows` for the end).
+    pub(crate) fn scan_error(&self, bad: BadData, mcu_row: usize) -> ScanError {
+        ScanError { bad, mcu_row, jpeg: self.geometry() }
+    }
+
+    /// The end of a whole scan: every bit decoded was in the data, and a marker follows.
+    fn check_end(&self, entropy: &EntropyDecoder<'_, 'a>) -> Result<(), ScanError> {
+        entropy.finish().map_err(|bad| self.scan_error(bad, self.mcu_rows))?;
+        match entropy.reader.end_marker() {
+            Some((0, _)) => Ok(()),
+            // Data the frame has no room for: the header or the data is wrong.
+            Some((extra, _)) => Err(self.scan_error(BadData::Extraneous(extra), self.mcu_rows)),
+            None => Err(self.scan_error(BadData::NoEnd, self.mcu_rows)),
+        }
     }
 
     /// Decodes the Y plane into `luma`, calling `rows_ready(luma, n)` each time the first `n`
@@ -324,10 +347,12 @@ impl<'a> BaselineJpeg<'a> {
             let mut coefficients = vec![[0i16; 64]; blocks];
             for row in 0..self.mcu_rows {
                 coefficients.fill([0; 64]);
-                entropy.decode_mcu_row(&mut coefficients).map_err(StreamError::Data)?;
+                entropy
+                    .decode_mcu_row(&mut coefficients)
+                    .map_err(|bad| StreamError::Data(self.scan_error(bad, row)))?;
                 finish_row(row, &coefficients, luma)?;
             }
-            return entropy.finish().map_err(StreamError::Data);
+            return self.check_end(&entropy).map_err(StreamError::Data);
         };
         // Coefficient buffers in flight between the two threads: enough for the burst, but at
         // most an eighth of the MCU rows (coefficients take two bytes a pixel, so a quarter
@@ -335,7 +360,7 @@ impl<'a> BaselineJpeg<'a> {
         let buffers = (burst_rows.div_ceil(self.rows_per_mcu_row()) + 2)
             .min((self.mcu_rows / 8).max(4))
             .min(self.mcu_rows + 1);
-        let (full_tx, full_rx) = mpsc::sync_channel::<Result<Vec<Block>, BadData>>(buffers);
+        let (full_tx, full_rx) = mpsc::sync_channel::<Result<Vec<Block>, ScanError>>(buffers);
         let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<Block>>(buffers);
         for _ in 0..buffers {
             empty_tx.send(vec![[0i16; 64]; blocks]).expect("the receiver is here");
@@ -347,30 +372,34 @@ impl<'a> BaselineJpeg<'a> {
             let producer =
                 std::thread::Builder::new().name("jpeg-entropy".into()).spawn_scoped(scope, move || {
                     let mut entropy = EntropyDecoder::new(self);
-                    for _ in 0..self.mcu_rows {
+                    for row in 0..self.mcu_rows {
                         // Buffers come back zeroed by the consumer, which has them in cache.
                         let Ok(mut coefficients) = empty_rx.recv() else { return };
-                        let result = entropy.decode_mcu_row(&mut coefficients).map(|()| coefficients);
+                        let result = entropy
+                            .decode_mcu_row(&mut coefficients)
+                            .map(|()| coefficients)
+                            .map_err(|bad| self.scan_error(bad, row));
                         let failed = result.is_err();
                         if full_tx.send(result).is_err() || failed {
                             return;
                         }
                     }
-                    let _ = full_tx.send(entropy.finish().map(|()| Vec::new()));
+                    let _ = full_tx.send(self.check_end(&entropy).map(|()| Vec::new()));
                 });
             if producer.is_err() {
-                // No second thread to be had: the caller's fallback decodes on this one.
-                return Err(StreamError::Data(BadData));
+                // No second thread to be had: the caller decodes on this one.
+                return Err(StreamError::NoThread);
             }
+            // The producer only hangs up after sending its error, or when this side is gone.
+            let lost = |row| StreamError::Data(self.scan_error(BadData::Ended, row));
             for row in 0..self.mcu_rows {
-                let mut coefficients =
-                    full_rx.recv().map_err(|_| StreamError::Data(BadData))?.map_err(StreamError::Data)?;
+                let mut coefficients = full_rx.recv().map_err(|_| lost(row))?.map_err(StreamError::Data)?;
                 finish_row(row, &coefficients, luma)?;
                 coefficients.fill([0; 64]);
                 // The producer may have stopped already; then the buffer is simply dropped.
                 let _ = empty_tx.send(coefficients);
             }
-            full_rx.recv().map_err(|_| StreamError::Data(BadData))?.map_err(StreamError::Data)?;
+            full_rx.recv().map_err(|_| lost(self.mcu_rows))?.map_err(StreamError::Data)?;
             Ok(())
         })
     }
@@ -407,9 +436,52 @@ impl<'a> BaselineJpeg<'a> {
 #[derive(Debug)]
 pub(crate) enum StreamError<E> {
     /// The entropy-coded data is corrupt or truncated.
-    Data(BadData),
+    Data(ScanError),
+    /// A decode on two threads could not start its second thread.
+    NoThread,
     /// The consumer of the rows failed.
     Consumer(E),
+}
+
+/// The image's rows, for saying where a scan went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    height: usize,
+    rows_per_mcu_row: usize,
+}
+
+/// What is wrong with a scan, and where: said in plain words by its `Display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ScanError {
+    /// What is wrong.
+    pub(crate) bad: BadData,
+    /// The MCU row being decoded (the number of MCU rows when the end was checked).
+    pub(crate) mcu_row: usize,
+    jpeg: Geometry,
+}
+
+impl std::fmt::Display for ScanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Geometry { height, rows_per_mcu_row } = self.jpeg;
+        let first = (self.mcu_row * rows_per_mcu_row).min(height);
+        let last = ((self.mcu_row + 1) * rows_per_mcu_row).min(height);
+        match self.bad {
+            BadData::Ended => write!(f, "the data ends after row {first} of {height}"),
+            BadData::BadCode => write!(f, "the data is corrupt in rows {}–{last} of {height}", first + 1),
+            BadData::Restart { expected, found: Some(found) } => write!(
+                f,
+                "restart marker {found} found where {expected} was expected (rows {}–{last} of {height})",
+                first + 1
+            ),
+            BadData::Restart { expected, found: None } => {
+                write!(f, "restart marker {expected} is missing (rows {}–{last} of {height})", first + 1)
+            }
+            BadData::NoEnd => write!(f, "the file ends without its end-of-image marker"),
+            BadData::Extraneous(bytes) => {
+                write!(f, "the data is corrupt: {bytes} bytes are left over after the last of {height} rows")
+            }
+        }
+    }
 }
 
 /// The entropy decoder's state between MCU rows.
@@ -480,7 +552,7 @@ impl<'j, 'a> EntropyDecoder<'j, 'a> {
             self.mcus += 1;
         }
         self.reader = reader;
-        if reader.overran() { Err(BadData) } else { Ok(()) }
+        if reader.overran() { Err(BadData::Ended) } else { Ok(()) }
     }
 
     /// Decodes the next MCU row, storing the luma blocks (which must be zero) and skipping the
@@ -510,12 +582,12 @@ impl<'j, 'a> EntropyDecoder<'j, 'a> {
             self.mcus += 1;
         }
         self.reader = reader;
-        if reader.overran() { Err(BadData) } else { Ok(()) }
+        if reader.overran() { Err(BadData::Ended) } else { Ok(()) }
     }
 
     /// Checks that the scan held every bit decoded.
     fn finish(&self) -> Result<(), BadData> {
-        if self.reader.overran() { Err(BadData) } else { Ok(()) }
+        if self.reader.overran() { Err(BadData::Ended) } else { Ok(()) }
     }
 }
 
@@ -581,8 +653,23 @@ mod tests {
         let cut = &bytes[..bytes.len() / 2];
         let jpeg = BaselineJpeg::parse(cut).unwrap();
         let mut luma = vec![0; jpeg.width * jpeg.height];
-        assert_eq!(jpeg.decode_luma(&mut luma), Err(BadData));
+        let error = jpeg.decode_luma(&mut luma).unwrap_err();
+        assert_eq!(error.bad, BadData::Ended);
+        let message = error.to_string();
+        assert!(message.starts_with("the data ends after row "), "{message}");
+        assert!(message.ends_with(&format!(" of {}", jpeg.height)), "{message}");
         let streamed = jpeg.decode_luma_streaming(&mut luma, Some(64), |_, _| Ok::<(), ()>(()));
-        assert!(matches!(streamed, Err(StreamError::Data(BadData))));
+        assert!(matches!(streamed, Err(StreamError::Data(ScanError { bad: BadData::Ended, .. }))));
+    }
+
+    #[test]
+    fn a_scan_without_its_end_marker_is_reported() {
+        let bytes = fixture("q90-420.jpg");
+        assert_eq!(&bytes[bytes.len() - 2..], [0xFF, 0xD9]);
+        let cut = &bytes[..bytes.len() - 2];
+        let jpeg = BaselineJpeg::parse(cut).unwrap();
+        let mut luma = vec![0; jpeg.width * jpeg.height];
+        let error = jpeg.decode_luma(&mut luma).unwrap_err();
+        assert_eq!(error.to_string(), "the file ends without its end-of-image marker");
     }
 }

@@ -161,10 +161,10 @@ pub fn decode_restart_strip(
     if start_mcu > first_mcu {
         return Err(corrupt("the strip's data starts after its rows"));
     }
-    let bad = |_| corrupt("the entropy-coded data of a restart interval is damaged or cut short");
-    let mut entropy = EntropyDecoder::at_interval(&jpeg, scan, first_interval);
-    entropy.skip_mcus(first_mcu - start_mcu).map_err(bad)?;
     let first_mcu_row = first_mcu / mcus_per_row;
+    let bad = |bad, row| corrupt(&jpeg.scan_error(bad, row).to_string());
+    let mut entropy = EntropyDecoder::at_interval(&jpeg, scan, first_interval);
+    entropy.skip_mcus(first_mcu - start_mcu).map_err(|b| bad(b, first_mcu_row))?;
     let base_row = first_mcu_row * rows_per_mcu_row;
     let end_row = (end_mcu / mcus_per_row * rows_per_mcu_row).min(jpeg.height);
     let mut luma = vec![0u8; (end_row - base_row) * jpeg.width];
@@ -172,10 +172,10 @@ pub fn decode_restart_strip(
     let idct = Idct::detect();
     for row in first_mcu_row..end_mcu / mcus_per_row {
         coefficients.fill([0; 64]);
-        entropy.decode_mcu_row(&mut coefficients).map_err(bad)?;
+        entropy.decode_mcu_row(&mut coefficients).map_err(|b| bad(b, row))?;
         jpeg.idct_mcu_row(idct, row, &coefficients, &mut luma, base_row);
     }
-    entropy.finish().map_err(bad)?;
+    entropy.finish().map_err(|b| bad(b, end_mcu / mcus_per_row))?;
     let rows = spec.input_rows();
     Ok(luma[(rows.start - base_row) * jpeg.width..(rows.end - base_row) * jpeg.width].to_vec())
 }

@@ -148,3 +148,40 @@ async fn a_refused_upload_is_answered_even_while_the_client_is_still_sending() {
     assert!(answer.contains("too-busy"), "{answer}");
     app.stop().await;
 }
+
+/// A fixture of the codec's tests.
+fn jpeg_fixture(name: &str) -> Vec<u8> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../codec/tests/fixtures/libjpeg").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn damaged_jpegs_are_refused_with_what_is_wrong_never_answered_with_invented_pixels() {
+    let app = spawn_app().await;
+    let baseline = jpeg_fixture("q90-420.jpg");
+    let progressive = jpeg_fixture("progressive-420.jpg");
+    let mut out_of_sequence = jpeg_fixture("q50-420-restart.jpg");
+    let rst0 = out_of_sequence.windows(2).rposition(|w| w == [0xFF, 0xD0]).unwrap();
+    out_of_sequence[rst0 + 1] = 0xD5;
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        ("cut at 60 %", baseline[..baseline.len() * 6 / 10].to_vec(), "the data ends after row"),
+        ("no end marker", baseline[..baseline.len() - 2].to_vec(), "end-of-image marker"),
+        ("progressive cut at 60 %", progressive[..progressive.len() * 6 / 10].to_vec(), "corrupt JPEG"),
+        ("restart marker out of sequence", out_of_sequence, "restart marker 5 found where"),
+        ("whole but for one byte", baseline[..baseline.len() - 1].to_vec(), "corrupt JPEG"),
+    ];
+    for (name, bytes, words) in cases {
+        // With ?wait= the refusal is the answer; without it, the job fails and says why.
+        let waited = assert_error(app.upload(bytes.clone(), "?wait=30").await, 422, "corrupt-image").await;
+        let message = waited["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(words), "{name}: {message:?}");
+        let id = app.submit(bytes, "?fragments=2").await;
+        let result = app.wait_result(&id).await;
+        assert_error(result, 422, "corrupt-image").await;
+        let status = app.status(&id).await;
+        assert_eq!(status["state"], "failed", "{name}: {status}");
+        assert_eq!(status["error"]["code"], "corrupt-image", "{name}: {status}");
+    }
+    app.stop().await;
+}
