@@ -180,7 +180,8 @@ window.addEventListener('online', () => { showNet(); resumeAll(); renderAll(); }
 initOptions();
 initViewer({
   onRetry: (e) => retry(e),
-  onCancel: (e) => { cancel(e); },
+  // The viewer stays on the cancelled job (to show that it is), while the queue goes on.
+  onCancel: (e) => { jobs.follow = false; cancel(e); $('pick').focus(); },
   onRemove: (e) => { if (e) { removeEntry(e); pump(); $('pick').focus(); } },
   onRerun: (e) => { const o = readOptions(); if (o && e) rerun(e, o); },
 });

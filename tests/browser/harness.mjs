@@ -176,8 +176,9 @@ export async function startNginx(backendUrl) {
 }
 
 // A fresh headless Chromium with its own profile; collects console errors and page errors.
-// phone: a touch screen that reports a coarse pointer, as on a phone.
-export async function openBrowser({ viewport = { width: 1280, height: 900 }, colorScheme = 'light', phone = false } = {}) {
+// phone: a touch screen that reports a coarse pointer, as on a phone. bypassCSP: let the test
+// inject scripts of its own (the accessibility audit) into a page served with a strict CSP.
+export async function openBrowser({ viewport = { width: 1280, height: 900 }, colorScheme = 'light', phone = false, bypassCSP = false } = {}) {
   const { chromium } = await import('playwright-core');
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dsobel-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
@@ -187,6 +188,7 @@ export async function openBrowser({ viewport = { width: 1280, height: 900 }, col
     viewport,
     colorScheme,
     acceptDownloads: true,
+    bypassCSP,
     timeout: 60000,
     ...(phone ? { hasTouch: true, isMobile: true, deviceScaleFactor: 2 } : {}),
   });

@@ -4,8 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import zlib from 'node:zlib';
 import {
-  apiResult, comparePixels, missing, needs, openBrowser, photo, shownResult, startServe, watchProgress, webDir,
+  apiResult, comparePixels, missing, needs, openBrowser, photo, rawGet, shownResult, startServe, watchProgress, webDir, webFiles,
 } from './harness.mjs';
 
 const T = { timeout: 180000 };
@@ -42,17 +43,33 @@ describe('page served by dsobel serve', () => {
   before(async () => { if (!missing().length) server = await startServe(); });
   after(async () => { if (server) await server.stop(); });
 
-  test('the binary serves the same four files that are in web/', T, needs({}, async () => {
-    const files = [['/', 'index.html', /text\/html/], ['/index.html', 'index.html', /text\/html/],
-      ['/app.js', 'app.js', /javascript/], ['/style.css', 'style.css', /text\/css/],
-      ['/favicon.svg', 'favicon.svg', /image\/svg\+xml/]];
-    for (const [url, file, type] of files) {
-      const r = await fetch(server.url + url);
-      assert.equal(r.status, 200, `${url} answered ${r.status}`);
-      assert.match(r.headers.get('content-type') || '', type, `${url} content type`);
-      const body = Buffer.from(await r.arrayBuffer());
-      assert.ok(body.equals(fs.readFileSync(path.join(webDir, file))),
-        `${url} differs from web/${file} (is the binary built from this tree?)`);
+  test('the binary serves every file that is in web/, with validators, revalidation and gzip for text', T, needs({}, async () => {
+    const TYPES = { html: /text\/html/, js: /javascript/, css: /text\/css/, svg: /image\/svg\+xml/, jpg: /image\/jpeg/, png: /image\/png/ };
+    const files = [['/', '/index.html'], ...webFiles().map((f) => [f, f])];
+    assert.ok(files.some(([u]) => u.startsWith('/js/')), 'the page has no modules under web/js/');
+    for (const [url, file] of files) {
+      const disk = fs.readFileSync(path.join(webDir, file));
+      const ext = path.extname(file).slice(1);
+      const text = ['html', 'js', 'css', 'svg'].includes(ext);
+      const plain = await rawGet(server.url + url);
+      assert.equal(plain.status, 200, `${url} answered ${plain.status}`);
+      assert.match(plain.headers['content-type'] || '', TYPES[ext], `${url} content type`);
+      assert.ok(plain.body.equals(disk), `${url} differs from web${file} (is the binary built from this tree?)`);
+      assert.equal(plain.headers['content-encoding'], undefined, `${url} compressed for a client that did not ask`);
+      assert.equal(plain.headers['cache-control'], 'no-cache', url);
+      const etag = plain.headers.etag;
+      assert.match(etag || '', /^"[^"]+"$/, `${url}: a strong ETag`);
+      const again = await rawGet(server.url + url, { 'if-none-match': etag });
+      assert.equal(again.status, 304, `${url} with If-None-Match`);
+      assert.equal(again.body.length, 0);
+      if (text) {
+        const gz = await rawGet(server.url + url, { 'accept-encoding': 'gzip, deflate, br' });
+        assert.equal(gz.headers['content-encoding'], 'gzip', `${url} not gzipped`);
+        assert.match(gz.headers.vary || '', /accept-encoding/i, `${url} Vary`);
+        assert.ok(zlib.gunzipSync(gz.body).equals(disk), `${url}: gzip body differs`);
+        const gzAgain = await rawGet(server.url + url, { 'accept-encoding': 'gzip', 'if-none-match': gz.headers.etag });
+        assert.equal(gzAgain.status, 304, `${url} gzip variant with If-None-Match`);
+      }
     }
   }));
 
@@ -107,7 +124,7 @@ describe('page served by dsobel serve', () => {
 
       // Download: a sensible name and the very bytes shown.
       const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
-      assert.equal(download.suggestedFilename(), 'chelsea-edges.png');
+      assert.equal(download.suggestedFilename(), 'chelsea-edges-t100-l2.png');
       const saved = fs.readFileSync(await download.path());
       assert.ok(saved.equals(shown), 'the download differs from the shown result');
 
@@ -197,7 +214,7 @@ describe('page served by dsobel serve', () => {
       const cmp = await comparePixels(page, await shownResult(page), api.png);
       assert.ok(cmp.equal, cmp.why);
       assert.ok(await page.evaluate(() => document.getElementById('compare').classList.contains('no-before')));
-      assert.match(await page.getAttribute('#download', 'download'), /^dsobel-[0-9a-zA-Z_-]{1,8}-edges\.png$/);
+      assert.match(await page.getAttribute('#download', 'download'), /^dsobel-[0-9a-zA-Z_-]{1,8}-edges-t100-l2\.png$/);
 
       await page.goto(`${server.url}/?job=${api.id}`, { waitUntil: 'networkidle' });
       await waitShown(page);
@@ -266,8 +283,13 @@ describe('page served by dsobel serve', () => {
       await page.waitForSelector('#net:not([hidden])');
       await page.setInputFiles('#file', photo('chelsea.png'));
       await page.waitForSelector('#alert.busy:not([hidden])');
-      assert.equal(await page.textContent('#alert-title'), 'Cannot reach the server');
-      assert.match(await page.textContent('#alert-text'), /offline.*Trying again in \d+ s/);
+      // Said once: the job's alert, badge and list entry say offline; the header banner stays quiet.
+      assert.equal(await page.textContent('#alert-title'), 'You are offline');
+      assert.match(await page.textContent('#alert-text'), /kept in this page and is sent as soon as the server answers/);
+      assert.equal(await page.textContent('#job-badge'), 'Offline');
+      assert.equal(await page.textContent('.job-item .st'), 'Offline');
+      assert.ok(await page.isHidden('#net'), 'the offline banner repeats the alert');
+      assert.ok(await page.isHidden('#progress'), 'the progress bar repeats the alert');
       await context.setOffline(false);
       await page.locator('.job-item[data-state="done"]', { hasText: 'chelsea.png' }).waitFor({ timeout: 90000 });
       assert.ok(await page.isHidden('#net'));
@@ -281,13 +303,14 @@ describe('accessibility and layout', () => {
   before(async () => { if (!missing().length) server = await startServe(); });
   after(async () => { if (server) await server.stop(); });
 
-  for (const [scheme, viewport] of [['light', { width: 1280, height: 900 }], ['dark', { width: 375, height: 740 }]]) {
-    test(`no axe violations and no sideways scrolling (${scheme}, ${viewport.width}px wide)`, T, needs({}, async () => {
+  for (const [scheme, viewport, phone] of [['light', { width: 1280, height: 900 }, false], ['dark', { width: 375, height: 740 }, false],
+    ['dark', { width: 390, height: 844 }, true], ['light', { width: 390, height: 844 }, true]]) {
+    test(`no axe violations and no sideways scrolling (${scheme}, ${viewport.width}px wide${phone ? ', touch' : ''})`, T, needs({}, async () => {
       const axe = fs.readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dsobel-notes-'));
       const notes = path.join(dir, 'notes.txt');
       fs.writeFileSync(notes, 'not a picture\n');
-      const b = await openBrowser({ viewport, colorScheme: scheme });
+      const b = await openBrowser({ viewport, colorScheme: scheme, phone, bypassCSP: true });
       const { page } = b;
       try {
         await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
@@ -304,6 +327,19 @@ describe('accessibility and layout', () => {
         await page.locator('.job-item[data-state="done"]').waitFor({ timeout: 90000 });
         await waitShown(page);
         await audit('with a result');
+        // Everything folded open: options, API key, details; a preview of new options; the overlay view.
+        await page.evaluate(() => { for (const d of document.querySelectorAll('details')) d.open = true; });
+        await page.fill('#threshold', '55');
+        await page.waitForSelector('#tune:not([hidden])');
+        await page.check('input[name="view"][value="overlay"]');
+        await page.check('#invert');
+        await audit('with a preview, the overlay and every disclosure open');
+        await page.fill('#threshold', '-1');
+        await page.setInputFiles('#file', photo('chelsea.png'));
+        await page.waitForSelector('#held:not([hidden])');
+        await audit('with an invalid option and a file waiting');
+        await page.fill('#threshold', '100');
+        await page.locator('.job-item[data-state="done"]', { hasText: 'chelsea.png' }).waitFor({ timeout: 90000 });
         await page.setInputFiles('#file', notes);
         await page.waitForSelector('#alert:not([hidden])');
         await audit('with an error');

@@ -1,0 +1,383 @@
+// Jobs in the page: the phone flow, honest words for outages and lost jobs, running again with
+// new options (with a live preview), history, option checks at the field, batches (summary,
+// ZIP, cancel) and the smaller conveniences.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  apiResult, comparePixels, makeLargeImage, missing, needs, openBrowser, photo, readZip, shownResult, startServe,
+} from './harness.mjs';
+
+const T = { timeout: 240000 };
+const onlyLoadErrors = (problems) => problems.filter((p) => !/Failed to load resource|ERR_CONNECTION_REFUSED/.test(p));
+
+async function waitDone(page, name, timeout = 90000) {
+  const item = page.locator('.job-item[data-state="done"]', { hasText: name }).first();
+  await item.waitFor({ timeout });
+  return item;
+}
+
+async function waitShown(page) {
+  await page.waitForSelector('#result-wrap:not([hidden])', { timeout: 90000 });
+  await page.waitForFunction(() => { const i = document.getElementById('after'); return i.complete && i.naturalWidth > 0; });
+}
+
+const uploads = (b) => b.requests.filter((r) => r.method === 'POST' && /\/upload/.test(r.url)).length;
+const visibleText = (page, sel = 'body') => page.evaluate((s) => document.querySelector(s).innerText, sel);
+const count = (text, word) => text.split(word).length - 1;
+
+// Queues slow jobs straight to the API so that the next job waits in the queue.
+async function block(url, file, n) {
+  const ids = [];
+  for (let i = 0; i < n; i++) {
+    const form = new FormData();
+    form.append('image', new Blob([fs.readFileSync(file)]), 'blocker.png');
+    const r = await fetch(`${url}/upload?fragments=64`, { method: 'POST', body: form });
+    const body = await r.text();
+    assert.equal(r.status, 202, body);
+    ids.push(JSON.parse(body).id);
+  }
+  return ids;
+}
+
+describe('jobs in the page', () => {
+  let server = null;
+  let tmp = null;
+  before(async () => {
+    if (missing().length) return;
+    server = await startServe();
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dsobel-jobs-'));
+  });
+  after(async () => {
+    if (server) await server.stop();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('on a phone the options are folded and the job is brought into view, then its result', T, needs({}, async () => {
+    const b = await openBrowser({ viewport: { width: 390, height: 844 }, phone: true });
+    const { page } = b;
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      assert.equal(await page.evaluate(() => document.getElementById('opts-box').open), false, 'options open on a phone');
+      assert.match(await page.textContent('#opts-summary'), /t100 · L2/);
+      // Phone words: no keyboard shortcuts, no arrow keys.
+      const words = await visibleText(page);
+      assert.doesNotMatch(words, /Ctrl|arrow keys/);
+      await page.setInputFiles('#file', photo('coffee.png'));
+      const inView = (sel) => page.evaluate((s) => {
+        const r = document.querySelector(s).getBoundingClientRect();
+        return r.top >= -1 && r.top < innerHeight * 0.5 && r.height > 0;
+      }, sel);
+      await page.waitForFunction(() => {
+        const r = document.getElementById('job').getBoundingClientRect();
+        return r.top >= -1 && r.top < innerHeight * 0.5;
+      }, null, { timeout: 5000 });
+      assert.ok(await inView('#job-name'), 'the job is not in view');
+      await waitDone(page, 'coffee.png');
+      await waitShown(page);
+      const shown = await page.evaluate(() => {
+        const r = document.getElementById('compare').getBoundingClientRect();
+        return r.top < innerHeight && r.bottom > 0;
+      });
+      assert.ok(shown, 'the result is not in view');
+      assert.doesNotMatch(await visibleText(page, '#job'), /Ctrl|arrow keys/);
+      assert.match(await visibleText(page, '#job'), /Pinch to zoom/);
+      await page.screenshot({ path: path.join(tmp, 'phone.png') });
+      assert.deepEqual(b.problems, []);
+    } finally { await b.close(); }
+
+    // On a wide screen the options are open and the keyboard words are there.
+    const wide = await openBrowser();
+    try {
+      await wide.page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      assert.equal(await wide.page.evaluate(() => document.getElementById('opts-box').open), true);
+      assert.match(await visibleText(wide.page, '#drop'), /Ctrl\s*\+\s*V/);
+    } finally { await wide.close(); }
+  }));
+
+  test('new options: a live preview of the threshold, then "run again" without choosing the file again', T, needs({}, async () => {
+    const b = await openBrowser();
+    const { page } = b;
+    const file = photo('chelsea.png');
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      await page.setInputFiles('#file', file);
+      await waitDone(page, 'chelsea.png');
+      await waitShown(page);
+      assert.ok(await page.isHidden('#tune'), 'a preview with unchanged options');
+
+      // Moving the slider: the preview follows at once; for an image this small it is the server's result.
+      await page.check('input[name="magnitude"][value="l1"]');
+      assert.equal(await page.getAttribute('#threshold-range', 'max'), '2040');
+      await page.locator('#threshold-range').fill('40');
+      assert.equal(await page.inputValue('#threshold'), '40');
+      await page.waitForSelector('#tune:not([hidden])');
+      assert.equal(await page.textContent('#tune-opts'), 'threshold 40 · L1');
+      const api = await apiResult(server.url, file, { threshold: 40, magnitude: 'l1' });
+      await page.waitForFunction(() => document.getElementById('tune-canvas').width === 451);
+      const preview = await page.evaluate(() => document.getElementById('tune-canvas').toDataURL('image/png').split(',')[1]);
+      const same = await comparePixels(page, Buffer.from(preview, 'base64'), api.png);
+      assert.ok(same.equal, `preview: ${same.why}`);
+
+      await page.click('#rerun');
+      await page.locator('.job-item[data-state="done"]').nth(1).waitFor({ timeout: 90000 });
+      await waitShown(page);
+      assert.equal(uploads(b), 2);
+      assert.equal(await page.locator('.job-item').count(), 2, 'the first run is kept');
+      const cmp = await comparePixels(page, await shownResult(page), api.png);
+      assert.ok(cmp.equal, cmp.why);
+      assert.ok(await page.isHidden('#tune'));
+      // History entries and download names tell the runs apart.
+      const subs = await page.locator('.job-item .opt').allTextContents();
+      assert.deepEqual(subs, [' · t40 · L1', ' · t100 · L2']);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+      assert.equal(download.suggestedFilename(), 'chelsea-edges-t40-l1.png');
+      assert.deepEqual(b.problems, []);
+    } finally { await b.close(); }
+  }));
+
+  test('history: a bad link leaves no entry, and after a reload the latest finished job is shown', T, needs({}, async () => {
+    const b = await openBrowser();
+    const { page } = b;
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      await page.setInputFiles('#file', photo('chelsea.png'));
+      await waitDone(page, 'chelsea.png');
+      await page.setInputFiles('#file', photo('coffee.png'));
+      await waitDone(page, 'coffee.png');
+
+      await page.goto(`${server.url}/#job=00000000000000000000000000000000`, { waitUntil: 'networkidle' });
+      await page.waitForSelector('#alert:not([hidden])');
+      assert.equal(await page.textContent('#alert-title'), 'This result has expired');
+      assert.equal(await page.locator('.job-item').count(), 2, 'the bad link is listed');
+      const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('dsobel.jobs.v1')).map((j) => j.id));
+      assert.equal(stored.length, 2);
+      assert.ok(!stored.includes('00000000000000000000000000000000'));
+
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      await waitShown(page);
+      assert.equal(await page.textContent('#job-name'), 'coffee.png');
+      assert.ok(await page.isHidden('#empty'));
+      assert.deepEqual(onlyLoadErrors(b.problems), []);
+    } finally { await b.close(); }
+  }));
+
+  test('an invalid threshold is marked at its field and the chosen file waits for it', T, needs({}, async () => {
+    const b = await openBrowser();
+    const { page } = b;
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      await page.fill('#threshold', '70000');
+      assert.equal(await page.getAttribute('#threshold', 'aria-invalid'), 'true');
+      await page.setInputFiles('#file', photo('chelsea.png'));
+      await page.waitForSelector('#held:not([hidden])');
+      assert.match(await page.textContent('#held'), /chelsea\.png is waiting/);
+      assert.equal(uploads(b), 0);
+      assert.equal(await page.locator('.job-item').count(), 0);
+      const field = await page.evaluate(() => {
+        const err = document.getElementById('thr-error');
+        return {
+          inField: document.getElementById('thr-field').contains(err), shown: !err.hidden, text: err.textContent,
+          described: document.getElementById('threshold').getAttribute('aria-describedby').split(' ').includes('thr-error'),
+          focused: document.activeElement.id,
+        };
+      });
+      assert.deepEqual(field, { inField: true, shown: true, text: 'Enter a whole number from 0 to 65535.', described: true, focused: 'threshold' });
+
+      await page.fill('#threshold', '40');
+      await waitDone(page, 'chelsea.png');
+      assert.ok(await page.isHidden('#held'));
+      assert.ok(await page.isHidden('#thr-error'));
+      assert.equal(await page.getAttribute('#threshold', 'aria-invalid'), null);
+      assert.match(await page.textContent('#facts'), /threshold 40/);
+      assert.deepEqual(b.problems, []);
+    } finally { await b.close(); }
+  }));
+
+  test('a batch: summary, every result in one ZIP, and the smaller conveniences', T, needs({}, async () => {
+    const notes = path.join(tmp, 'notes.txt');
+    fs.writeFileSync(notes, 'not a picture\n');
+    const b = await openBrowser();
+    const { page } = b;
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      // The API key section is a visible disclosure.
+      const summary = await page.evaluate(() => {
+        const s = document.querySelector('#settings > summary');
+        const cs = getComputedStyle(s);
+        return { text: s.textContent.trim(), border: cs.borderTopWidth, marker: getComputedStyle(s, '::before').content };
+      });
+      assert.deepEqual(summary, { text: 'API key', border: '1px', marker: '""' });
+      // The strip count stays on the line of its choice at 1280 px.
+      const line = await page.evaluate(() => {
+        const a = document.querySelector('input[name="fragments"][value="auto"]').closest('label').getBoundingClientRect();
+        const n = document.getElementById('fragments-n').getBoundingClientRect();
+        return Math.abs((a.top + a.bottom) / 2 - (n.top + n.bottom) / 2);
+      });
+      assert.ok(line < 4, `the strip count wraps (${line}px off)`);
+      assert.equal(await page.getAttribute('#threshold-range', 'max'), '1443');
+
+      await page.click('#sample');
+      await waitDone(page, 'sample-cat.jpg');
+      await waitShown(page);
+      // "Done" is said once in the viewer (the badge); internals are folded away under "Details".
+      assert.equal(count(await visibleText(page, '#job'), 'Done'), 1);
+      assert.doesNotMatch(await page.textContent('#facts'), /Job id|Decoding|Strips/);
+      assert.equal(await page.evaluate(() => document.getElementById('job-details').open), false);
+      await page.click('#job-details > summary');
+      assert.match(await visibleText(page, '#job-details'), /Job id[\s\S]*[0-9a-f]{32}/i);
+      assert.match(await visibleText(page, '#job-details'), /Total time/i);
+
+      await page.setInputFiles('#file', [photo('chelsea.png'), notes]);
+      await waitDone(page, 'chelsea.png');
+      await page.locator('.job-item[data-state="error"]').waitFor();
+      assert.equal(await page.textContent('#batch-summary'), '2 done · 1 failed');
+
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#zip')]);
+      assert.equal(download.suggestedFilename(), 'dsobel-results.zip');
+      const zip = readZip(fs.readFileSync(await download.path()));
+      assert.deepEqual(zip.map((f) => f.name), ['sample-cat-edges-t100-l2.png', 'chelsea-edges-t100-l2.png']);
+      const ids = await page.evaluate(() => [...document.querySelectorAll('.job-item[data-state="done"]')].map((li) => li.dataset.id).reverse());
+      for (const [i, f] of zip.entries()) {
+        const r = await fetch(`${server.url}/result/${ids[i]}`);
+        assert.ok(Buffer.from(await r.arrayBuffer()).equals(f.data), `${f.name} differs from the API's result`);
+      }
+      assert.deepEqual(onlyLoadErrors(b.problems), []);
+    } finally { await b.close(); }
+  }));
+});
+
+describe('cancelling a job', () => {
+  let server = null;
+  let tmp = null;
+  before(async () => {
+    if (missing().length) return;
+    server = await startServe({ args: ['--workers', '1'] });
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dsobel-cancel-'));
+  });
+  after(async () => {
+    if (server) await server.stop();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('"Cancel" cancels the job on the server; the next one and other jobs go on', T, needs({}, async () => {
+    const b = await openBrowser();
+    const { page } = b;
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      const big = path.join(tmp, 'big.png');
+      fs.writeFileSync(big, await makeLargeImage(page, photo('coffee.png'), 2400, 1600));
+      const blockers = await block(server.url, big, 3);
+      await page.setInputFiles('#file', [photo('chelsea.png'), photo('coffee.png')]);
+      await page.locator('.job-item[data-state="queued"]', { hasText: 'chelsea.png' }).waitFor();
+      assert.equal(await page.textContent('#job-name'), 'chelsea.png');
+      await page.click('#cancel-job');
+      const item = page.locator('.job-item[data-state="cancelled"]', { hasText: 'chelsea.png' });
+      await item.waitFor({ timeout: 10000 });
+      assert.ok(b.requests.some((r) => r.method === 'DELETE' && /\/jobs\/[0-9a-f]+$/.test(r.url)), 'no DELETE /jobs/ request');
+      assert.equal(await page.textContent('#job-badge'), 'Cancelled');
+      assert.equal(await page.textContent('#alert-title'), 'You cancelled this job');
+      assert.equal(await page.textContent('#retry-now'), 'Process again');
+      const id = await item.getAttribute('data-id');
+      const status = await (await fetch(`${server.url}/status/${id}`)).json();
+      assert.equal(status.state, 'cancelled');
+      const result = await fetch(`${server.url}/result/${id}`);
+      assert.equal(result.status, 410);
+      assert.equal((await result.json()).error.code, 'cancelled');
+
+      // The next file goes on by itself, and so do the jobs of others.
+      await waitDone(page, 'coffee.png', 120000);
+      for (const bid of blockers) {
+        let s = null;
+        for (let i = 0; i < 600; i++) {
+          s = await (await fetch(`${server.url}/status/${bid}`)).json();
+          if (!['queued', 'processing'].includes(s.state)) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.equal(s.state, 'done', `another job ended ${s.state}`);
+      }
+      assert.deepEqual(b.problems, []);
+    } finally { await b.close(); }
+  }));
+});
+
+describe('outages and restarts', () => {
+  let server = null;
+  let tmp = null;
+  before(async () => {
+    if (missing().length) return;
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dsobel-outage-'));
+  });
+  after(async () => {
+    if (server) await server.stop();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('while the server is down the page says so once, and sends the file as soon as it is back', T, needs({}, async () => {
+    server = await startServe();
+    const port = server.port;
+    const b = await openBrowser();
+    const { page } = b;
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      await server.stop();
+      server = null;
+      await page.setInputFiles('#file', photo('chelsea.png'));
+      await page.waitForSelector('#alert.busy:not([hidden])');
+      await page.waitForTimeout(2500);
+      assert.equal(await page.textContent('#alert-title'), 'Cannot reach the server');
+      assert.match(await page.textContent('#alert-text'), /sent as soon as the server answers/);
+      assert.equal(await page.textContent('#job-badge'), 'Server unreachable');
+      assert.equal(await page.textContent('.job-item .st'), 'Server unreachable');
+      const words = await visibleText(page);
+      assert.equal(count(words, 'Cannot reach the server'), 1);
+      assert.doesNotMatch(words, /Server busy|retry in|Offline|offline|expired/i);
+      assert.ok(await page.isHidden('#progress'));
+
+      server = await startServe({ port });
+      const back = Date.now();
+      await waitDone(page, 'chelsea.png', 15000);
+      const took = Date.now() - back;
+      assert.ok(took < 5000, `the page took ${took} ms to notice the server was back`);
+      await waitShown(page);
+      assert.ok(await page.isHidden('#alert'));
+      assert.deepEqual(onlyLoadErrors(b.problems), []);
+    } finally {
+      await b.close();
+      if (server) await server.stop();
+      server = null;
+    }
+  }));
+
+  test('a job lost in a server restart is called lost, not expired, and sent again', T, needs({}, async () => {
+    server = await startServe({ args: ['--workers', '1'] });
+    const port = server.port;
+    const b = await openBrowser();
+    const { page } = b;
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      const big = path.join(tmp, 'big.png');
+      fs.writeFileSync(big, await makeLargeImage(page, photo('coffee.png'), 2400, 1600));
+      await block(server.url, big, 3);
+      await page.setInputFiles('#file', photo('chelsea.png'));
+      await page.locator('.job-item[data-state="queued"]', { hasText: 'chelsea.png' }).waitFor();
+      const firstId = await page.getAttribute('.job-item', 'data-id');
+      // The server dies at once, forgetting its jobs, and comes back.
+      const exited = new Promise((r) => server.proc.once('exit', r));
+      server.proc.kill('SIGKILL');
+      await exited;
+      server = await startServe({ port });
+      await waitDone(page, 'chelsea.png', 30000);
+      await waitShown(page);
+      assert.match(await page.textContent('#notice'), /The server lost this job before it finished \(it probably restarted\), so the image was sent again\./);
+      assert.notEqual(await page.getAttribute('.job-item', 'data-id'), firstId);
+      assert.doesNotMatch(await visibleText(page), /expired/i);
+      const api = await apiResult(server.url, photo('chelsea.png'), {});
+      const cmp = await comparePixels(page, await shownResult(page), api.png);
+      assert.ok(cmp.equal, cmp.why);
+      assert.deepEqual(onlyLoadErrors(b.problems), []);
+    } finally { await b.close(); }
+  }));
+});

@@ -1,0 +1,138 @@
+// The HTTP API client: uploads with progress, job status and results, cancelling, the event
+// stream (EventSource, or fetch when an API key must be sent), limits and a health probe.
+// Every URL is relative so the page also works under a path prefix.
+import { store } from './util.js';
+
+const KEY_API = 'dsobel.apiKey';
+
+export function apiKey() { return store.get(KEY_API, '') || ''; }
+export function setApiKey(v) { if (v) store.set(KEY_API, v); else store.remove(KEY_API); }
+
+export function authHeaders(extra) {
+  const h = Object.assign({}, extra || {});
+  const k = apiKey();
+  if (k) h.Authorization = `Bearer ${k}`;
+  return h;
+}
+
+export function parseError(text) {
+  try {
+    const j = JSON.parse(text);
+    if (j && j.error && typeof j.error === 'object') return { code: String(j.error.code || ''), message: String(j.error.message || '') };
+  } catch { /* not JSON */ }
+  return null;
+}
+
+export function retryAfterSeconds(value) {
+  if (value == null || value === '') return 5;
+  const n = Number(value);
+  if (isFinite(n)) return Math.min(300, Math.max(1, Math.ceil(n)));
+  const t = Date.parse(value);
+  if (!isNaN(t)) return Math.min(300, Math.max(1, Math.ceil((t - Date.now()) / 1000)));
+  return 5;
+}
+
+export const jobPath = (kind, id) => `${kind}/${encodeURIComponent(id)}`;
+
+export function optionQuery(o) {
+  const q = new URLSearchParams();
+  q.set('threshold', String(o.threshold));
+  q.set('magnitude', o.magnitude);
+  q.set('output', o.output);
+  if (o.fragments !== 'auto') q.set('fragments', String(o.fragments));
+  return q.toString();
+}
+
+// Sends a file. handlers: progress(fraction), answer(status, text, retryAfter), neterror().
+// Returns the XMLHttpRequest (abort() cancels it).
+export function sendUpload(file, name, options, handlers) {
+  const xhr = new XMLHttpRequest();
+  xhr.open('POST', `upload?${optionQuery(options)}`);
+  for (const [k, v] of Object.entries(authHeaders({ Accept: 'application/json' }))) xhr.setRequestHeader(k, v);
+  xhr.upload.onprogress = (ev) => { if (ev.lengthComputable && ev.total > 0) handlers.progress(ev.loaded / ev.total); };
+  xhr.onload = () => handlers.answer(xhr.status, xhr.responseText, xhr.getResponseHeader('Retry-After'));
+  xhr.onerror = () => handlers.neterror();
+  const fd = new FormData();
+  fd.append('image', file, name);
+  xhr.send(fd);
+  return xhr;
+}
+
+export const getStatus = (id) => fetch(jobPath('status', id), { headers: authHeaders({ Accept: 'application/json' }), cache: 'no-store' });
+export const getResult = (id) => fetch(jobPath('result', id), { headers: authHeaders({ Accept: 'image/png' }), cache: 'no-store' });
+export const cancelJob = (id) => fetch(jobPath('jobs', id), { method: 'DELETE', headers: authHeaders({ Accept: 'application/json' }), cache: 'no-store' });
+
+export async function getLimits() {
+  const r = await fetch('api/limits', { headers: authHeaders({ Accept: 'application/json' }), cache: 'no-store' });
+  if (!r.ok) return null;
+  const j = await r.json();
+  return j && typeof j === 'object' ? j : null;
+}
+
+// True when the server answers its health check.
+export async function probe() {
+  try {
+    const r = await fetch('healthz', { cache: 'no-store', signal: AbortSignal.timeout(3000) });
+    return r.ok;
+  } catch { return false; }
+}
+
+// Follows a job's events. handlers: data(text) for each event, open(), end() once the stream is
+// over (finished, broken or refused). Returns { close() }.
+export function openEvents(id, handlers) {
+  if (!apiKey() && typeof EventSource === 'function') return eventSource(id, handlers);
+  return fetchEvents(id, handlers);
+}
+
+function eventSource(id, handlers) {
+  const es = new EventSource(jobPath('events', id));
+  let closed = false;
+  const handle = { close() { closed = true; es.close(); } };
+  const onData = (ev) => { if (!closed) handlers.data(ev.data); };
+  for (const name of ['progress', 'done', 'failed', 'cancelled']) es.addEventListener(name, onData);
+  es.onmessage = onData;
+  es.onopen = () => { if (!closed) handlers.open(); };
+  es.onerror = () => {
+    if (closed) return;
+    // The stream ended or broke (or the id is unknown): the caller decides what next.
+    handle.close();
+    handlers.end();
+  };
+  return handle;
+}
+
+// EventSource cannot send an Authorization header, so with an API key the stream is read with fetch.
+function fetchEvents(id, handlers) {
+  const ctrl = new AbortController();
+  let closed = false;
+  const handle = { close() { closed = true; ctrl.abort(); } };
+  (async () => {
+    try {
+      const r = await fetch(jobPath('events', id), {
+        headers: authHeaders({ Accept: 'text/event-stream' }), cache: 'no-store', signal: ctrl.signal,
+      });
+      if (!r.ok || !r.body) throw new Error(`events answered ${r.status}`);
+      if (!closed) handlers.open();
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '', data = [];
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let m;
+        while ((m = /\r\n|\r|\n/.exec(buf))) {
+          const line = buf.slice(0, m.index);
+          buf = buf.slice(m.index + m[0].length);
+          if (line === '') {
+            if (data.length && !closed) handlers.data(data.join('\n'));
+            data = [];
+          } else if (line.startsWith('data:')) {
+            data.push(line.slice(5).replace(/^ /, ''));
+          }
+        }
+      }
+    } catch { /* aborted or broken: handled below */ }
+    if (!closed) { closed = true; handlers.end(); }
+  })();
+  return handle;
+}
