@@ -5,9 +5,10 @@
 //! YCbCr JPEG (what nearly every camera and encoder writes) goes through dsobel's own decoder
 //! (the crate's own `jpeg` module), straight to its Y plane, bit for bit what libjpeg gives, with no chroma
 //! upsampling, colour conversion or RGB buffer: the path that matters most for speed. Other
-//! JPEGs (progressive, arithmetic-coded, RGB, CMYK, or with corrupt entropy data) go through
-//! `zune-jpeg`: grayscale and YCbCr to the Y plane, other colour spaces to RGB and the
-//! fixed-point luma formula. The other formats use the `image` crate's decoders, whose samples
+//! JPEGs (progressive, RGB, CMYK) go through `zune-jpeg` in strict mode: grayscale and YCbCr
+//! to the Y plane, other colour spaces to RGB and the fixed-point luma formula. Arithmetic,
+//! lossless, hierarchical and 12-bit JPEGs are refused from the header as unsupported, and
+//! truncated or corrupt data as corrupt, never decoded into invented pixels. The other formats use the `image` crate's decoders, whose samples
 //! then go through the same formula.
 
 use std::io::Cursor;
@@ -100,6 +101,29 @@ fn describe_unknown(bytes: &[u8]) -> String {
     format!("unrecognised signature {}", head.join(" "))
 }
 
+/// A decoder library's message without its internals: no "Format error decoding X:" prefix,
+/// no Rust struct dumps (`ChunkType { type: IDAT, … }` becomes `IDAT`), no raw checksums.
+fn plain_words(message: &str) -> String {
+    let mut text = message.to_owned();
+    for prefix in ["Format error decoding ", "Format error: "] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            text = rest.split_once(": ").map_or(rest, |(_, detail)| detail).to_owned();
+        }
+    }
+    while let Some(start) = text.find("ChunkType { type: ") {
+        let name_start = start + "ChunkType { type: ".len();
+        let name_end = text[name_start..].find(',').map_or(text.len(), |i| name_start + i);
+        let end = text[start..].find('}').map_or(text.len(), |i| start + i + 1);
+        let name = text[name_start..name_end].to_owned();
+        text.replace_range(start..end, &name);
+    }
+    if let Some(start) = text.find("CRC error: expected ") {
+        let end = text[start..].find(" while").map_or(text.len(), |i| start + i);
+        text.replace_range(start..end, "checksum mismatch");
+    }
+    text.trim_end_matches('.').to_owned()
+}
+
 pub(crate) fn corrupt(format: Format, detail: impl ToString) -> DecodeError {
     DecodeError::Corrupt { format: format.name(), detail: detail.to_string() }
 }
@@ -121,6 +145,9 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, DecodeError> {
         Format::sniff(bytes).ok_or_else(|| DecodeError::UnsupportedFormat(describe_unknown(bytes)))?;
     let (width, height, orientation) = match format {
         Format::Jpeg => {
+            if let Some(feature) = unsupported_jpeg_feature(bytes) {
+                return Err(DecodeError::UnsupportedImage { format: format.name(), feature });
+            }
             // zune-jpeg checks its own max width/height while parsing the header; give it one
             // above our own so that our message, with our limit, is the one users see.
             let options = jpeg_options(limits)
@@ -145,6 +172,38 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, DecodeError> {
     Ok(Probe { format, width, height, orientation })
 }
 
+/// The coding process of a JPEG that no decoder here reads, in words, from its frame header:
+/// arithmetic coding, lossless or hierarchical frames, and samples of more than 8 bits.
+fn unsupported_jpeg_feature(bytes: &[u8]) -> Option<&'static str> {
+    let mut at = 2;
+    while let Some(&[0xFF, marker, high, low]) = bytes.get(at..at + 4) {
+        match marker {
+            // Fill bytes before a marker.
+            0xFF => {
+                at += 1;
+                continue;
+            }
+            0xCC => return Some("arithmetic coding"),
+            0xC3 | 0xC7 | 0xCB | 0xCF => return Some("lossless coding"),
+            0xC5 | 0xC6 | 0xC9 | 0xCA | 0xCD | 0xCE => {
+                return Some(if marker & 0x08 != 0 { "arithmetic coding" } else { "hierarchical coding" });
+            }
+            0xC0..=0xC2 => {
+                let precision = *bytes.get(at + 4)?;
+                return (precision != 8).then_some(if precision == 12 {
+                    "12-bit samples"
+                } else {
+                    "a sample precision other than 8 bits"
+                });
+            }
+            // The scan starts: no frame header seen (the general decoder will say so).
+            0xDA => return None,
+            _ => at += 2 + usize::from(u16::from_be_bytes([high, low])),
+        }
+    }
+    None
+}
+
 /// Runs `f` on the `image` crate's decoder for a non-JPEG format.
 fn with_image_decoder<T>(
     format: Format,
@@ -155,7 +214,7 @@ fn with_image_decoder<T>(
         bmp::BmpDecoder, gif::GifDecoder, png::PngDecoder, tiff::TiffDecoder, webp::WebPDecoder,
     };
     let cursor = Cursor::new(bytes);
-    let err = |e: image::ImageError| corrupt(format, e);
+    let err = |e: image::ImageError| corrupt(format, plain_words(&e.to_string()));
     let decoder: Box<dyn ImageDecoder> = match format {
         Format::Png => Box::new(PngDecoder::new(cursor).map_err(err)?),
         Format::WebP => Box::new(WebPDecoder::new(cursor).map_err(err)?),
@@ -194,7 +253,7 @@ fn decode_with_image(format: Format, decoder: Box<dyn ImageDecoder + '_>) -> Res
     let total =
         usize::try_from(decoder.total_bytes()).map_err(|_| corrupt(format, "image too large to address"))?;
     let mut samples = vec![0u8; total];
-    decoder.read_image(&mut samples).map_err(|e| corrupt(format, e))?;
+    decoder.read_image(&mut samples).map_err(|e| corrupt(format, plain_words(&e.to_string())))?;
     let mut luma = vec![0u8; width * height];
     let as_u16 = |bytes: &[u8]| -> Vec<u16> {
         bytes.chunks_exact(2).map(|c| u16::from_ne_bytes([c[0], c[1]])).collect()
@@ -273,4 +332,15 @@ fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<(LumaImage, Orientation)
 /// The EXIF orientation of a JPEG read by dsobel's own decoder.
 pub(crate) fn jpeg_orientation(jpeg: &BaselineJpeg<'_>) -> Orientation {
     jpeg.exif.map(orientation::orientation_from_exif).unwrap_or(Orientation::NoTransforms)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn library_messages_lose_their_internals() {
+        let raw = "Format error decoding Png: CRC error: expected 0x4d2 have 0xbbf57ad7 while decoding \
+                   ChunkType { type: IDAT, critical: true, private: false, reserved: false, safecopy: false } chunk.";
+        assert_eq!(super::plain_words(raw), "checksum mismatch while decoding IDAT chunk");
+        assert_eq!(super::plain_words("unexpected end of file"), "unexpected end of file");
+    }
 }

@@ -12,6 +12,15 @@ pub enum DecodeError {
     /// The bytes are not one of the supported formats.
     #[error("unsupported format: {0} (supported: JPEG, PNG, WebP, GIF, BMP, TIFF)")]
     UnsupportedFormat(String),
+    /// The format is known, but this file uses a feature of it that dsobel does not decode
+    /// (arithmetic-coded, lossless, hierarchical or 12-bit JPEG).
+    #[error("unsupported {format} image: {feature} is not supported")]
+    UnsupportedImage {
+        /// The format.
+        format: &'static str,
+        /// The feature, in words.
+        feature: &'static str,
+    },
     /// The format is known but the data is damaged, truncated or inconsistent.
     #[error("corrupt {format} image: {detail}")]
     Corrupt {
@@ -47,6 +56,8 @@ pub enum ErrorCode {
     EmptyInput,
     /// `unsupported-format`
     UnsupportedFormat,
+    /// `unsupported-image`
+    UnsupportedImage,
     /// `corrupt-image`
     CorruptImage,
     /// `image-too-large`
@@ -57,9 +68,10 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for mapping a stored code string back (see [`ErrorCode::parse`]).
-    pub const ALL: [ErrorCode; 5] = [
+    pub const ALL: [ErrorCode; 6] = [
         ErrorCode::EmptyInput,
         ErrorCode::UnsupportedFormat,
+        ErrorCode::UnsupportedImage,
         ErrorCode::CorruptImage,
         ErrorCode::ImageTooLarge,
         ErrorCode::PayloadTooLarge,
@@ -75,6 +87,7 @@ impl ErrorCode {
         match self {
             ErrorCode::EmptyInput => "empty-input",
             ErrorCode::UnsupportedFormat => "unsupported-format",
+            ErrorCode::UnsupportedImage => "unsupported-image",
             ErrorCode::CorruptImage => "corrupt-image",
             ErrorCode::ImageTooLarge => "image-too-large",
             ErrorCode::PayloadTooLarge => "payload-too-large",
@@ -94,6 +107,7 @@ impl DecodeError {
         match self {
             DecodeError::Empty => ErrorCode::EmptyInput,
             DecodeError::UnsupportedFormat(_) => ErrorCode::UnsupportedFormat,
+            DecodeError::UnsupportedImage { .. } => ErrorCode::UnsupportedImage,
             DecodeError::Corrupt { .. } => ErrorCode::CorruptImage,
             DecodeError::TooManyPixels { .. } => ErrorCode::ImageTooLarge,
             DecodeError::TooManyBytes { .. } => ErrorCode::PayloadTooLarge,

@@ -143,3 +143,33 @@ fn the_intact_fixtures_still_decode() {
         decode_luma(&fixture(name), &Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// `bytes` with its frame header's marker replaced by `marker` and its precision by `bits`.
+fn frame(bytes: &[u8], marker: u8, bits: u8) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let sof = out.windows(2).position(|w| w == [0xFF, 0xC0]).expect("a baseline frame header");
+    out[sof + 1] = marker;
+    out[sof + 4] = bits;
+    out
+}
+
+#[test]
+fn unsupported_coding_processes_are_named_not_called_corrupt() {
+    let baseline = fixture("q90-420.jpg");
+    for (marker, bits, feature) in [
+        (0xC9, 8, "arithmetic coding"),
+        (0xCA, 8, "arithmetic coding"),
+        (0xC3, 8, "lossless coding"),
+        (0xC5, 8, "hierarchical coding"),
+        (0xC1, 12, "12-bit samples"),
+        (0xC2, 12, "12-bit samples"),
+    ] {
+        let bytes = frame(&baseline, marker, bits);
+        let error = dsobel_codec::probe(&bytes, &Limits::default()).map(|_| ()).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::UnsupportedImage, "{marker:#x}: {error}");
+        assert_eq!(error.to_string(), format!("unsupported JPEG image: {feature} is not supported"));
+        assert_eq!(decode_luma(&bytes, &Limits::default()).map(|_| ()).unwrap_err(), error);
+    }
+    // Extended sequential 8-bit (SOF1) is baseline in all but name.
+    decode_luma(&frame(&baseline, 0xC1, 8), &Limits::default()).expect("SOF1 with 8-bit samples");
+}

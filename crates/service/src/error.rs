@@ -104,7 +104,7 @@ impl ApiError {
 fn decode_status(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::EmptyInput => StatusCode::BAD_REQUEST,
-        ErrorCode::UnsupportedFormat => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::UnsupportedFormat | ErrorCode::UnsupportedImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::CorruptImage => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::ImageTooLarge | ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
     }

@@ -171,6 +171,11 @@ async fn damaged_jpegs_are_refused_with_what_is_wrong_never_answered_with_invent
         ("restart marker out of sequence", out_of_sequence, "restart marker 5 found where"),
         ("whole but for one byte", baseline[..baseline.len() - 1].to_vec(), "corrupt JPEG"),
     ];
+    let mut arithmetic = baseline.clone();
+    let sof = arithmetic.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    arithmetic[sof + 1] = 0xC9;
+    let refused = assert_error(app.upload(arithmetic, "?wait=30").await, 415, "unsupported-image").await;
+    assert_eq!(refused["error"]["message"], "unsupported JPEG image: arithmetic coding is not supported");
     for (name, bytes, words) in cases {
         // With ?wait= the refusal is the answer; without it, the job fails and says why.
         let waited = assert_error(app.upload(bytes.clone(), "?wait=30").await, 422, "corrupt-image").await;
