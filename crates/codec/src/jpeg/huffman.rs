@@ -44,7 +44,7 @@ pub(crate) enum BadData {
     /// Every MCU was decoded but the file ends without its end-of-image marker.
     NoEnd,
     /// Every MCU was decoded with this many bytes of data left before the marker.
-    Extraneous(usize),
+    Extraneous(u16),
 }
 
 /// One Huffman table, ready for decoding.

@@ -318,7 +318,10 @@ impl<'a> BaselineJpeg<'a> {
         match entropy.reader.end_marker() {
             Some((0, _)) => Ok(()),
             // Data the frame has no room for: the header or the data is wrong.
-            Some((extra, _)) => Err(self.scan_error(BadData::Extraneous(extra), self.mcu_rows)),
+            Some((extra, _)) => {
+                Err(self
+                    .scan_error(BadData::Extraneous(u16::try_from(extra).unwrap_or(u16::MAX)), self.mcu_rows))
+            }
             None => Err(self.scan_error(BadData::NoEnd, self.mcu_rows)),
         }
     }
