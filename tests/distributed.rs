@@ -437,3 +437,22 @@ fn a_jpeg_damaged_past_its_header_fails_in_the_worker_with_the_doors_answer() {
         assert!(error["message"].as_str().unwrap().contains("corrupt JPEG image"), "{query}: {error}");
     }
 }
+
+#[test]
+fn a_job_a_worker_has_started_is_processing_not_queued() {
+    let Some(servers) = servers("a_job_a_worker_has_started_is_processing") else { return };
+    let stack = Stack::new(&servers);
+    let worker = stack.worker(1500);
+    let health = worker.address.clone().unwrap();
+    let serve = stack.serve(&[]);
+    let address = serve.address.clone().unwrap();
+    let (png, luma) = test_png(120, 90, 12);
+    let id = submit(&address, &png, "?fragments=1");
+    wait_until(Duration::from_secs(20), || metric(&health, "dsobel_strips_in_flight") == 1.0)
+        .expect("the worker holds the job");
+    let status = http("GET", &address, &format!("/status/{id}"), b"").unwrap().json();
+    assert_eq!(status["state"], "processing", "{status}");
+    let status = wait_job(&address, &id, Duration::from_secs(30));
+    assert_eq!(status["state"], "done", "{status}");
+    assert_exact(&address, &id, &luma, 120, 90);
+}

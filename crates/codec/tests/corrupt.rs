@@ -53,7 +53,7 @@ fn scrambled(bytes: &[u8], count: usize, seed: u64) -> Vec<u8> {
 /// `bytes` with a frame header that claims `width` × `height`.
 fn claims(bytes: &[u8], width: u16, height: u16) -> Vec<u8> {
     let mut out = bytes.to_vec();
-    let sof = out.windows(2).position(|w| w[0] == 0xFF && matches!(w[1], 0xC0 | 0xC1 | 0xC2)).unwrap();
+    let sof = out.windows(2).position(|w| w[0] == 0xFF && matches!(w[1], 0xC0..=0xC2)).unwrap();
     out[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
     out[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
     out

@@ -69,6 +69,7 @@ pub async fn serve_with(
         max_jobs_in_flight: args.max_jobs_in_flight,
         sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
         max_deliveries: args.transport.max_deliveries,
+        max_strips: usize::from(args.max_fragments),
     };
     let coordinator = Coordinator::new(transport.clone(), config, metrics.clone());
     let background_stop = CancellationToken::new();
@@ -94,6 +95,7 @@ pub async fn serve_with(
         max_upload_bytes: args.max_upload_bytes,
         shutdown: shutdown.clone(),
         page: args.web_dir.clone().map_or(crate::web::Page::Embedded, crate::web::Page::Folder),
+        body_idle_timeout: Duration::from_secs(args.body_idle_timeout_secs.max(1)),
     });
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = %dsobel_kernel::Backend::detect(), "dsobel listening on http://{address}/");

@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// worker gets at least as many strips as this needs).
     #[arg(long, env = "DSOBEL_MAX_STRIP_BYTES", default_value_t = 8 << 20)]
     pub max_strip_bytes: u64,
+    /// Most strips one job is cut into (a larger `fragments` is reduced to this; no strip is
+    /// thinner than 4 rows either).
+    #[arg(long, env = "DSOBEL_MAX_FRAGMENTS", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_fragments: u16,
     /// PNG deflate level of the strips, 1..=9.
     #[arg(long, env = "DSOBEL_COMPRESSION", default_value_t = dsobel_kernel::png::CompressionLevel::default().0, value_parser = clap::value_parser!(u8).range(1..=9))]
     pub compression: u8,
@@ -90,6 +94,9 @@ pub struct ServeArgs {
     /// Stopping.
     #[command(flatten)]
     pub shutdown: ShutdownArgs,
+    /// An upload whose body sends nothing for this many seconds is dropped with 408.
+    #[arg(long, env = "DSOBEL_BODY_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_idle_timeout_secs: u64,
     /// Serve the web page from this folder instead of the copy built into the binary (for
     /// working on the page without rebuilding).
     #[arg(long, env = "DSOBEL_WEB_DIR")]

@@ -34,6 +34,9 @@ use crate::telemetry::{Metrics, OutcomeLabels};
 use crate::transport::Transport;
 use crate::wakeups::{JobWatch, Wakeups};
 
+/// The thinnest strip a job is cut into, in rows (its halo adds one row above and one below).
+pub const MIN_STRIP_ROWS: usize = 4;
+
 /// Settings of the coordinator.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -55,6 +58,8 @@ pub struct CoordinatorConfig {
     pub sweep_interval: Duration,
     /// Deliveries of a strip before the queue dead-letters it (for the failure message).
     pub max_deliveries: u32,
+    /// Most strips one job may be cut into, whatever `fragments` asks.
+    pub max_strips: usize,
 }
 
 /// Longest time an upload may spend talking to the queue and the store before it is answered
@@ -189,9 +194,12 @@ impl Coordinator {
         height: usize,
         asked: Option<u32>,
     ) -> Cut {
+        // No strip thinner than MIN_STRIP_ROWS, and no more than the configured maximum: one
+        // upload must not turn into thousands of tasks that other jobs wait behind.
+        let most = (height / MIN_STRIP_ROWS).clamp(1, self.config.max_strips.max(1));
         let count = match asked {
-            Some(n) => (n as usize).clamp(1, height.max(1)),
-            None => self.auto_strips(width, height).await,
+            Some(n) => (n as usize).clamp(1, most),
+            None => self.auto_strips(width, height).await.min(most),
         };
         if count <= 1 {
             return Cut::Whole;
@@ -448,6 +456,7 @@ impl Coordinator {
         let mut keys: Vec<String> = (0..strips).map(|i| t.keys.input(id, i)).collect();
         keys.push(t.keys.strips(id));
         keys.push(t.keys.upload(id));
+        keys.push(t.keys.started(id));
         if let Err(e) = t.store.delete(&keys).await {
             tracing::warn!(job_id = id, error = %e, "could not delete a finished job's work keys; they will expire");
         }

@@ -24,6 +24,12 @@ pub enum ApiError {
     /// A bad option.
     #[error("{0}")]
     InvalidOption(String),
+    /// The client stopped sending its request body.
+    #[error("{0}; the upload was dropped")]
+    RequestTimeout(String),
+    /// The path exists but not with this method.
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
     /// The API key is missing or wrong.
     #[error("missing or wrong API key: send Authorization: Bearer <key>")]
     Unauthorized,
@@ -77,6 +83,8 @@ impl ApiError {
             ApiError::MissingFile(_) => (StatusCode::BAD_REQUEST, "missing-file"),
             ApiError::InvalidOption(_) => (StatusCode::BAD_REQUEST, "invalid-option"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request-timeout"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             // A job whose upload turned out undecodable in a worker answers as the door would
             // have; any other failure is the job's own.

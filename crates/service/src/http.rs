@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{FromRequest, MatchedPath, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Where the web page comes from.
     pub page: web::Page,
+    /// Longest wait for the next bytes of an upload's body.
+    pub body_idle_timeout: Duration,
 }
 
 type Shared = Arc<AppState>;
@@ -70,6 +73,9 @@ pub fn router(state: Shared) -> Router {
     }
     api.merge(open)
         .fallback(page_or_not_found)
+        .method_not_allowed_fallback(|request: Request| async move {
+            ApiError::MethodNotAllowed(request.method().as_str().chars().take(16).collect()).into_response()
+        })
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
@@ -92,7 +98,7 @@ async fn count_requests(State(state): State<Shared>, request: Request, next: Nex
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let response = next.run(request).await;
     state
         .metrics
@@ -102,9 +108,17 @@ async fn count_requests(State(state): State<Shared>, request: Request, next: Nex
     response
 }
 
-/// Constant-time comparison, so the key cannot be guessed byte by byte from timings.
+/// The method as a metric label: the standard ones by name, anything else `other`, so that
+/// made-up methods from unauthenticated clients cannot create new series without end.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "TRACE", "CONNECT"];
+    KNOWN.into_iter().find(|known| method.as_str() == *known).unwrap_or("other")
+}
+
+/// Constant-time comparison (`subtle`), so the key cannot be guessed byte by byte from timings.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 async fn require_api_key(State(state): State<Shared>, request: Request, next: Next) -> Response {
@@ -115,11 +129,12 @@ async fn require_api_key(State(state): State<Shared>, request: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
-    // Browsers cannot set headers on EventSource or <img>: GETs may pass ?access_token=.
-    let from_query = request
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("access_token=")).map(str::to_owned));
+    // Browsers cannot set headers on EventSource or <img>: GETs (only) may pass ?access_token=.
+    let reads = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let from_query =
+        request.uri().query().filter(|_| reads).and_then(|q| {
+            q.split('&').find_map(|pair| pair.strip_prefix("access_token=")).map(str::to_owned)
+        });
     match bearer.or(from_query) {
         Some(given) if same_secret(given.as_bytes(), key.expose_secret().as_bytes()) => {
             next.run(request).await
@@ -195,7 +210,45 @@ impl UploadOptions {
 }
 
 /// Reads the image bytes and form options of an upload, enforcing the size limit as it reads.
-async fn read_upload(request: Request, limit: u64, options: &mut UploadOptions) -> Result<Bytes, ApiError> {
+/// The body of `request`, failing with [`BodyIdle`] when no bytes arrive for `idle`.
+fn idle_limited(request: Request, idle: Duration) -> Request {
+    request.map(|body| {
+        let chunks = body.into_data_stream();
+        Body::from_stream(futures_util::stream::unfold(Some(chunks), move |chunks| async move {
+            let mut chunks = chunks?;
+            match tokio::time::timeout(idle, futures_util::StreamExt::next(&mut chunks)).await {
+                Ok(Some(chunk)) => Some((chunk, Some(chunks))),
+                Ok(None) => None,
+                Err(_) => Some((Err(axum::Error::new(BodyIdle(idle))), None)),
+            }
+        }))
+    })
+}
+
+/// No byte of a request body arrived for this long.
+#[derive(Debug, thiserror::Error)]
+#[error("no part of the request body arrived for {} s", .0.as_secs())]
+struct BodyIdle(Duration);
+
+/// What a failed body read means: an idle client (408), else a body over the limit (413).
+fn body_error(error: &(dyn std::error::Error + 'static), limit: u64) -> ApiError {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(idle) = e.downcast_ref::<BodyIdle>() {
+            return ApiError::RequestTimeout(idle.to_string());
+        }
+        cause = e.source();
+    }
+    ApiError::PayloadTooLarge { limit }
+}
+
+async fn read_upload(
+    request: Request,
+    limit: u64,
+    idle: Duration,
+    options: &mut UploadOptions,
+) -> Result<Bytes, ApiError> {
+    let request = idle_limited(request, idle);
     let too_large = || ApiError::PayloadTooLarge { limit };
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -208,14 +261,18 @@ async fn read_upload(request: Request, limit: u64, options: &mut UploadOptions) 
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     if !is_multipart {
-        return axum::body::to_bytes(request.into_body(), limit as usize).await.map_err(|_| too_large());
+        return axum::body::to_bytes(request.into_body(), limit as usize)
+            .await
+            .map_err(|e| body_error(&e, limit));
     }
     let mut form = Multipart::from_request(request, &())
         .await
         .map_err(|e| ApiError::MissingFile(format!("unreadable form: {e}")))?;
     let mut image: Option<Bytes> = None;
     let bad_form = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if let ApiError::RequestTimeout(idle) = body_error(&e, limit) {
+            ApiError::RequestTimeout(idle)
+        } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
         } else {
             ApiError::MissingFile(format!("unreadable form: {e}"))
@@ -301,7 +358,7 @@ async fn upload(
         discard_body(request, state.max_upload_bytes).await;
         return Err(refusal);
     }
-    let bytes = read_upload(request, state.max_upload_bytes, &mut options).await?;
+    let bytes = read_upload(request, state.max_upload_bytes, state.body_idle_timeout, &mut options).await?;
     if bytes.is_empty() {
         return Err(ApiError::MissingFile(
             "no image in the request: send the image as the body, or as a file part of a multipart form"

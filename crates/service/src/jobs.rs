@@ -79,25 +79,30 @@ pub async fn load_failure(t: &Transport, id: &str) -> Result<Option<JobError>, A
 
 /// The status of a job as users see it; `NotFound` for unknown or expired ids.
 pub async fn status(t: &Transport, id: &str) -> Result<JobStatus, ApiError> {
-    let (record, failure) = load_state(t, id).await?.ok_or_else(|| ApiError::NotFound(id.to_owned()))?;
-    status_of(t, record, failure).await
+    let [record, failure, started] =
+        read_many(t, [t.keys.job(id), t.keys.failure(id), t.keys.started(id)]).await?;
+    let record = parse_record(id, &record.ok_or_else(|| ApiError::NotFound(id.to_owned()))?)?;
+    let failure = failure.and_then(|b| serde_json::from_slice(&b).ok());
+    status_of(t, record, failure, started.is_some()).await
 }
 
 /// The status of a job and, once it is done, its PNG, read in one round trip.
 pub async fn status_and_result(t: &Transport, id: &str) -> Result<(JobStatus, Option<Bytes>), ApiError> {
-    let [record, failure, png] =
-        read_many(t, [t.keys.job(id), t.keys.failure(id), t.keys.result(id)]).await?;
+    let [record, failure, png, started] =
+        read_many(t, [t.keys.job(id), t.keys.failure(id), t.keys.result(id), t.keys.started(id)]).await?;
     let record = parse_record(id, &record.ok_or_else(|| ApiError::NotFound(id.to_owned()))?)?;
     let failure = failure.and_then(|b| serde_json::from_slice(&b).ok());
-    Ok((status_of(t, record, failure).await?, png))
+    Ok((status_of(t, record, failure, started.is_some()).await?, png))
 }
 
 /// What users see of a record and a failure: the progress of a split job comes from its
-/// strips (a whole-image job has none to count until it is done).
+/// strips (a whole-image job has none to count until it is done); a job a worker has started
+/// is `processing`.
 async fn status_of(
     t: &Transport,
     record: JobRecord,
     failure: Option<JobError>,
+    started: bool,
 ) -> Result<JobStatus, ApiError> {
     let id = record.id.as_str();
     let mut state = record.state;
@@ -118,7 +123,7 @@ async fn status_of(
         _ if record.is_whole() => 0,
         _ => t.store.hash_len(&t.keys.strips(id)).await?.min(record.strips_total as u64) as u32,
     };
-    if state == JobState::Queued && strips_done > 0 {
+    if state == JobState::Queued && (strips_done > 0 || started) {
         state = JobState::Processing;
     }
     Ok(JobStatus {

@@ -357,6 +357,10 @@ impl Keys {
     pub fn stitch_lock(&self, id: &str) -> String {
         format!("{}:job:{id}:stitch", self.namespace)
     }
+    /// Set by the worker that starts an image task, so that `/status` says `processing`.
+    pub fn started(&self, id: &str) -> String {
+        format!("{}:job:{id}:started", self.namespace)
+    }
     /// A job's failure, written once by whoever sees it first.
     pub fn failure(&self, id: &str) -> String {
         format!("{}:job:{id}:failure", self.namespace)

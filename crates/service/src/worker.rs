@@ -232,6 +232,12 @@ impl Worker {
             Ok(None) => return self.input_gone(&task.job_id, queue_wait, delivery).await,
             Err(e) => return self.requeue(delivery, &e.to_string()).await,
         };
+        // `/status` says `processing` from now on (a hint: losing it only delays that word).
+        let t = &self.transport;
+        let started_key = t.keys.started(&task.job_id);
+        if let Err(e) = t.store.put(&started_key, Bytes::from_static(b"1"), self.config.work_ttl).await {
+            tracing::debug!(error = %e, "could not mark the job started");
+        }
         if task.strips > 1 {
             self.decode_and_split(task, record, upload, queue_wait, delivery).await
         } else {

@@ -77,7 +77,8 @@ async fn any_strip_count_gives_the_same_pixels() {
         assert_eq!(result.status(), 200);
         assert_eq!(decode_result(&result.bytes().await.unwrap()).2, want, "fragments={fragments}");
         let total = app.status(&id).await["strips_total"].as_u64().unwrap();
-        assert_eq!(total, fragments.parse::<u64>().unwrap().min(50));
+        // No strip thinner than 4 rows: 50 rows make 12 strips at most.
+        assert_eq!(total, fragments.parse::<u64>().unwrap().min(12));
     }
     app.stop().await;
 }
@@ -232,5 +233,20 @@ async fn the_typed_client_reads_every_answer() {
     assert!(client.status(&id.unwrap()).await.is_ok());
     let bad = client.upload(b"not an image".to_vec(), "").await.unwrap_err();
     assert_eq!((bad.status(), bad.code()), (415, "unsupported-format"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_huge_fragment_count_is_capped_so_one_upload_cannot_flood_the_queue() {
+    let (png, _) = test_png(200, 600);
+    let app = spawn_app().await;
+    let id = app.submit(png.clone(), "?fragments=10000").await;
+    assert_eq!(app.wait_result(&id).await.status(), 200);
+    assert_eq!(app.status(&id).await["strips_total"], 64, "the default maximum");
+    app.stop().await;
+    let app = spawn_app_with(&["--max-fragments", "8"]).await;
+    let id = app.submit(png, "?fragments=10000").await;
+    assert_eq!(app.wait_result(&id).await.status(), 200);
+    assert_eq!(app.status(&id).await["strips_total"], 8, "the configured maximum");
     app.stop().await;
 }

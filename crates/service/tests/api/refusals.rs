@@ -190,3 +190,45 @@ async fn damaged_jpegs_are_refused_with_what_is_wrong_never_answered_with_invent
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn made_up_methods_share_one_metric_series() {
+    let app = spawn_app().await;
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        let response = app.client.request(method, app.url("/status/x")).send().await.unwrap();
+        assert!(response.status().is_client_error());
+    }
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("MADEUP"), "a made-up method became a label");
+    let series = metrics
+        .lines()
+        .filter(|l| l.starts_with("dsobel_http_requests_total{") && l.contains("method=\"other\""))
+        .count();
+    assert!(series >= 1, "{metrics}");
+    assert!(series <= 2, "one series per route and status, not per method: {series}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_gets_the_json_error_and_a_stalled_body_is_dropped() {
+    let app = spawn_app_with(&["--body-idle-timeout-secs", "1"]).await;
+    let wrong = app.client.put(app.url("/upload")).body("x").send().await.unwrap();
+    assert_error(wrong, 405, "method-not-allowed").await;
+
+    // Headers that promise 1000 bytes, 10 of them, then silence.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!("POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Length: 1000\r\n\r\n0123456789");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the stalled upload was still open after 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request-timeout"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    app.stop().await;
+}
