@@ -450,8 +450,13 @@ fn a_job_a_worker_has_started_is_processing_not_queued() {
     let id = submit(&address, &png, "?fragments=1");
     wait_until(Duration::from_secs(20), || metric(&health, "dsobel_strips_in_flight") == 1.0)
         .expect("the worker holds the job");
-    let status = http("GET", &address, &format!("/status/{id}"), b"").unwrap().json();
-    assert_eq!(status["state"], "processing", "{status}");
+    // The worker marks the job started right after taking it, then holds it for 1.5 s.
+    let mut seen = serde_json::Value::Null;
+    wait_until(Duration::from_millis(1200), || {
+        seen = http("GET", &address, &format!("/status/{id}"), b"").unwrap().json();
+        seen["state"] == "processing"
+    })
+    .unwrap_or_else(|| panic!("never processing while the worker held it: {seen}"));
     let status = wait_job(&address, &id, Duration::from_secs(30));
     assert_eq!(status["state"], "done", "{status}");
     assert_exact(&address, &id, &luma, 120, 90);
