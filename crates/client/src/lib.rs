@@ -255,9 +255,24 @@ impl Client {
 
     /// Uploads `body` (the image's bytes) with `query` (`threshold=80&wait=30`, no `?`).
     pub async fn upload(&self, body: impl Into<reqwest::Body>, query: &str) -> Result<Upload, ClientError> {
+        self.upload_once(body, query, None).await
+    }
+
+    /// [`Client::upload`] with an `Idempotency-Key`: sent again with the same key (after a lost
+    /// answer, or a retry), the upload gets the job the first one made instead of a new one.
+    pub async fn upload_once(
+        &self,
+        body: impl Into<reqwest::Body>,
+        query: &str,
+        key: Option<&str>,
+    ) -> Result<Upload, ClientError> {
         let query = query.trim_start_matches('?');
         let path = if query.is_empty() { "/upload".to_owned() } else { format!("/upload?{query}") };
-        let response = self.send(self.request(Method::POST, &path).body(body)).await?;
+        let mut request = self.request(Method::POST, &path).body(body);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = self.send(request).await?;
         match response.status() {
             StatusCode::ACCEPTED => Ok(Upload::Accepted(self.json(response).await?)),
             StatusCode::OK => {

@@ -37,6 +37,14 @@ use crate::wakeups::{JobWatch, Wakeups};
 /// The thinnest strip a job is cut into, in rows (its halo adds one row above and one below).
 pub const MIN_STRIP_ROWS: usize = 4;
 
+/// What an upload with an idempotency key became.
+pub enum Submitted {
+    /// A new job, as [`Coordinator::submit`] makes it.
+    New(Box<JobRecord>, JobWatch),
+    /// The job an earlier upload with the same key made (its id), and a watch of it.
+    Earlier(String, JobWatch),
+}
+
 /// Settings of the coordinator.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -234,12 +242,48 @@ impl Coordinator {
     /// its bytes once, records the job and queues its task(s). The watch of the job's wake-ups
     /// is taken before its task is published, so the caller cannot miss one.
     pub async fn submit(&self, bytes: Bytes, options: JobOptions) -> Result<(JobRecord, JobWatch), ApiError> {
+        self.submit_as(new_job_id(), bytes, options).await
+    }
+
+    /// [`Self::submit`] under an idempotency key: the first upload with `key` (within the
+    /// result TTL) makes the job; a later one gets that job's id back instead of a new job.
+    /// A refused upload leaves the key free, so a corrected one can use it.
+    pub async fn submit_once(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        options: JobOptions,
+    ) -> Result<Submitted, ApiError> {
+        let t = &self.transport;
+        let claim = t.keys.idempotency(key);
+        let id = new_job_id();
+        if !t.store.put_if_absent(&claim, Bytes::from(id.clone()), self.config.result_ttl).await?
+            && let Some(earlier) = t.store.get(&claim).await?
+        {
+            let earlier = String::from_utf8_lossy(&earlier).into_owned();
+            let watch = self.watch(&earlier);
+            return Ok(Submitted::Earlier(earlier, watch));
+        }
+        match self.submit_as(id, bytes, options).await {
+            Ok((record, watch)) => Ok(Submitted::New(Box::new(record), watch)),
+            Err(e) => {
+                let _ = t.store.delete(&[claim]).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn submit_as(
+        &self,
+        id: String,
+        bytes: Bytes,
+        options: JobOptions,
+    ) -> Result<(JobRecord, JobWatch), ApiError> {
         self.admit()?;
         let created_ms = now_ms();
         // Header checks first: a pixel bomb or a non-image is refused here, at the door.
         let probe = probe(&bytes, &self.config.limits)?;
         let (width, height) = probe.upright();
-        let id = new_job_id();
         let watch = self.wakeups.watch(&id);
         let span = tracing::info_span!("job", job_id = %id);
         async {

@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ExposeSecret, SecretString};
-use crate::coordinator::Coordinator;
+use crate::coordinator::{Coordinator, Submitted};
 use crate::error::ApiError;
 use crate::health;
 use crate::jobs::JobStatus;
@@ -347,6 +347,7 @@ async fn upload(
     Query(query): Query<Vec<(String, String)>>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let headers = request.headers().clone();
     let mut options = UploadOptions::default();
     let early = query
         .into_iter()
@@ -367,36 +368,75 @@ async fn upload(
     }
     let job_options = options.job_options()?;
     let wait = options.wait()?;
-    let (record, mut watch) = state.coordinator.submit(bytes, job_options).await?;
-    let id = record.id.clone();
-    if let Some(wait) = wait {
-        let deadline = tokio::time::Instant::now() + wait;
-        // The job was just queued, so its first news is a wake-up: wait for one before reading
-        // its state (the watch was taken before the job was queued, so a wake-up that came
-        // already is kept). After that, read the state at every wake-up.
-        let mut woke = watch.wait(deadline).await;
-        loop {
-            let (status, png) = state.coordinator.status_and_result(&id).await?;
-            match status.state {
+    let (id, mut watch, replayed) = match idempotency_key(&headers)? {
+        Some(key) => match state.coordinator.submit_once(&key, bytes, job_options).await? {
+            Submitted::New(record, watch) => (record.id, watch, false),
+            Submitted::Earlier(id, watch) => (id, watch, true),
+        },
+        None => {
+            let (record, watch) = state.coordinator.submit(bytes, job_options).await?;
+            (record.id, watch, false)
+        }
+    };
+    let mut response = match wait {
+        Some(wait) => wait_for_result(&state, &id, &mut watch, wait, replayed).await?,
+        None => None,
+    }
+    .unwrap_or_else(|| {
+        let mut response = (StatusCode::ACCEPTED, Json(job_links(&id))).into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("/result/{id}")) {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+        response
+    });
+    if replayed {
+        response.headers_mut().insert("idempotency-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The `Idempotency-Key` header, if any: 1 to 128 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=128).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
+    key.map(|k| Some(k.to_owned())).ok_or_else(|| {
+        ApiError::InvalidOption("Idempotency-Key must be 1 to 128 visible ASCII characters".into())
+    })
+}
+
+/// Waits until the job is over or `wait` passes: its PNG, its refusal, or `None` (still
+/// running). A new job's first news is a wake-up (the watch was taken before it was queued,
+/// so one that came already is kept); a replayed one may be over already, or not yet stored
+/// by the upload that made it, so it is read at once and a missing record is waited for.
+async fn wait_for_result(
+    state: &AppState,
+    id: &str,
+    watch: &mut JobWatch,
+    wait: Duration,
+    replayed: bool,
+) -> Result<Option<Response>, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut woke = replayed || watch.wait(deadline).await;
+    while woke {
+        match state.coordinator.status_and_result(id).await {
+            Ok((status, png)) => match status.state {
                 JobState::Done => {
                     if let Some(png) = png {
-                        return Ok(png_response(&id, png));
+                        return Ok(Some(png_response(id, png)));
                     }
                 }
                 JobState::Failed | JobState::Cancelled => return Err(failed(&status)),
                 JobState::Queued | JobState::Processing => {}
-            }
-            if !woke {
-                break;
-            }
-            woke = watch.wait(deadline).await;
+            },
+            Err(ApiError::NotFound(_)) if replayed => {}
+            Err(e) => return Err(e),
         }
+        woke = watch.wait(deadline).await;
     }
-    let mut response = (StatusCode::ACCEPTED, Json(job_links(&id))).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/result/{id}")) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(response)
+    Ok(None)
 }
 
 fn failed(status: &JobStatus) -> ApiError {

@@ -361,6 +361,10 @@ impl Keys {
     pub fn started(&self, id: &str) -> String {
         format!("{}:job:{id}:started", self.namespace)
     }
+    /// The job an idempotency key made.
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}:idempotency:{key}", self.namespace)
+    }
     /// A job's failure, written once by whoever sees it first.
     pub fn failure(&self, id: &str) -> String {
         format!("{}:job:{id}:failure", self.namespace)

@@ -250,3 +250,37 @@ async fn a_huge_fragment_count_is_capped_so_one_upload_cannot_flood_the_queue() 
     assert_eq!(app.status(&id).await["strips_total"], 8, "the configured maximum");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_sent_again_with_its_idempotency_key_gets_the_same_job() {
+    let app = spawn_app().await;
+    let (png, luma) = test_png(48, 40);
+    let send = |key: &'static str, query: &'static str| {
+        app.client
+            .post(app.url(&format!("/upload{query}")))
+            .header("idempotency-key", key)
+            .body(png.clone())
+            .send()
+    };
+    let first = send("photo-1", "").await.unwrap();
+    assert_eq!(first.status(), 202);
+    assert!(first.headers().get("idempotency-replayed").is_none());
+    let id = first.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    // The same key again, after the job is done and while it runs: the same job, never a new one.
+    let again = send("photo-1", "").await.unwrap();
+    assert_eq!(again.headers()["idempotency-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
+    let waited = send("photo-1", "?wait=30").await.unwrap();
+    assert_eq!(waited.status(), 200);
+    assert_eq!(waited.headers()["x-dsobel-job-id"], id.as_str());
+    assert_eq!(
+        decode_result(&waited.bytes().await.unwrap()).2,
+        expected(&luma, 48, 40, &FilterParams::default())
+    );
+    // Another key is another job; a bad key is refused.
+    let other = send("photo-2", "").await.unwrap().json::<Value>().await.unwrap();
+    assert_ne!(other["id"], id.as_str());
+    let bad = app.client.post(app.url("/upload")).header("idempotency-key", "has space").body(png.clone());
+    assert_eq!(bad.send().await.unwrap().status(), 400);
+    app.stop().await;
+}
