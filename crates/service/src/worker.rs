@@ -294,7 +294,7 @@ impl Worker {
         }
         // The job is done; what follows only tidies up (the backends' sweeper does it too).
         let _ = t.store.set_remove(&t.keys.pending(), &task.job_id).await;
-        let _ = t.store.delete(std::slice::from_ref(&task.upload_key)).await;
+        let _ = t.store.delete(&[task.upload_key.clone(), t.keys.started(&task.job_id)]).await;
         self.publish_event(Event::Done(task.job_id.clone())).await;
         if let Err(e) = delivery.ack().await {
             tracing::warn!(error = %e, "acknowledgement failed after the job was finished");
