@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -96,20 +95,21 @@ pub async fn serve_with(
         shutdown: shutdown.clone(),
         page: args.web_dir.clone().map_or(crate::web::Page::Embedded, crate::web::Page::Folder),
         body_idle_timeout: Duration::from_secs(args.body_idle_timeout_secs.max(1)),
+        upload_timeout: Duration::from_secs(args.upload_timeout_secs.max(1)),
     });
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = %dsobel_kernel::Backend::detect(), "dsobel listening on http://{address}/");
     let coordinator_for_drain = coordinator.clone();
+    let metrics_for_listener = metrics.clone();
     ready(Serving { coordinator, metrics });
     let grace = args.shutdown.grace();
-    let stopping = shutdown.clone();
-    // Small event-stream writes must leave at once, not wait for the previous one's ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { stopping.cancelled().await });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(crate::listener::serve(
+        listener,
+        router(state),
+        args.connections.limits(),
+        metrics_for_listener,
+        shutdown.clone(),
+    ));
     shutdown.cancelled().await;
     // Requests in flight get the grace period; then embedded workers finish their strips.
     if tokio::time::timeout(grace, server).await.is_err() {
@@ -177,12 +177,14 @@ pub async fn worker(
                 metrics: metrics.clone(),
                 needs_consumers: true,
             });
-            let stop = shutdown.clone();
-            Some(tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-            }))
+            let limits = args.connections.limits();
+            Some(tokio::spawn(crate::listener::serve(
+                listener,
+                app,
+                limits,
+                metrics.clone(),
+                shutdown.clone(),
+            )))
         }
         None => None,
     };

@@ -39,6 +39,30 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// What one client may hold of an HTTP listener (`serve`, and a worker's health endpoints).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// A request's headers must arrive complete within this many seconds of the connection
+    /// opening (or of the previous response on a kept-alive connection, which is closed when
+    /// idle that long).
+    #[arg(long, env = "DSOBEL_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Most HTTP connections open at once; at the cap, the oldest connection that has not
+    /// sent a request is closed for a new one. Keep it under the open-file limit (`ulimit -n`).
+    #[arg(long, env = "DSOBEL_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+}
+
+impl ConnectionArgs {
+    /// The listener's limits.
+    pub fn limits(&self) -> crate::listener::ConnectionLimits {
+        crate::listener::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            max_connections: self.max_connections as usize,
+        }
+    }
+}
+
 /// Logging settings (the filter comes from `RUST_LOG`, default `info`).
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
@@ -97,6 +121,12 @@ pub struct ServeArgs {
     /// An upload whose body sends nothing for this many seconds is dropped with 408.
     #[arg(long, env = "DSOBEL_BODY_IDLE_TIMEOUT_SECS", default_value_t = 30)]
     pub body_idle_timeout_secs: u64,
+    /// An upload whose body takes longer than this many seconds in all is dropped with 408.
+    #[arg(long, env = "DSOBEL_UPLOAD_TIMEOUT_SECS", default_value_t = 300)]
+    pub upload_timeout_secs: u64,
+    /// Listener limits.
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
     /// Serve the web page from this folder instead of the copy built into the binary (for
     /// working on the page without rebuilding).
     #[arg(long, env = "DSOBEL_WEB_DIR")]
@@ -136,6 +166,9 @@ pub struct WorkerArgs {
     /// Address for /healthz, /readyz and /metrics (unset: no HTTP).
     #[arg(long, env = "DSOBEL_HEALTH_LISTEN")]
     pub health_listen: Option<SocketAddr>,
+    /// Limits of the health listener.
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
     /// How long what the store holds lives.
     #[command(flatten)]
     pub lifetimes: LifetimeArgs,

@@ -11,7 +11,7 @@
 //! makes sure one backend stitches each job once, however many replicas run or restart. Dead
 //! letters are consumed here too: each turns its job `failed` with the reason.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::jobs::{self, JobStatus, load_failure, load_record, load_state, save_record};
+use crate::jobs::{self, JobStatus, load_failure, load_record, load_state, record_lost, save_record};
 use crate::model::{
-    CANCELLED, CUT_WHOLE, Event, ImageTask, JobError, JobOptions, JobRecord, JobState, StripResult,
-    StripSource, StripTask, Task, Timings, new_job_id, now_ms,
+    CANCELLED, CUT_DECODE, CUT_RESTART, CUT_WHOLE, Event, ImageTask, JobError, JobOptions, JobRecord,
+    JobState, StripResult, StripSource, StripTask, Task, Timings, new_job_id, now_ms,
 };
 use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
@@ -85,7 +85,7 @@ pub struct Coordinator {
     metrics: Metrics,
     wakeups: Wakeups,
     /// Jobs accepted by this process and not finished: the in-flight count for backpressure.
-    local_jobs: Mutex<HashSet<String>>,
+    local_jobs: Mutex<HashMap<String, JobRecord>>,
     /// The broker's last answer on consumers and waiting messages, and when it came.
     queue_load: Mutex<Option<(Instant, u32, u64)>>,
 }
@@ -111,8 +111,8 @@ impl Cut {
     fn name(&self) -> &'static str {
         match self {
             Cut::Whole => CUT_WHOLE,
-            Cut::Decode(_) => "decode-and-split",
-            Cut::Restart(..) => "restart-intervals",
+            Cut::Decode(_) => CUT_DECODE,
+            Cut::Restart(..) => CUT_RESTART,
         }
     }
 }
@@ -125,7 +125,7 @@ impl Coordinator {
             config,
             metrics,
             wakeups: Wakeups::default(),
-            local_jobs: Mutex::new(HashSet::new()),
+            local_jobs: Mutex::new(HashMap::new()),
             queue_load: Mutex::new(None),
         })
     }
@@ -150,7 +150,7 @@ impl Coordinator {
     }
 
     fn local_finish(&self, id: &str) {
-        let removed = self.local_jobs.lock().map(|mut j| j.remove(id)).unwrap_or(false);
+        let removed = self.local_jobs.lock().map(|mut j| j.remove(id).is_some()).unwrap_or(false);
         if removed {
             self.metrics.jobs_in_flight.dec();
         }
@@ -287,10 +287,21 @@ impl Coordinator {
         let watch = self.wakeups.watch(&id);
         let span = tracing::info_span!("job", job_id = %id);
         async {
-            let cut =
-                self.cut(&bytes, probe.format, width as usize, height as usize, options.fragments).await;
+            let started = Instant::now();
             let t = &self.transport;
             let upload_key = t.keys.upload(&id);
+            let input_bytes = bytes.len() as u64;
+            // The upload goes to the store on a task of its own while the cut is decided: for a
+            // large JPEG, finding its restart markers takes milliseconds that the write covers.
+            let store_upload = tokio::spawn({
+                let (store, key, bytes, ttl) =
+                    (t.store.clone(), upload_key.clone(), bytes.clone(), self.config.work_ttl);
+                async move { store.put(&key, bytes, ttl).await }
+            });
+            let stop_storing = store_upload.abort_handle();
+            let cut =
+                self.cut(&bytes, probe.format, width as usize, height as usize, options.fragments).await;
+            drop(bytes);
             let tasks = self.tasks(&id, &upload_key, &cut, width as usize, height as usize, &options);
             let record = JobRecord {
                 id: id.clone(),
@@ -298,7 +309,7 @@ impl Coordinator {
                 strips_total: cut.strips() as u32,
                 width,
                 height,
-                input_bytes: bytes.len() as u64,
+                input_bytes,
                 result_bytes: None,
                 options,
                 timings: Timings::default(),
@@ -308,17 +319,21 @@ impl Coordinator {
                 cut: cut.name().to_owned(),
             };
             let queue_it = async {
-                t.store.put(&upload_key, bytes, self.config.work_ttl).await?;
+                store_upload
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("storing the upload crashed: {e}")))??;
                 save_record(t, &record, self.config.result_ttl).await?;
                 t.store.set_add(&t.keys.pending(), &id, self.config.result_ttl).await?;
                 if let Ok(mut jobs) = self.local_jobs.lock() {
-                    jobs.insert(id.clone());
+                    jobs.insert(id.clone(), record.clone());
                     self.metrics.jobs_in_flight.inc();
                 }
                 try_join_all(tasks.iter().map(|task| t.queue.publish(task.to_body()))).await?;
                 Ok::<(), ApiError>(())
             };
-            match tokio::time::timeout(TRANSPORT_DEADLINE, queue_it).await {
+            let outcome = tokio::time::timeout(TRANSPORT_DEADLINE, queue_it).await;
+            stop_storing.abort();
+            match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(self.abandon(&id, e).await),
                 Err(_) => {
@@ -326,7 +341,14 @@ impl Coordinator {
                     return Err(self.abandon(&id, e).await);
                 }
             }
-            tracing::info!(width, height, strips = record.strips_total, cut = cut.name(), "job queued");
+            tracing::info!(
+                width,
+                height,
+                strips = record.strips_total,
+                cut = cut.name(),
+                queued_ms = started.elapsed().as_secs_f64() * 1e3,
+                "job queued"
+            );
             Ok((record, watch))
         }
         .instrument(span)
@@ -648,9 +670,10 @@ impl Coordinator {
         loop {
             tokio::select! { _ = tick.tick() => {}, _ = shutdown.cancelled() => return }
             // Read before the pending set: a job is in the pending set before it is counted
-            // here, so a job of this list missing from that set has finished.
-            let local: Vec<String> =
-                self.local_jobs.lock().map(|j| j.iter().cloned().collect()).unwrap_or_default();
+            // here, so a job of this list missing from that set has finished, or the store
+            // lost it.
+            let local: Vec<JobRecord> =
+                self.local_jobs.lock().map(|j| j.values().cloned().collect()).unwrap_or_default();
             let pending = match self.transport.store.set_members(&self.transport.keys.pending()).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -663,12 +686,35 @@ impl Coordinator {
                     tracing::debug!(job_id = %id, error = %e, "sweep could not settle job");
                 }
             }
-            // Jobs accepted here and finished elsewhere (a worker, another replica) whose
-            // wake-up this process missed.
             let pending: HashSet<&String> = pending.iter().collect();
-            for id in local.iter().filter(|id| !pending.contains(id)) {
-                self.local_finish(id);
+            for record in local.into_iter().filter(|r| !pending.contains(&r.id)) {
+                self.settle_unlisted(record).await;
             }
+        }
+    }
+
+    /// A job accepted here that is no longer pending: finished elsewhere (a worker, another
+    /// replica) with a wake-up this process missed, or lost with the store's data (a restart
+    /// without persistence, a flush), which its record's absence tells. A lost job fails with
+    /// a reason a person can act on, rebuilt from this process's copy of its record.
+    async fn settle_unlisted(&self, record: JobRecord) {
+        let t = &self.transport;
+        let id = record.id.clone();
+        match load_record(t, &id).await {
+            Ok(Some(_)) => self.local_finish(&id),
+            Ok(None) => match record_lost(t, record, self.config.result_ttl).await {
+                Ok(()) => {
+                    tracing::warn!(job_id = %id, "the store lost this job; it ends failed");
+                    self.metrics
+                        .jobs_finished
+                        .get_or_create(&OutcomeLabels { outcome: "failed".into() })
+                        .inc();
+                    self.wakeups.wake(&id);
+                    self.local_finish(&id);
+                }
+                Err(e) => tracing::debug!(job_id = %id, error = %e, "could not record a lost job yet"),
+            },
+            Err(e) => tracing::debug!(job_id = %id, error = %e, "could not check a job yet"),
         }
     }
 

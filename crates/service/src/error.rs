@@ -119,10 +119,14 @@ fn decode_status(code: ErrorCode) -> StatusCode {
 }
 
 /// The HTTP status a job that ended with `code` is answered with, when the code has one of its
-/// own: a decoder's refusal (as at the door) or a cancellation; `None` for other codes.
+/// own: a decoder's refusal (as at the door), a cancellation, or a job the store lost (the
+/// service's fault, and worth sending again); `None` for other codes.
 fn refusal_status(code: &str) -> Option<StatusCode> {
     if code == crate::model::CANCELLED {
         return Some(StatusCode::GONE);
+    }
+    if code == crate::model::JOB_LOST {
+        return Some(StatusCode::SERVICE_UNAVAILABLE);
     }
     ErrorCode::parse(code).map(decode_status)
 }

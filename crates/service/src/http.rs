@@ -45,6 +45,8 @@ pub struct AppState {
     pub page: web::Page,
     /// Longest wait for the next bytes of an upload's body.
     pub body_idle_timeout: Duration,
+    /// Longest time an upload's body may take in all.
+    pub upload_timeout: Duration,
 }
 
 type Shared = Arc<AppState>;
@@ -278,28 +280,40 @@ async fn read_upload(
             ApiError::MissingFile(format!("unreadable form: {e}"))
         }
     };
+    // Every byte of every part counts against the limit, files after the first and option
+    // fields included.
+    let mut seen = 0u64;
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
-        if field.file_name().is_some() {
-            let mut bytes = BytesMut::new();
-            while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
-                if image.is_none() {
-                    if (bytes.len() + chunk.len()) as u64 > limit {
-                        return Err(too_large());
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
+        let is_file = field.file_name().is_some();
+        let name = field.name().unwrap_or_default().to_owned();
+        let mut bytes = BytesMut::new();
+        while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+            seen += chunk.len() as u64;
+            if seen > limit {
+                return Err(too_large());
             }
-            if image.is_none() {
-                image = Some(bytes.freeze());
+            if !is_file && bytes.len() + chunk.len() > MAX_FORM_FIELD_BYTES {
+                return Err(ApiError::InvalidOption(format!(
+                    "form field {name:?} is longer than {MAX_FORM_FIELD_BYTES} bytes"
+                )));
             }
-        } else {
-            let name = field.name().unwrap_or_default().to_owned();
-            let value = field.text().await.map_err(bad_form)?;
+            if !is_file || image.is_none() {
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        if !is_file {
+            let value = String::from_utf8(bytes.to_vec())
+                .map_err(|_| ApiError::InvalidOption(format!("form field {name:?} is not UTF-8 text")))?;
             options.set(&name, value)?;
+        } else if image.is_none() {
+            image = Some(bytes.freeze());
         }
     }
     image.ok_or_else(|| ApiError::MissingFile("the form has no file part; attach the image as a file".into()))
 }
+
+/// Longest form field that is not a file (an option's value).
+const MAX_FORM_FIELD_BYTES: usize = 4096;
 
 /// Reads a request body to its end without keeping it, up to `limit` bytes and 10 seconds.
 async fn discard_body(request: Request, limit: u64) {
@@ -359,7 +373,13 @@ async fn upload(
         discard_body(request, state.max_upload_bytes).await;
         return Err(refusal);
     }
-    let bytes = read_upload(request, state.max_upload_bytes, state.body_idle_timeout, &mut options).await?;
+    let reading = read_upload(request, state.max_upload_bytes, state.body_idle_timeout, &mut options);
+    let bytes = tokio::time::timeout(state.upload_timeout, reading).await.map_err(|_| {
+        ApiError::RequestTimeout(format!(
+            "the upload's body took longer than {} s in all",
+            state.upload_timeout.as_secs()
+        ))
+    })??;
     if bytes.is_empty() {
         return Err(ApiError::MissingFile(
             "no image in the request: send the image as the body, or as a file part of a multipart form"

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::model::{CANCELLED, Event, JobError, JobRecord, JobState, Timings};
+use crate::model::{CANCELLED, Event, JobError, JobRecord, JobState, Timings, job_lost};
 use crate::transport::Transport;
 
 /// What `/status` shows.
@@ -152,6 +152,18 @@ pub async fn mark_failed(t: &Transport, id: &str, error: &JobError, ttl: Duratio
         tracing::warn!(job_id = id, error = %e, "could not publish the failure; backends will find it when sweeping");
     }
     Ok(())
+}
+
+/// Records that the store lost a job still in flight (its record was gone): a failed record
+/// rebuilt by the caller from what it knows of the job, unless a record came back meanwhile
+/// (a worker that finished it), and the failure, first reason winning. Every backend is woken.
+pub async fn record_lost(t: &Transport, mut record: JobRecord, ttl: Duration) -> Result<(), ApiError> {
+    let error = job_lost();
+    record.state = JobState::Failed;
+    record.error = Some(error.clone());
+    let json = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
+    t.store.put_if_absent(&t.keys.job(&record.id), Bytes::from(json), ttl).await?;
+    mark_failed(t, &record.id, &error, ttl).await
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC (`2026-11-27T10:51:34.123Z`).

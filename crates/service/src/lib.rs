@@ -15,6 +15,7 @@
 //!   `dsobel-transport`;
 //! - [`config`], [`telemetry`], [`error`]: settings with `DSOBEL_*` twins, logs and metrics, and
 //!   the JSON errors;
+//! - [`listener`]: accepting connections under a header deadline and a connection cap;
 //! - [`app`]: the wiring of `serve` and `worker` around a listener and a shutdown token.
 
 pub mod app;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod jobs;
+pub mod listener;
 pub mod model;
 mod retry;
 pub mod telemetry;

@@ -75,6 +75,20 @@ pub use dsobel_client::{JobError, JobState, Timings};
 /// The error code a cancelled job carries (its failure record says why it ended).
 pub const CANCELLED: &str = "cancelled";
 
+/// The error code of a job the store lost before it ended (Redis restarted without its data,
+/// or was emptied): nothing of it is left to finish, and it has to be submitted again.
+pub const JOB_LOST: &str = "job-lost";
+
+/// Why a job the store lost ended, in words a person can act on.
+pub fn job_lost() -> JobError {
+    JobError {
+        code: JOB_LOST.into(),
+        message: "the result store restarted or was emptied and lost this job before it finished; \
+                  submit it again"
+            .into(),
+    }
+}
+
 /// The stored record of a job. Written by the backend that accepted it and by the one that
 /// finishes it; progress (strips done) is counted separately in the strips hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +148,40 @@ impl Task {
     /// The message body.
     pub fn to_body(&self) -> Bytes {
         Bytes::from(serde_json::to_vec(self).expect("a task serialises"))
+    }
+
+    /// The failed record of a job whose own record the store lost, rebuilt from what the
+    /// task knows (the size of a whole-image job's upload, or its dimensions, are not in it).
+    pub fn lost_record(&self) -> JobRecord {
+        let (job_id, strips, options, compression, enqueued_ms, size, cut) = match self {
+            Task::Image(t) => {
+                let cut = if t.strips > 1 { CUT_DECODE } else { CUT_WHOLE };
+                (&t.job_id, t.strips, &t.options, t.compression, t.enqueued_ms, (0, 0), cut)
+            }
+            Task::Strip(t) => {
+                let cut = match t.source {
+                    StripSource::Rows { .. } => CUT_DECODE,
+                    StripSource::Jpeg { .. } => CUT_RESTART,
+                };
+                let size = (t.width, t.image_height);
+                (&t.job_id, t.strips, &t.options, t.compression, t.enqueued_ms, size, cut)
+            }
+        };
+        JobRecord {
+            id: job_id.clone(),
+            state: JobState::Failed,
+            strips_total: strips,
+            width: size.0,
+            height: size.1,
+            input_bytes: 0,
+            result_bytes: None,
+            options: *options,
+            timings: Timings::default(),
+            error: Some(job_lost()),
+            created_ms: enqueued_ms,
+            compression,
+            cut: cut.to_owned(),
+        }
     }
 
     /// What to call the task's work in messages: "the image" or "strip 2 of 4".
@@ -205,6 +253,10 @@ impl JobRecord {
 
 /// [`JobRecord::cut`] of a whole-image job.
 pub const CUT_WHOLE: &str = "whole";
+/// [`JobRecord::cut`] of a job whose strips are decoded by one worker and handed out.
+pub const CUT_DECODE: &str = "decode-and-split";
+/// [`JobRecord::cut`] of a job whose strips are read from a JPEG's restart intervals.
+pub const CUT_RESTART: &str = "restart-intervals";
 
 /// One strip's work order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -92,6 +92,10 @@ pub struct Metrics {
     pub dead_letters: Counter,
     /// Jobs finished, by outcome, seen by this process.
     pub jobs_finished: Family<OutcomeLabels, Counter>,
+    /// HTTP connections open.
+    pub connections_open: Gauge,
+    /// HTTP connections closed to make room (or refused) at the connection cap.
+    pub connections_shed: Counter,
 }
 
 impl Default for Metrics {
@@ -126,8 +130,16 @@ impl Metrics {
             strips_published: Counter::default(),
             dead_letters: Counter::default(),
             jobs_finished: Family::default(),
+            connections_open: Gauge::default(),
+            connections_shed: Counter::default(),
         };
         registry.register("http_requests", "HTTP requests by route, method and status", m.requests.clone());
+        registry.register("http_connections_open", "HTTP connections open", m.connections_open.clone());
+        registry.register(
+            "http_connections_shed",
+            "HTTP connections closed to make room, or refused, at the connection cap",
+            m.connections_shed.clone(),
+        );
         registry.register("job_duration_seconds", "Upload accepted to result ready", m.job_duration.clone());
         registry.register("queue_wait_seconds", "Strip published to picked up", m.queue_wait.clone());
         registry.register("decode_seconds", "Decoding an upload to luma", m.decode.clone());

@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::jobs::{self, load_state, save_record};
+use crate::jobs::{self, load_state, record_lost, save_record};
 use crate::model::{
     Event, ImageTask, JobError, JobRecord, JobState, StripResult, StripSource, StripTask, Task, Timings,
     now_ms,
@@ -56,6 +56,16 @@ pub enum Outcome {
     Requeued,
     /// Bad data: dead-lettered and the job marked failed.
     DeadLettered,
+}
+
+/// What the store says of a task's job.
+enum JobLookup {
+    /// Not over: its record.
+    Open(Box<JobRecord>),
+    /// Done, failed or cancelled.
+    Over,
+    /// No record: expired, or lost by the store.
+    Missing,
 }
 
 /// Worker settings.
@@ -172,25 +182,53 @@ impl Worker {
         queue_wait
     }
 
-    /// The job's record while the job is still open (not done, failed or gone).
-    async fn open_job(&self, id: &str) -> Result<Option<JobRecord>, ApiError> {
-        let Some((record, failure)) = load_state(&self.transport, id).await? else { return Ok(None) };
+    /// What the store says of a task's job: open (with its record), over, or missing.
+    async fn open_job(&self, id: &str) -> Result<JobLookup, ApiError> {
+        let Some((record, failure)) = load_state(&self.transport, id).await? else {
+            return Ok(JobLookup::Missing);
+        };
         if record.state.is_over() || failure.is_some() {
-            return Ok(None);
+            return Ok(JobLookup::Over);
         }
-        Ok(Some(record))
+        Ok(JobLookup::Open(Box::new(record)))
     }
 
-    /// The job's data is gone from the store: nothing to do if the job is over, else it
-    /// waited longer than the data lives, and fails with a reason a person can act on.
-    async fn input_gone(&self, id: &str, queue_wait: Duration, delivery: Delivery) -> Outcome {
+    /// A task whose job has no record: the job expired long ago (the task is older than a
+    /// record lives), or the store lost it while the task waited (a restart without its
+    /// data, a flush). A lost job fails with a reason a person can act on instead of
+    /// vanishing; either way the task is done with.
+    async fn job_missing(&self, task: &Task, delivery: Delivery) -> Outcome {
+        let enqueued_ms = match task {
+            Task::Image(t) => t.enqueued_ms,
+            Task::Strip(t) => t.enqueued_ms,
+        };
+        let age = Duration::from_millis(now_ms().saturating_sub(enqueued_ms));
+        if age >= self.config.result_ttl {
+            tracing::info!("the job expired long ago; dropping the task");
+            let _ = delivery.ack().await;
+            return Outcome::Skipped;
+        }
+        if let Err(e) = record_lost(&self.transport, task.lost_record(), self.config.result_ttl).await {
+            return self.requeue(delivery, &e.to_string()).await;
+        }
+        tracing::warn!("the store lost this job (its record is gone); it ends failed");
+        let _ = delivery.ack().await;
+        Outcome::Skipped
+    }
+
+    /// The job's data is gone from the store: nothing to do if the job is over, the job was
+    /// lost if its record is gone too, else it waited longer than the data lives, and fails
+    /// with a reason a person can act on.
+    async fn input_gone(&self, task: &Task, queue_wait: Duration, delivery: Delivery) -> Outcome {
+        let id = task.job_id();
         match self.open_job(id).await {
-            Ok(None) => {
+            Ok(JobLookup::Over) => {
                 tracing::info!("the job is over; dropping the task");
                 let _ = delivery.ack().await;
                 Outcome::Skipped
             }
-            Ok(Some(_)) => {
+            Ok(JobLookup::Missing) => self.job_missing(task, delivery).await,
+            Ok(JobLookup::Open(_)) => {
                 let error = JobError {
                     code: "input-expired".into(),
                     message: format!(
@@ -220,16 +258,17 @@ impl Worker {
     async fn handle_image(&self, task: ImageTask, delivery: Delivery) -> Outcome {
         let queue_wait = self.arrived(task.enqueued_ms, &delivery);
         let record = match self.open_job(&task.job_id).await {
-            Ok(Some(record)) => record,
-            Ok(None) => {
+            Ok(JobLookup::Open(record)) => *record,
+            Ok(JobLookup::Over) => {
                 let _ = delivery.ack().await;
                 return Outcome::Skipped;
             }
+            Ok(JobLookup::Missing) => return self.job_missing(&Task::Image(task), delivery).await,
             Err(e) => return self.requeue(delivery, &e.to_string()).await,
         };
         let upload = match self.transport.store.get(&task.upload_key).await {
             Ok(Some(upload)) => upload,
-            Ok(None) => return self.input_gone(&task.job_id, queue_wait, delivery).await,
+            Ok(None) => return self.input_gone(&Task::Image(task), queue_wait, delivery).await,
             Err(e) => return self.requeue(delivery, &e.to_string()).await,
         };
         // `/status` says `processing` from now on (a hint: losing it only delays that word).
@@ -432,15 +471,18 @@ impl Worker {
             Ok(None) => {}
             Err(e) => return self.requeue(delivery, &e.to_string()).await,
         }
+        let read_started = Instant::now();
         let input = match self.strip_input(&task.source).await {
             Ok(Some(input)) => input,
-            Ok(None) => return self.input_gone(&task.job_id, queue_wait, delivery).await,
+            Ok(None) => return self.input_gone(&Task::Strip(task), queue_wait, delivery).await,
             Err(e) => return self.requeue(delivery, &e.to_string()).await,
         };
         self.drill_delay().await;
         let (spec, params) = (task.spec(), task.options.params());
         let level = CompressionLevel(task.compression);
+        let read = read_started.elapsed();
         let computed = tokio::task::spawn_blocking(move || {
+            let decode_started = Instant::now();
             let rows = match input {
                 StripInput::Rows(rows) => rows.to_vec(),
                 StripInput::Jpeg { header, scan, first_interval } => {
@@ -448,14 +490,21 @@ impl Worker {
                         .map_err(ProcessError::Decode)?
                 }
             };
-            encode_strip_from_rows(&spec, &rows, &params, level).map_err(ProcessError::Kernel)
+            let decode = decode_started.elapsed();
+            let done = encode_strip_from_rows(&spec, &rows, &params, level).map_err(ProcessError::Kernel)?;
+            Ok((done, decode))
         })
         .await;
-        let (encoded, timings) = match computed {
+        let ((encoded, timings), decode) = match computed {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => return self.computation_failed(&Task::Strip(task), delivery, Ok(e)).await,
             Err(e) => return self.computation_failed(&Task::Strip(task), delivery, Err(e)).await,
         };
+        tracing::debug!(
+            read_ms = read.as_secs_f64() * 1e3,
+            decode_ms = decode.as_secs_f64() * 1e3,
+            "strip input read and decoded"
+        );
         let result = StripResult { encoded, queue_wait, filter: timings.filter, encode: timings.encode };
         self.store_strip(&task.job_id, task.strip, result, delivery).await
     }

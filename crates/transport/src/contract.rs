@@ -283,6 +283,11 @@ pub async fn ranges_of_values(store: &dyn Store, prefix: &str) {
         assert_eq!(part.as_deref(), Some(&value[range.start as usize..range.end as usize]), "{range:?}");
     }
     assert_eq!(store.get_range(&key, 99_999..100_001).await.expect("get_range"), None);
+    // Large ranges (read straight into one buffer where the adapter can) past the end, and of
+    // a missing key.
+    assert_eq!(store.get_range(&key, 0..100_001).await.expect("get_range"), None);
+    let missing = format!("{prefix}:ranged-missing");
+    assert_eq!(store.get_range(&missing, 0..100_000).await.expect("get_range"), None);
     assert_eq!(store.get_range(&key, 200_000..200_010).await.expect("get_range"), None);
 }
 

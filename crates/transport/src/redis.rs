@@ -95,6 +95,25 @@ async fn manager(client: Client) -> Result<ConnectionManager> {
 /// Values at least this large are written by [`BulkWriter`], straight from their buffer.
 const BULK_VALUE: usize = 64 * 1024;
 
+/// What a failed bulk command means: the server's transient refusals (as the general client
+/// classifies them) and lost connections are outages, other refusals protocol errors.
+fn bulk_failure(bulk: &BulkWriter, what: &str, error: BulkError) -> TransportError {
+    match error {
+        BulkError::Refused(line) => {
+            let transient = ["-LOADING", "-TRYAGAIN", "-MASTERDOWN", "-READONLY", "-CLUSTERDOWN", "-OOM"];
+            if transient.iter().any(|p| line.starts_with(p)) {
+                unavailable(format!("{what}: {line}"))
+            } else {
+                TransportError::Protocol { service: SERVICE, detail: format!("{what}: {line}") }
+            }
+        }
+        BulkError::Io(e) => {
+            bulk.forget();
+            unavailable(format!("{what}: {e}"))
+        }
+    }
+}
+
 /// A [`Store`] on a Redis server.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -122,19 +141,7 @@ impl RedisStore {
         let limit = bulk_timeout(OPERATION_TIMEOUT, value.len());
         match tokio::time::timeout(limit, bulk.set(key, value, millis(ttl))).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(BulkError::Refused(line))) => {
-                // The server's transient refusals, as the general client classifies them.
-                let transient = ["-LOADING", "-TRYAGAIN", "-MASTERDOWN", "-READONLY", "-CLUSTERDOWN", "-OOM"];
-                if transient.iter().any(|p| line.starts_with(p)) {
-                    Err(unavailable(format!("SET: {line}")))
-                } else {
-                    Err(TransportError::Protocol { service: SERVICE, detail: format!("SET: {line}") })
-                }
-            }
-            Ok(Err(BulkError::Io(e))) => {
-                bulk.forget();
-                Err(unavailable(format!("SET: {e}")))
-            }
+            Ok(Err(e)) => Err(bulk_failure(bulk, "SET", e)),
             Err(_) => {
                 bulk.forget();
                 Err(unavailable(format!("SET: no answer within {limit:?}")))
@@ -195,9 +202,26 @@ impl Store for RedisStore {
         }
         // GETRANGE's end is inclusive, and it answers "" for a missing key and clips a range
         // past the end: a reply shorter than asked means the value is not there.
-        let command = redis::cmd("GETRANGE").arg(key).arg(range.start).arg(range.end - 1).to_owned();
-        let reply: Vec<u8> = self.query("GETRANGE", &command).await?;
-        Ok((reply.len() as u64 == range.end - range.start).then(|| Bytes::from(reply)))
+        let wanted = range.end - range.start;
+        let reply = match self.bulk.as_deref().filter(|_| wanted >= BULK_VALUE as u64) {
+            Some(bulk) => {
+                let limit = bulk_timeout(OPERATION_TIMEOUT, wanted as usize);
+                let read = tokio::time::timeout(limit, bulk.get_range(key, range.start, range.end - 1));
+                match read.await {
+                    Ok(Ok(reply)) => reply,
+                    Ok(Err(e)) => return Err(bulk_failure(bulk, "GETRANGE", e)),
+                    Err(_) => {
+                        bulk.forget();
+                        return Err(unavailable(format!("GETRANGE: no answer within {limit:?}")));
+                    }
+                }
+            }
+            None => {
+                let command = redis::cmd("GETRANGE").arg(key).arg(range.start).arg(range.end - 1).to_owned();
+                Bytes::from(self.query::<Vec<u8>>("GETRANGE", &command).await?)
+            }
+        };
+        Ok((reply.len() as u64 == wanted).then_some(reply))
     }
 
     async fn delete(&self, keys: &[String]) -> Result<()> {

@@ -1,9 +1,13 @@
-//! Large `SET`s without copying the value: the command's header, the caller's buffer and the
-//! command's tail go to the socket in one vectored write, on connections kept for this.
+//! Large values in and out without copying them: for a `SET`, the command's header, the
+//! caller's buffer and the command's tail go to the socket in one vectored write; for a
+//! `GETRANGE`, the reply's bytes are read from the socket straight into one buffer of the size
+//! the reply announces. Both on connections kept for this.
 //!
 //! The general client packs every command into a fresh buffer and then into its connection's
 //! write buffer: a one-megabyte upload is copied three times before it reaches the socket,
-//! which was most of the backend's CPU per job. Here it is copied once, by the kernel.
+//! which was most of the backend's CPU per job. Its reply parser reads a large value through
+//! its own buffers too, at about 450 MB/s here: 22 ms of a worker's 10 MB share of a 48 MP
+//! JPEG. Here each is copied once, by the kernel.
 //!
 //! Connections come from a small pool. A pooled connection may have been closed by the server
 //! since its last use (a restart, an idle timeout): a command that fails on one is tried once
@@ -17,6 +21,7 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use redis::{ConnectionAddr, ConnectionInfo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -36,7 +41,7 @@ enum Address {
     Unix(PathBuf),
 }
 
-/// A pool of connections for large `SET`s.
+/// A pool of connections for large `SET`s and `GETRANGE`s.and `GETRANGE`s.
 pub(crate) struct BulkWriter {
     address: Address,
     /// `AUTH` and `SELECT`, encoded, sent on every new connection (empty when not needed),
@@ -140,21 +145,37 @@ impl BulkWriter {
         let mut tail = b"\r\n".to_vec();
         bulk(&mut tail, b"PX");
         bulk(&mut tail, ttl_ms.to_string().as_bytes());
+        self.exchange(&Request::Set([&head, value, &tail])).await.map(|_| ())
+    }
+
+    /// `GETRANGE key start end` (`end` inclusive, as Redis takes it), the reply read into one
+    /// buffer of the announced size.
+    pub(crate) async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes, BulkError> {
+        let mut request = Vec::with_capacity(64 + key.len());
+        let (start, end) = (start.to_string(), end.to_string());
+        command(&mut request, &[b"GETRANGE", key.as_bytes(), start.as_bytes(), end.as_bytes()]);
+        self.exchange(&Request::Read(&request)).await
+    }
+
+    /// Runs one request on a pooled (or new) connection, once more on a new connection when a
+    /// pooled one turns out closed (every request here is idempotent), and gives the
+    /// connection back unless its I/O failed (then its state is unknown).
+    async fn exchange(&self, request: &Request<'_>) -> Result<Bytes, BulkError> {
         let pooled = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
         let reused = pooled.is_some();
         let mut connection = match pooled {
             Some(connection) => connection,
             None => self.connect().await?,
         };
-        let mut result = send(&mut connection, &[&head, value, &tail]).await;
+        let mut result = request.run(&mut connection).await;
         if reused && matches!(result, Err(BulkError::Io(_))) {
             // Closed while idle: once more on a new connection.
             connection = self.connect().await?;
-            result = send(&mut connection, &[&head, value, &tail]).await;
+            result = request.run(&mut connection).await;
         }
         match result {
             // Errors on the I/O drop the connection; a refusal leaves it in a known state.
-            Ok(()) | Err(BulkError::Refused(_)) => {
+            Ok(_) | Err(BulkError::Refused(_)) => {
                 if let Ok(mut idle) = self.idle.lock()
                     && idle.len() < IDLE_CONNECTIONS
                 {
@@ -170,6 +191,27 @@ impl BulkWriter {
     pub(crate) fn forget(&self) {
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
+        }
+    }
+}
+
+/// One command on a bulk connection.
+enum Request<'a> {
+    /// A `SET` in parts (header, value, tail), answered `+OK`.
+    Set([&'a [u8]; 3]),
+    /// A command answered with one bulk string.
+    Read(&'a [u8]),
+}
+
+impl Request<'_> {
+    /// Sends the command and reads its reply (empty for a `SET`).
+    async fn run(&self, connection: &mut Connection) -> Result<Bytes, BulkError> {
+        match self {
+            Request::Set(parts) => send(connection, parts).await.map(|()| Bytes::new()),
+            Request::Read(command) => {
+                write_all(connection, &[command]).await?;
+                read_bulk(connection).await
+            }
         }
     }
 }
@@ -218,6 +260,41 @@ async fn read_ok(connection: &mut Connection, count: usize) -> Result<(), BulkEr
         None => Ok(()),
         Some(line) => Err(BulkError::Refused(String::from_utf8_lossy(line).trim_end().to_owned())),
     }
+}
+
+/// Reads one bulk-string reply (`$<len>\r\n<bytes>\r\n`; `$-1` reads as empty, as
+/// `GETRANGE` answers for a missing key) into a buffer of exactly its size.
+async fn read_bulk(connection: &mut Connection) -> Result<Bytes, BulkError> {
+    let mut head = Vec::with_capacity(64);
+    let mut byte = [0u8; 1];
+    // The length line is short: read it a byte at a time so nothing of the value is taken.
+    while !head.ends_with(b"\r\n") {
+        if connection.read(&mut byte).await? == 0 {
+            return Err(BulkError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        head.push(byte[0]);
+        if head.len() > LONGEST_REPLY {
+            return Err(BulkError::Io(std::io::Error::other("reply too long")));
+        }
+    }
+    let line = String::from_utf8_lossy(&head[..head.len() - 2]).into_owned();
+    let length = match line.strip_prefix('$') {
+        Some("-1") => return Ok(Bytes::new()),
+        Some(n) => n.parse::<usize>().map_err(|_| BulkError::Io(std::io::Error::other("bad bulk length")))?,
+        None if line.starts_with('-') => return Err(BulkError::Refused(line)),
+        None => return Err(BulkError::Io(std::io::Error::other("unexpected reply"))),
+    };
+    let mut value = BytesMut::with_capacity(length + 2);
+    while value.len() < length + 2 {
+        if connection.read_buf(&mut value).await? == 0 {
+            return Err(BulkError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
+    if !value.ends_with(b"\r\n") || value.len() != length + 2 {
+        return Err(BulkError::Io(std::io::Error::other("malformed bulk reply")));
+    }
+    value.truncate(length);
+    Ok(value.freeze())
 }
 
 /// How long a bulk `SET` may take: the usual bound, plus time for the bytes at 100 MB/s.

@@ -1,6 +1,6 @@
 //! Large values on a Redis server of the test's own (never the shared one): written with a
-//! password and a database number in the URL, and written again after the server restarted
-//! under the store's idle connections.
+//! password and a database number in the URL, read back in large ranges, and written and
+//! read again after the server restarted under the store's idle connections.
 //!
 //! Needs `redis-server` on the `PATH`; without it the test says so and passes, except when
 //! `CI` is set, where it fails.
@@ -56,10 +56,18 @@ async fn large_values_with_a_password_a_database_and_a_restart() {
     store.put("big", value.clone(), ttl).await.expect("put a large value");
     assert_eq!(store.get("big").await.expect("get"), Some(value.clone()), "read back from database 3");
     assert_eq!(store.get_range("big", 1000..2000).await.unwrap().as_deref(), Some(&value[1000..2000]));
+    // A large range is read on the bulk connections, through the same AUTH and SELECT.
+    let large = store.get_range("big", 500_000..2_500_000).await.expect("a large range");
+    assert_eq!(large.as_deref(), Some(&value[500_000..2_500_000]));
     // The server restarts (losing everything) while the store holds idle connections.
     drop(server);
     let _server = start(port).expect("restart");
+    // A large read first: the pooled bulk connections are dead, and the restarted server
+    // has lost the value (a missing key reads as `None`, not as an error).
+    assert_eq!(store.get_range("big", 0..1_000_000).await.expect("a large read after the restart"), None);
     store.put("big", value.clone(), ttl).await.expect("a large put after the restart, at the first try");
+    let large = store.get_range("big", 1..2_000_001).await.expect("a large range after the restart");
+    assert_eq!(large.as_deref(), Some(&value[1..2_000_001]));
     // The general client reconnects on the call after the one that found its connection gone.
     let mut read = store.get("big").await;
     for _ in 0..20 {

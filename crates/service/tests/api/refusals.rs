@@ -233,3 +233,127 @@ async fn a_wrong_method_gets_the_json_error_and_a_stalled_body_is_dropped() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     app.stop().await;
 }
+
+/// Opens a connection and sends the start of a request whose headers never end.
+async fn half_open(address: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn headers_that_never_end_or_trickle_are_cut_off_at_the_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(&["--header-read-timeout-secs", "1"]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    let mut silent = half_open(&address).await;
+    let mut trickling = half_open(&address).await;
+    let trickle = tokio::spawn(async move {
+        // One header line every 300 ms, for ever: each line is progress, the deadline is not.
+        for n in 0.. {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            if trickling.write_all(format!("X-Line-{n}: y\r\n").as_bytes()).await.is_err() {
+                return started.elapsed();
+            }
+        }
+        unreachable!()
+    });
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), silent.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a connection whose headers never end was still open after 5 s");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "closed before the deadline");
+    let cut = tokio::time::timeout(std::time::Duration::from_secs(10), trickle).await;
+    let cut = cut.expect("trickled headers were still accepted after 10 s").unwrap();
+    assert!(cut < std::time::Duration::from_secs(5), "trickled headers held the connection {cut:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_half_open_connections_does_not_lock_out_a_normal_request() {
+    let app = spawn_app_with(&["--max-connections", "64", "--header-read-timeout-secs", "30"]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    // Four times the cap, each holding its connection with headers that never end.
+    let mut flood = Vec::new();
+    for _ in 0..256 {
+        flood.push(half_open(&address).await);
+    }
+    let started = std::time::Instant::now();
+    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let answer = fresh.get(app.url("/healthz")).send().await.expect("a normal request during the flood");
+    assert_eq!(answer.status(), 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "answered after {:?}", started.elapsed());
+    assert!(app.metric("dsobel_http_connections_shed_total").await >= 190.0, "the oldest were shed");
+    assert!(app.metric("dsobel_http_connections_open").await <= 64.0);
+    drop(flood);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_that_takes_too_long_in_all_is_dropped_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(&["--upload-timeout-secs", "1", "--body-idle-timeout-secs", "30"]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!("POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Length: 1000\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // A byte every 200 ms: never idle for long, but slow in all.
+    let (mut reader, mut writer) = stream.into_split();
+    let slow = tokio::spawn(async move {
+        while writer.write_all(b"x").await.is_ok() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(10), reader.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the slow upload was still open after 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("in all"), "{answer}");
+    slow.abort();
+    app.stop().await;
+}
+
+/// A multipart body of `(name, file name, value)` parts.
+fn form(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "dsobel-test-boundary";
+    let mut body = Vec::new();
+    for (name, file_name, value) in parts {
+        let file = file_name.map(|f| format!("; filename=\"{f}\"")).unwrap_or_default();
+        let head = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n");
+        body.extend_from_slice(head.as_bytes());
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn every_part_of_a_form_counts_and_option_fields_stay_short() {
+    let app = spawn_app_with(&["--max-upload-bytes", "200000"]).await;
+    let (png, _) = test_png(40, 30);
+    let send = |(content_type, body): (String, Vec<u8>), chunked: bool| {
+        let request = app.client.post(app.url("/upload")).header("content-type", content_type);
+        let request = if chunked {
+            // No declared length: the limit is found while reading.
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                body.chunks(16_384).map(|c| Ok(c.to_vec())).collect();
+            request.body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        } else {
+            request.body(body)
+        };
+        request.send()
+    };
+    let normal = form(&[("threshold", None, b"40"), ("image", Some("a.png"), &png)]);
+    assert_eq!(send(normal, true).await.unwrap().status(), 202, "a normal form");
+    let long_option = form(&[("threshold", None, &[b'7'; 5000]), ("image", Some("a.png"), &png)]);
+    assert_error(send(long_option, true).await.unwrap(), 400, "invalid-option").await;
+    // A second file is not kept, but its bytes count.
+    let big_second = vec![0u8; 300_000];
+    let two_files = form(&[("image", Some("a.png"), &png), ("extra", Some("b.bin"), &big_second)]);
+    assert_error(send(two_files, true).await.unwrap(), 413, "payload-too-large").await;
+    app.stop().await;
+}

@@ -1,0 +1,142 @@
+//! Redis losing its data under jobs in flight: emptied with `FLUSHALL`, or restarted without
+//! persistence. Every job that got its `202` must end `failed` with the code `job-lost` (or
+//! `done`, if a worker finished it after all), never turn into `404 unknown`; a client waiting
+//! with `?wait=` is answered `503 job-lost`. The backend knows the jobs it accepted, and the
+//! task messages in RabbitMQ carry theirs: either rebuilds the failed record.
+//!
+//! The stack uses a Redis server of the test's own on a spare port (never the shared one) and
+//! the real RabbitMQ with a queue of its own.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// A `redis-server` of the test's own, without persistence; killed when dropped.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Option<OwnRedis> {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(OwnRedis { port, child: Some(child) })
+    }
+
+    /// Kills the server (its data goes with it) and starts a new one on the same port.
+    fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        *self = OwnRedis::start(self.port).expect("restart redis-server");
+    }
+
+    fn flush_all(&self) {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        std::io::Write::write_all(&mut stream, b"*1\r\n$8\r\nFLUSHALL\r\n").expect("send FLUSHALL");
+        let mut reply = [0u8; 5];
+        std::io::Read::read_exact(&mut stream, &mut reply).expect("FLUSHALL answered");
+        assert_eq!(&reply, b"+OK\r\n");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn lost_store(how: &str) {
+    let Some(servers) = servers(&format!("store loss by {how}")) else { return };
+    let port = free_port();
+    let Some(mut redis) = OwnRedis::start(port) else {
+        assert!(std::env::var_os("CI").is_none(), "redis-server is not installed (CI is set, so this fails)");
+        eprintln!(
+            "skipped store loss by {how}: redis-server is not installed (apt-get install redis-server)"
+        );
+        return;
+    };
+    let mut stack = Stack::new(&servers);
+    stack.redis = format!("redis://127.0.0.1:{port}/");
+    // One slow worker: one job is being worked on and the others wait in the queue when the
+    // data goes.
+    let _worker = stack.worker(1500);
+    let serve = stack.serve(&[]);
+    let address = serve.address.clone().unwrap();
+    let (png, _) = test_png(96, 64, 5);
+    let ids: Vec<String> = (0..4).map(|_| submit(&address, &png, "")).collect();
+    let waiting = {
+        let (address, png) = (address.clone(), png.clone());
+        std::thread::spawn(move || {
+            http("POST", &address, "/upload?wait=30", &png).expect("backend reachable")
+        })
+    };
+    // The waiting request's job is accepted, and the worker has the first job.
+    wait_until(Duration::from_secs(10), || metric(&address, "dsobel_jobs_in_flight") >= 5.0)
+        .expect("five jobs in flight");
+    wait_until(Duration::from_secs(10), || {
+        http("GET", &address, &format!("/status/{}", ids[0]), b"")
+            .is_some_and(|r| r.json()["state"] == "processing")
+    })
+    .expect("the worker took the first job");
+
+    match how {
+        "flush" => redis.flush_all(),
+        _ => redis.restart(),
+    }
+
+    for id in &ids {
+        let mut last = None;
+        wait_until(Duration::from_secs(30), || {
+            last = http("GET", &address, &format!("/status/{id}"), b"");
+            last.as_ref().is_some_and(|r| {
+                r.status == 200 && (r.json()["state"] == "failed" || r.json()["state"] == "done")
+            })
+        })
+        .unwrap_or_else(|| {
+            let r = last.as_ref().map(|r| (r.status, String::from_utf8_lossy(&r.body).into_owned()));
+            panic!("job {id} neither failed nor done after the store lost it: {r:?}")
+        });
+        let status = last.unwrap().json();
+        if status["state"] == "failed" {
+            assert_eq!(status["error"]["code"], "job-lost", "{status}");
+            let message = status["error"]["message"].as_str().unwrap();
+            assert!(message.contains("submit it again"), "{message}");
+        }
+    }
+    let answer = waiting.join().unwrap();
+    if answer.status != 200 {
+        assert_eq!(answer.status, 503, "{}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(answer.json()["error"]["code"], "job-lost");
+    }
+    // Service goes on.
+    let id = submit(&address, &png, "");
+    assert_eq!(wait_job(&address, &id, Duration::from_secs(30))["state"], "done");
+}
+
+#[test]
+fn jobs_in_flight_when_redis_is_flushed_end_failed_not_unknown() {
+    lost_store("flush");
+}
+
+#[test]
+fn jobs_in_flight_when_redis_restarts_without_its_data_end_failed_not_unknown() {
+    lost_store("restart");
+}
