@@ -1,6 +1,7 @@
-// Jobs in the page: the phone flow, honest words for outages and lost jobs, running again with
-// new options (with a live preview), history, option checks at the field, batches (summary,
-// ZIP, cancel) and the smaller conveniences.
+// Jobs in the page: the phone flow, honest words for outages and lost jobs, one Idempotency-Key
+// per upload kept across its automatic retries, running again with new options (with a live
+// preview), history, option checks at the field, batches (summary, ZIP, cancel) and the smaller
+// conveniences.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,6 +26,17 @@ async function waitShown(page) {
 }
 
 const uploads = (b) => b.requests.filter((r) => r.method === 'POST' && /\/upload/.test(r.url)).length;
+
+// The Idempotency-Key of every upload the page sends, in order (null for an upload without one).
+function uploadKeys(page) {
+  const keys = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && /\/upload(\?|$)/.test(r.url())) keys.push(r.headers()['idempotency-key'] ?? null);
+  });
+  return keys;
+}
+const KEY_SHAPE = /^[\x21-\x7e]{1,128}$/;
+const STORE_LOST = 'the result store restarted or was emptied and lost this job before it finished; submit it again';
 const visibleText = (page, sel = 'body') => page.evaluate((s) => document.querySelector(s).innerText, sel);
 const count = (text, word) => text.split(word).length - 1;
 
@@ -320,6 +332,7 @@ describe('outages and restarts', () => {
     const port = server.port;
     const b = await openBrowser();
     const { page } = b;
+    const keys = uploadKeys(page);
     try {
       await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
       await server.stop();
@@ -343,6 +356,10 @@ describe('outages and restarts', () => {
       assert.ok(took < 5000, `the page took ${took} ms to notice the server was back`);
       await waitShown(page);
       assert.ok(await page.isHidden('#alert'));
+      // The upload sent once the server was back is the same upload: the same key.
+      assert.ok(keys.length >= 2, `${keys.length} upload requests`);
+      assert.match(keys[0], KEY_SHAPE);
+      assert.deepEqual(new Set(keys), new Set([keys[0]]), 'the retried upload has another key');
       assert.deepEqual(onlyLoadErrors(b.problems), []);
     } finally {
       await b.close();
@@ -379,5 +396,131 @@ describe('outages and restarts', () => {
       assert.ok(cmp.equal, cmp.why);
       assert.deepEqual(onlyLoadErrors(b.problems), []);
     } finally { await b.close(); }
+  }));
+
+  test('an upload whose answer was lost is sent again with its Idempotency-Key and makes no second job', T, needs({}, async () => {
+    server = await startServe();
+    const b = await openBrowser();
+    const { page } = b;
+    const keys = uploadKeys(page);
+    const answers = [];
+    page.on('response', async (r) => {
+      if (r.request().method() !== 'POST' || !/\/upload\?/.test(r.url())) return;
+      answers.push({ status: r.status(), replayed: r.headers()['idempotency-replayed'] ?? null, id: (await r.json()).id });
+    });
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      // The first upload reaches the server, which makes its job, but the answer never comes back.
+      let firstId = null;
+      await page.route(/\/upload\?/, async (route) => {
+        if (firstId !== null) { await route.continue(); return; }
+        const r = await route.fetch();
+        assert.equal(r.status(), 202, await r.text());
+        firstId = (await r.json()).id;
+        await route.abort('connectionreset');
+      });
+      await page.setInputFiles('#file', [photo('chelsea.png'), photo('coffee.png')]);
+      await waitDone(page, 'chelsea.png', 30000);
+      await waitDone(page, 'coffee.png', 30000);
+
+      // chelsea.png twice with one key (the second time the server says so, with the first job),
+      // then coffee.png with a key of its own.
+      assert.equal(keys.length, 3, `upload keys: ${JSON.stringify(keys)}`);
+      for (const k of keys) assert.match(String(k), KEY_SHAPE);
+      assert.equal(keys[1], keys[0], 'the upload sent again has another key');
+      assert.notEqual(keys[2], keys[0], 'two files share a key');
+      assert.ok(firstId, 'the first upload was not answered by the server');
+      assert.deepEqual(answers, [
+        { status: 202, replayed: 'true', id: firstId },
+        { status: 202, replayed: null, id: answers[1] && answers[1].id },
+      ]);
+      assert.notEqual(answers[1].id, firstId);
+      assert.equal(await page.getAttribute('.job-item[data-state="done"]:has-text("chelsea.png")', 'data-id'), firstId);
+      assert.equal(await page.locator('.job-item').count(), 2);
+
+      // "Run again" is a new job on purpose: a new key, a new job.
+      await page.click('.job-item:has-text("chelsea.png") .job-open');
+      await page.locator('#threshold-range').fill('40');
+      await page.click('#rerun');
+      await page.locator('.job-item[data-state="done"]').nth(2).waitFor({ timeout: 30000 });
+      assert.equal(keys.length, 4);
+      assert.match(String(keys[3]), KEY_SHAPE);
+      assert.ok(!keys.slice(0, 3).includes(keys[3]), 'run again reused a key');
+      assert.equal(answers[2].replayed, null);
+      assert.ok(![firstId, answers[1].id].includes(answers[2].id), 'run again answered with an earlier job');
+      assert.deepEqual(onlyLoadErrors(b.problems.filter((p) => !/ERR_CONNECTION_RESET/.test(p))), []);
+    } finally {
+      await b.close();
+      if (server) await server.stop();
+      server = null;
+    }
+  }));
+
+  test('a job the server lost from its store (job-lost) is called lost, sent again once, then offered to send again', T, needs({}, async () => {
+    server = await startServe();
+    const b = await openBrowser();
+    const { page } = b;
+    const keys = uploadKeys(page);
+    // Every job ends failed with job-lost, as when the result store was emptied while it ran.
+    const lostStatus = (id) => JSON.stringify({
+      id, state: 'failed', strips_done: 0, strips_total: 1, cut: 'whole', width: null, height: null,
+      input_bytes: null, result_bytes: null, options: null, timings_ms: null,
+      error: { code: 'job-lost', message: STORE_LOST }, created_at: new Date().toISOString(),
+    });
+    const lostIds = [];
+    const loseJobs = async (route) => {
+      const u = new URL(route.request().url());
+      const id = decodeURIComponent(u.pathname.split('/').pop());
+      if (!lostIds.includes(id)) lostIds.push(id);
+      if (u.pathname.includes('/events/')) {
+        await route.fulfill({ status: 200, contentType: 'text/event-stream', body: `event: failed\ndata: ${lostStatus(id)}\n\n` });
+      } else {
+        await route.fulfill({ status: 200, contentType: 'application/json', body: lostStatus(id) });
+      }
+    };
+    await page.route(/\/(status|events)\/[0-9a-f]+$/, loseJobs);
+    try {
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      await page.setInputFiles('#file', photo('chelsea.png'));
+      const item = page.locator('.job-item[data-state="lost"]', { hasText: 'chelsea.png' });
+      await item.waitFor({ timeout: 30000 });
+
+      // Sent again by itself once, as a new upload (new key); lost again, it waits for the user.
+      assert.equal(keys.length, 2, `upload keys: ${JSON.stringify(keys)}`);
+      assert.notEqual(keys[1], keys[0]);
+      assert.equal(lostIds.length, 2);
+      assert.match(await page.textContent('#notice'), /The server lost this job before it finished \(its job store restarted or was emptied\), so the image was sent again\./);
+      assert.equal(await page.textContent('#job-badge'), 'Lost');
+      assert.equal(await item.locator('.st').textContent(), 'Lost');
+      assert.equal(await page.textContent('#alert-title'), 'The server lost this job');
+      assert.match(await page.textContent('#alert-text'), /job store restarted or was emptied.*Send the image again/);
+      assert.ok(await page.isVisible('#retry-now'), 'no button to send it again');
+      assert.equal(await page.textContent('#retry-now'), 'Send again');
+      const words = await visibleText(page);
+      assert.doesNotMatch(words, /expired|Processing failed|Cannot reach/i);
+      assert.equal(count(words, 'The server lost this job'), 1);
+
+      // "Send again": a new job with a new key, kept beside the lost one.
+      await page.unroute(/\/(status|events)\/[0-9a-f]+$/, loseJobs);
+      await page.click('#retry-now');
+      await waitDone(page, 'chelsea.png', 30000);
+      await waitShown(page);
+      assert.equal(keys.length, 3);
+      assert.ok(!keys.slice(0, 2).includes(keys[2]), 'send again reused a key');
+      assert.ok(!lostIds.includes(await page.getAttribute('.job-item[data-state="done"]', 'data-id')));
+      assert.equal(await page.locator('.job-item[data-state="lost"]').count(), 1);
+
+      // After a reload the page no longer has the file: the lost job asks for the image again.
+      await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
+      await page.click('.job-item[data-state="lost"] .job-open');
+      assert.equal(await page.textContent('#alert-title'), 'The server lost this job');
+      assert.match(await page.textContent('#alert-text'), /job store restarted or was emptied.*Upload the image again/);
+      assert.ok(await page.isHidden('#retry-now'));
+      assert.deepEqual(onlyLoadErrors(b.problems), []);
+    } finally {
+      await b.close();
+      if (server) await server.stop();
+      server = null;
+    }
   }));
 });

@@ -43,12 +43,29 @@ export function optionQuery(o) {
   return q.toString();
 }
 
-// Sends a file. handlers: progress(fraction), answer(status, text, retryAfter), neterror().
+// A fresh Idempotency-Key: a random UUID, or 32 random hex digits where randomUUID is missing
+// (it exists only in secure contexts, and a server on a LAN address is often plain http).
+export function newUploadKey() {
+  const c = globalThis.crypto;
+  if (c && typeof c.randomUUID === 'function') {
+    try { return c.randomUUID(); } catch { /* fall through */ }
+  }
+  const bytes = new Uint8Array(16);
+  if (c && typeof c.getRandomValues === 'function') c.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+// Sends a file. key: its Idempotency-Key, the same for every attempt at this upload, so that an
+// attempt whose answer was lost and the one sent after it make a single job.
+// handlers: progress(fraction), answer(status, text, retryAfter), neterror().
 // Returns the XMLHttpRequest (abort() cancels it).
-export function sendUpload(file, name, options, handlers) {
+export function sendUpload(file, name, options, key, handlers) {
   const xhr = new XMLHttpRequest();
   xhr.open('POST', `upload?${optionQuery(options)}`);
-  for (const [k, v] of Object.entries(authHeaders({ Accept: 'application/json' }))) xhr.setRequestHeader(k, v);
+  const headers = authHeaders({ Accept: 'application/json' });
+  if (key) headers['Idempotency-Key'] = key;
+  for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
   xhr.upload.onprogress = (ev) => { if (ev.lengthComputable && ev.total > 0) handlers.progress(ev.loaded / ev.total); };
   xhr.onload = () => handlers.answer(xhr.status, xhr.responseText, xhr.getResponseHeader('Retry-After'));
   xhr.onerror = () => handlers.neterror();

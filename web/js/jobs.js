@@ -12,10 +12,18 @@ const THUMB_SIZE = 96;
 // Job states. Local only: waiting, uploading, busy (the server asked to come back later),
 // reconnecting (the upload could not reach the server), error (refused before a job existed).
 // From the server: queued, processing, done, failed, cancelled. expired: the server no longer
-// has a finished job's result; lost: the server no longer knows a job that was not finished.
+// has a finished job's result; lost: the server no longer knows a job that was not finished, or
+// says it lost it (failed with job-lost: its store restarted or was emptied).
+//
+// Each upload carries an Idempotency-Key (uploadKey). Sending the same upload again by itself
+// (the server was busy or unreachable, or its answer was lost) keeps the key, so the server
+// answers with the job it may already have made; a new job on purpose (try again, process again,
+// send a lost job again) gets a new key.
 export const RUNNING = new Set(['uploading', 'busy', 'reconnecting', 'queued', 'processing']);
 export const FINAL = new Set(['done', 'failed', 'error', 'expired', 'lost', 'cancelled']);
 export const PENDING = new Set(['waiting', ...RUNNING]);
+
+const isJobLost = (err) => !!err && typeof err === 'object' && err.code === 'job-lost';
 
 export const jobs = {
   entries: [],
@@ -37,7 +45,7 @@ export function newEntry(fields) {
     state: 'waiting', status: null, error: null, options: null,
     file: null, beforeUrl: null, resultUrl: null, resultBlob: null,
     xhr: null, stream: null, timer: null, pollTimer: null, retryAt: 0, tries: 0, uploadFrac: 0,
-    trouble: false, beforeBroken: false, transient: false, resubmits: 0, notice: '',
+    trouble: false, beforeBroken: false, transient: false, resubmits: 0, notice: '', uploadKey: null,
   }, fields);
 }
 
@@ -72,7 +80,8 @@ export function loadHistory() {
   if (!Array.isArray(list)) return;
   for (const x of list) {
     if (!x || typeof x.id !== 'string') continue;
-    const state = KNOWN.has(x.state) && !['waiting', 'uploading', 'busy', 'reconnecting'].includes(x.state) ? x.state : 'queued';
+    let state = KNOWN.has(x.state) && !['waiting', 'uploading', 'busy', 'reconnecting'].includes(x.state) ? x.state : 'queued';
+    if (state === 'failed' && isJobLost(x.error)) state = 'lost';
     jobs.entries.push(newEntry({
       id: x.id, name: String(x.name || 'image'), size: x.size ?? null, created: x.created || Date.now(),
       thumb: typeof x.thumb === 'string' && x.thumb.startsWith('data:image/') ? x.thumb : null,
@@ -148,10 +157,11 @@ export function upload(e) {
   clearTimer(e);
   if (!e.file) return;
   e.state = 'uploading'; e.uploadFrac = 0; e.error = null; e.trouble = false;
+  if (!e.uploadKey) e.uploadKey = api.newUploadKey();
   if (jobs.follow) hooks.select(e, true);
   hooks.render(e);
   hooks.announce(e, `Uploading ${e.name}.`);
-  const xhr = api.sendUpload(e.file, e.name, e.options, {
+  const xhr = api.sendUpload(e.file, e.name, e.options, e.uploadKey, {
     progress: (f) => { if (e.xhr === xhr) { e.uploadFrac = f; hooks.render(e); } },
     answer: (status, text, retryAfter) => {
       if (e.xhr !== xhr) return;
@@ -161,7 +171,8 @@ export function upload(e) {
     neterror: () => {
       if (e.xhr !== xhr) return;
       e.xhr = null;
-      // The upload never reached the server (or its answer was lost): send it again once it answers.
+      // The upload never reached the server (or its answer was lost): send it again, with the
+      // same key, once it answers.
       e.state = 'reconnecting';
       troubled(e);
     },
@@ -236,14 +247,15 @@ function startTicker() {
   }, 1000);
 }
 
-// Retry now (busy, reconnecting), or a new job for the same file (failed, expired, lost, cancelled).
+// Retry now (busy, reconnecting: the same upload, with its key), or a new job for the same file
+// (failed, expired, lost, cancelled, refused: a new key).
 export function retry(e) {
   if (!e) return;
   clearTimer(e);
   if (e.state === 'busy' || e.state === 'reconnecting') { upload(e); return; }
   if (e.file && (!e.id || FINAL.has(e.state)) && e.state !== 'done') {
     if (e.id) { rerun(e, e.options); return; }
-    e.state = 'waiting'; e.error = null; e.tries = 0;
+    e.state = 'waiting'; e.error = null; e.tries = 0; e.uploadKey = null;
     jobs.follow = true;
     hooks.select(e, true);
     hooks.renderAll();
@@ -266,6 +278,7 @@ export async function cancel(e) {
     return;
   }
   e.cancelling = true;
+  e.cancelAsked = true; // if the server turns out to have lost it, it is not sent again
   hooks.render(e);
   let r;
   try { r = await api.cancelJob(e.id); } catch {
@@ -347,12 +360,15 @@ function poll(e, delay) {
 
 // One status request. Returns false on a network problem.
 export async function refresh(e, fromPoll) {
+  const id = e.id;
   let r;
-  try { r = await api.getStatus(e.id); } catch { troubled(e); return false; }
+  try { r = await api.getStatus(id); } catch { if (e.id === id) troubled(e); return false; }
+  if (e.id !== id) return true; // sent again meanwhile: this answer is about the old job
   if (r.status === 502 || r.status === 504 || (r.status === 503 && !r.headers.get('retry-after'))) { troubled(e); return false; }
   if (e.trouble) { e.trouble = false; hooks.render(e); }
   if (r.status === 404) { gone(e); return true; }
   const text = await r.text().catch(() => '');
+  if (e.id !== id) return true;
   if (r.ok) {
     e.confirmed = true;
     onEventData(e, text);
@@ -365,25 +381,37 @@ export async function refresh(e, fromPoll) {
 }
 
 // The server does not know the id (any more). A finished result has expired; an unfinished job
-// was lost (the server restarted, say): with the file still here, it is sent again, once.
+// was lost (the server restarted, say).
 function gone(e) {
   stopTracking(e);
-  const wasPending = PENDING.has(e.state) && !e.shared;
+  if (PENDING.has(e.state) && !e.shared) { lost(e, { code: 'not-found', message: '' }); return; }
   e.error = { code: 'not-found', message: '' };
-  if (wasPending) {
-    e.state = 'lost';
-    if (e.file && e.resubmits < 1) {
-      e.resubmits++;
-      e.id = null; e.status = null; e.state = 'waiting'; e.error = null;
-      e.notice = 'The server lost this job before it finished (it probably restarted), so the image was sent again.';
-      persist();
-      hooks.render(e);
-      hooks.announce(e, e.notice);
-      pump();
-      return;
-    }
-  } else {
-    e.state = 'expired';
+  e.state = 'expired';
+  persist();
+  hooks.render(e);
+  hooks.announce(e, null);
+  pump();
+}
+
+// A job that was not finished is gone: the server forgot it (not-found) or says it lost it
+// (job-lost). With the file still here, it is sent again, once, as a new upload with a new key
+// (the old key would only bring back the lost job).
+function lost(e, err) {
+  stopTracking(e);
+  e.state = 'lost';
+  e.error = err;
+  e.needsResult = false; e.resultProblem = false;
+  if (e.file && e.resubmits < 1 && !e.cancelAsked) {
+    e.resubmits++;
+    e.id = null; e.status = null; e.state = 'waiting'; e.error = null; e.uploadKey = null;
+    e.notice = err.code === 'job-lost'
+      ? 'The server lost this job before it finished (its job store restarted or was emptied), so the image was sent again.'
+      : 'The server lost this job before it finished (it probably restarted), so the image was sent again.';
+    persist();
+    hooks.render(e);
+    hooks.announce(e, e.notice);
+    pump();
+    return;
   }
   persist();
   hooks.render(e);
@@ -398,6 +426,10 @@ export function onStatus(e, s) {
   e.transient = false;
   if (s.options && !e.options) e.options = s.options;
   e.authProblem = false;
+  if (s.state === 'failed' && isJobLost(s.error)) {
+    lost(e, { code: 'job-lost', message: String(s.error.message || '') });
+    return;
+  }
   if (s.state === 'done') {
     e.state = 'done';
     stopTracking(e);
@@ -442,6 +474,7 @@ export async function fetchResult(e, attempt = 0) {
   if (r.status === 404) { gone(e); return; }
   if (r.status === 502 || r.status === 504) { e.needsResult = true; troubled(e); return; }
   const err = api.parseError(await r.text().catch(() => '')) || { code: 'job-failed', message: '' };
+  if (isJobLost(err)) { lost(e, err); return; }
   if (r.status === 410 || err.code === 'cancelled') { onStatus(e, Object.assign({}, e.status || {}, { state: 'cancelled' })); return; }
   if (r.status === 422 || r.status === 415 || r.status === 413) { e.state = 'failed'; e.error = err; persist(); hooks.render(e); return; }
   e.error = err; e.resultProblem = true; hooks.render(e);

@@ -91,7 +91,9 @@ function errorInfo(e, limits, forced) {
   const info = { title: '', text: '', detail, retry: '', kind: 'error' };
   if (e.state === 'lost') {
     info.title = 'The server lost this job';
-    info.text = 'It was not finished when the server forgot it, most likely because the server restarted.' +
+    info.text = (code === 'job-lost'
+      ? 'It was not finished when the server’s job store restarted or was emptied, and the job was lost with it.'
+      : 'It was not finished when the server forgot it, most likely because the server restarted.') +
       (e.file ? ' Send the image again to get the result.' : ' Upload the image again to get the result.');
     info.retry = e.file ? 'Send again' : '';
     info.detail = '';

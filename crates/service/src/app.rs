@@ -96,6 +96,7 @@ pub async fn serve_with(
         page: args.web_dir.clone().map_or(crate::web::Page::Embedded, crate::web::Page::Folder),
         body_idle_timeout: Duration::from_secs(args.body_idle_timeout_secs.max(1)),
         upload_timeout: Duration::from_secs(args.upload_timeout_secs.max(1)),
+        client_limits: crate::client_limits::ClientLimits::new(args.client_limits()),
     });
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = %dsobel_kernel::Backend::detect(), "dsobel listening on http://{address}/");

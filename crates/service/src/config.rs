@@ -127,6 +127,20 @@ pub struct ServeArgs {
     /// Listener limits.
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    /// Requests per second per client address (bursts of twice that pass); 0: no limit.
+    #[arg(long, env = "DSOBEL_RATE_LIMIT", default_value_t = 0.0)]
+    pub rate_limit: f64,
+    /// Event streams (`/events`) open at once on this server; 0: no cap.
+    #[arg(long, env = "DSOBEL_MAX_EVENT_STREAMS", default_value_t = 768)]
+    pub max_event_streams: usize,
+    /// Event streams open at once per client address; 0: no cap.
+    #[arg(long, env = "DSOBEL_MAX_EVENT_STREAMS_PER_CLIENT", default_value_t = 64)]
+    pub max_event_streams_per_client: usize,
+    /// Proxies in front of this server whose `X-Forwarded-For` entries name the client (1
+    /// behind nginx, 3 behind a GCP HTTP(S) load balancer and nginx); 0: the connection's
+    /// address is the client.
+    #[arg(long, env = "DSOBEL_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
     /// Serve the web page from this folder instead of the copy built into the binary (for
     /// working on the page without rebuilding).
     #[arg(long, env = "DSOBEL_WEB_DIR")]
@@ -143,6 +157,16 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The per-client limits.
+    pub fn client_limits(&self) -> crate::client_limits::ClientLimitSettings {
+        crate::client_limits::ClientLimitSettings {
+            rate_per_second: self.rate_limit.max(0.0),
+            max_event_streams: self.max_event_streams,
+            max_event_streams_per_client: self.max_event_streams_per_client,
+            trusted_proxy_hops: self.trusted_proxy_hops,
+        }
+    }
+
     /// Decode limits.
     pub fn limits(&self) -> Limits {
         Limits {

@@ -60,6 +60,14 @@ pub enum ApiError {
         /// Seconds to wait.
         retry_after: u32,
     },
+    /// A client went past its request rate or its open event streams.
+    #[error("{reason}; retry in {retry_after} s")]
+    Throttled {
+        /// Which limit, in words.
+        reason: String,
+        /// Seconds to wait.
+        retry_after: u32,
+    },
     /// The broker or the store cannot be reached.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -94,6 +102,7 @@ impl ApiError {
             },
             ApiError::JobFinished { .. } => (StatusCode::CONFLICT, "job-finished"),
             ApiError::TooBusy { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-busy"),
+            ApiError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -101,7 +110,9 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<u32> {
         match self {
-            ApiError::TooBusy { retry_after, .. } => Some(*retry_after),
+            ApiError::TooBusy { retry_after, .. } | ApiError::Throttled { retry_after, .. } => {
+                Some(*retry_after)
+            }
             ApiError::Unavailable(_) => Some(5),
             _ => None,
         }

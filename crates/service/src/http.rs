@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, MatchedPath, Multipart, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -19,6 +20,7 @@ use futures_util::Stream;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::client_limits::{ClientLimits, StreamSlot};
 use crate::config::{ExposeSecret, SecretString};
 use crate::coordinator::{Coordinator, Submitted};
 use crate::error::ApiError;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub body_idle_timeout: Duration,
     /// Longest time an upload's body may take in all.
     pub upload_timeout: Duration,
+    /// Request rate and event streams per client.
+    pub client_limits: Arc<ClientLimits>,
 }
 
 type Shared = Arc<AppState>;
@@ -59,7 +63,8 @@ pub fn router(state: Shared) -> Router {
         .route("/status/{id}", get(status))
         .route("/events/{id}", get(events))
         .route("/jobs/{id}", delete(cancel))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key))
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_rate));
     let mut open = Router::new().route("/api/limits", get(limits)).merge(health::router(health::Health {
         transport: state.coordinator.transport().clone(),
         metrics: state.metrics.clone(),
@@ -121,6 +126,26 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.ct_eq(b).into()
+}
+
+/// The address a request comes from, as [`ClientLimits::client`] decides.
+fn client_of(
+    state: &AppState,
+    request_extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let peer = request_extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    state.client_limits.client(peer, headers)
+}
+
+/// Refuses a request past its client's rate (checked before the API key, so guessing keys is
+/// limited too).
+async fn limit_rate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let client = client_of(&state, request.extensions(), request.headers());
+    match state.client_limits.check_rate(client) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    }
 }
 
 async fn require_api_key(State(state): State<Shared>, request: Request, next: Next) -> Response {
@@ -512,6 +537,8 @@ struct EventStream {
     wakeups: JobWatch,
     last: Option<serde_json::Value>,
     finished: bool,
+    /// This stream's place in the per-client and per-server counts, given back with it.
+    _slot: StreamSlot,
 }
 
 impl EventStream {
@@ -557,11 +584,14 @@ impl EventStream {
 async fn events(
     State(state): State<Shared>,
     Path(id): Path<String>,
+    request: Request,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let id = checked_id(&id)?.to_owned();
+    let client = client_of(&state, request.extensions(), request.headers());
+    let slot = state.client_limits.open_stream(client)?;
     let wakeups = state.coordinator.watch(&id);
     state.coordinator.status(&id).await?;
-    let stream = EventStream { state, id, wakeups, last: None, finished: false };
+    let stream = EventStream { state, id, wakeups, last: None, finished: false, _slot: slot };
     let events = futures_util::stream::unfold(stream, |s| s.next_event());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

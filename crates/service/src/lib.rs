@@ -16,9 +16,11 @@
 //! - [`config`], [`telemetry`], [`error`]: settings with `DSOBEL_*` twins, logs and metrics, and
 //!   the JSON errors;
 //! - [`listener`]: accepting connections under a header deadline and a connection cap;
+//!   [`client_limits`]: a request rate and open event streams per client;
 //! - [`app`]: the wiring of `serve` and `worker` around a listener and a shutdown token.
 
 pub mod app;
+pub mod client_limits;
 pub mod config;
 pub mod coordinator;
 pub mod error;

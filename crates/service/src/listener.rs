@@ -87,7 +87,7 @@ impl Registry {
 
 /// Serves `app` on `listener` until `shutdown`, within `limits`; returns once every
 /// connection has closed. Accepted sockets get `TCP_NODELAY` (small event-stream writes leave
-/// at once).
+/// at once), and each request carries its connection's address as `ConnectInfo`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -100,9 +100,9 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, or a connection reset before it was taken:
                     // pause a moment instead of spinning.
@@ -125,8 +125,9 @@ pub async fn serve(
         metrics.connections_open.inc();
         let service = hyper::service::service_fn({
             let app = app.clone();
-            move |request: hyper::Request<Incoming>| {
+            move |mut request: hyper::Request<Incoming>| {
                 requested.store(true, Ordering::Release);
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 app.clone().oneshot(request)
             }
         });

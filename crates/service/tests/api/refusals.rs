@@ -357,3 +357,36 @@ async fn every_part_of_a_form_counts_and_option_fields_stay_short() {
     assert_error(send(two_files, true).await.unwrap(), 413, "payload-too-large").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn one_client_is_held_to_its_rate_and_its_open_event_streams() {
+    let app = spawn_app_with(&["--rate-limit", "2", "--max-event-streams-per-client", "1"]).await;
+    // Large enough to be still in work while the streams are opened (a finished job's stream
+    // ends, and gives its place back).
+    let (png, _) = test_png(1600, 1600);
+    let id = app.submit(png, "").await;
+    let first = app.client.get(app.url(&format!("/events/{id}"))).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let second = app.client.get(app.url(&format!("/events/{id}"))).send().await.unwrap();
+    let body = assert_error(second, 429, "rate-limited").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("event streams"), "{body}");
+    drop(first);
+    // Three requests were used of a burst of four; the next ones wait for tokens.
+    // Four requests were used of a burst of four; the next ones wait for tokens.
+    let mut refused = None;
+    for _ in 0..4 {
+        let r = app.client.get(app.url(&format!("/status/{id}"))).send().await.unwrap();
+        if r.status() == 429 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("a burst past twice the rate is refused");
+    assert!(refused.headers().get("retry-after").is_some());
+    assert_error(refused, 429, "rate-limited").await;
+    // Health and the page are not counted.
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(app.client.get(app.url(&format!("/status/{id}"))).send().await.unwrap().status(), 200);
+    app.stop().await;
+}
