@@ -230,9 +230,14 @@ fn with_image_decoder<T>(
 /// allocating pixels.
 pub fn decode_luma(bytes: &[u8], limits: &Limits) -> Result<LumaImage, DecodeError> {
     let probe = probe(bytes, limits)?;
-    let (image, orientation) = match probe.format {
-        Format::Jpeg => decode_jpeg(bytes, limits)?,
-        format => with_image_decoder(format, bytes, |mut decoder| {
+    let streamed_png = match probe.format {
+        Format::Png => decode_png_rows(bytes, limits)?,
+        _ => None,
+    };
+    let (image, orientation) = match (probe.format, streamed_png) {
+        (Format::Jpeg, _) => decode_jpeg(bytes, limits)?,
+        (Format::Png, Some(image)) => (image, probe.orientation),
+        (format, _) => with_image_decoder(format, bytes, |mut decoder| {
             let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
             // The decoder's own allocation guard, in case its output differs from the header.
             let mut image_limits = image::Limits::default();
@@ -246,6 +251,75 @@ pub fn decode_luma(bytes: &[u8], limits: &Limits) -> Result<LumaImage, DecodeErr
     Ok(orientation::apply(image, orientation))
 }
 
+/// A PNG decoded a row at a time straight into luma: the peak is the luma plane and a row or
+/// two, whatever the depth (a 100 MP 16-bit RGBA PNG would need 800 MB of samples first, and
+/// as much again to widen them). The rows are the ones the general decoder gives (the same
+/// library, with the same expansion of palettes, low bit depths and transparency), so the
+/// luma is the same. `None` for an interlaced PNG, whose rows come in passes: the general
+/// path decodes it whole.
+fn decode_png_rows(bytes: &[u8], limits: &Limits) -> Result<Option<LumaImage>, DecodeError> {
+    let format = Format::Png;
+    let fail = |e: png::DecodingError| corrupt(format, plain_words(&e.to_string()));
+    // The decoder's own buffers (a row, the inflater's window) are small; this guards them.
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: 64 << 20 });
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().map_err(fail)?;
+    let (width, height, interlaced) = {
+        let info = reader.info();
+        (info.width as usize, info.height as usize, info.interlaced)
+    };
+    limits.check_dimensions(format.name(), width as u64, height as u64)?;
+    let layout = match reader.output_color_type() {
+        (png::ColorType::Grayscale, png::BitDepth::Eight) => PixelLayout::Gray8,
+        (png::ColorType::GrayscaleAlpha, png::BitDepth::Eight) => PixelLayout::GrayAlpha8,
+        (png::ColorType::Rgb, png::BitDepth::Eight) => PixelLayout::Rgb8,
+        (png::ColorType::Rgba, png::BitDepth::Eight) => PixelLayout::Rgba8,
+        (png::ColorType::Grayscale, png::BitDepth::Sixteen) => PixelLayout::Gray16,
+        (png::ColorType::GrayscaleAlpha, png::BitDepth::Sixteen) => PixelLayout::GrayAlpha16,
+        (png::ColorType::Rgb, png::BitDepth::Sixteen) => PixelLayout::Rgb16,
+        (png::ColorType::Rgba, png::BitDepth::Sixteen) => PixelLayout::Rgba16,
+        _ => return Ok(None),
+    };
+    if interlaced {
+        return Ok(None);
+    }
+    let mut luma = vec![0u8; width * height];
+    let mut wide = Vec::new();
+    for (y, out) in luma.chunks_exact_mut(width.max(1)).enumerate() {
+        let row = reader
+            .next_row()
+            .map_err(fail)?
+            .ok_or_else(|| corrupt(format, format!("the data ends after row {y} of {height}")))?;
+        // PNG samples of 16 bits are big-endian.
+        row_to_luma(layout, row.data(), u16::from_be_bytes, &mut wide, out)
+            .map_err(|e| corrupt(format, e))?;
+    }
+    // Past the last row the rest of the image data is read and checked, as a whole-frame
+    // decode does.
+    if reader.next_row().map_err(fail)?.is_some() {
+        return Err(corrupt(format, "more rows than the header declares"));
+    }
+    Ok(Some(LumaImage { width, height, pixels: luma }))
+}
+
+/// One row of samples to luma; 16-bit samples are read with `sample` (the byte order of
+/// their source) through `wide`, a buffer kept across rows.
+fn row_to_luma(
+    layout: PixelLayout,
+    row: &[u8],
+    sample: fn([u8; 2]) -> u16,
+    wide: &mut Vec<u16>,
+    out: &mut [u8],
+) -> Result<(), dsobel_kernel::KernelError> {
+    if layout.is_16bit() {
+        wide.clear();
+        wide.extend(row.chunks_exact(2).map(|c| sample([c[0], c[1]])));
+        luma_from_u16(layout, wide, out)
+    } else {
+        luma_from_u8(layout, row, out)
+    }
+}
+
 fn decode_with_image(format: Format, decoder: Box<dyn ImageDecoder + '_>) -> Result<LumaImage, DecodeError> {
     let (w, h) = decoder.dimensions();
     let (width, height) = (w as usize, h as usize);
@@ -255,9 +329,6 @@ fn decode_with_image(format: Format, decoder: Box<dyn ImageDecoder + '_>) -> Res
     let mut samples = vec![0u8; total];
     decoder.read_image(&mut samples).map_err(|e| corrupt(format, plain_words(&e.to_string())))?;
     let mut luma = vec![0u8; width * height];
-    let as_u16 = |bytes: &[u8]| -> Vec<u16> {
-        bytes.chunks_exact(2).map(|c| u16::from_ne_bytes([c[0], c[1]])).collect()
-    };
     let layout = match color {
         ColorType::L8 => PixelLayout::Gray8,
         ColorType::La8 => PixelLayout::GrayAlpha8,
@@ -283,12 +354,12 @@ fn decode_with_image(format: Format, decoder: Box<dyn ImageDecoder + '_>) -> Res
     if samples.len() != width * height * layout.channels() * if layout.is_16bit() { 2 } else { 1 } {
         return Err(corrupt(format, "decoder returned a buffer of the wrong size"));
     }
-    if layout.is_16bit() {
-        luma_from_u16(layout, &as_u16(&samples), &mut luma)
-    } else {
-        luma_from_u8(layout, &samples, &mut luma)
+    // Row by row, so 16-bit samples are widened a row at a time, not all at once.
+    let row_bytes = width * layout.channels() * if layout.is_16bit() { 2 } else { 1 };
+    let mut wide = Vec::new();
+    for (row, out) in samples.chunks_exact(row_bytes.max(1)).zip(luma.chunks_exact_mut(width.max(1))) {
+        row_to_luma(layout, row, u16::from_ne_bytes, &mut wide, out).map_err(|e| corrupt(format, e))?;
     }
-    .map_err(|e| corrupt(format, e))?;
     Ok(LumaImage { width, height, pixels: luma })
 }
 

@@ -267,3 +267,63 @@ fn corrupted_and_random_inputs_never_panic() {
         }
     }
 }
+
+/// Every PNG colour type and bit depth, with and without transparency: the row-by-row decode
+/// gives the same luma as the `image` crate's whole-frame decode. (Interlaced PNGs, which
+/// the encoder here cannot write, take the whole-frame path.)
+#[test]
+fn pngs_decoded_row_by_row_equal_the_whole_frame_decode() {
+    use png::{BitDepth, ColorType};
+    let (w, h) = (37u32, 23u32);
+    let kinds = [
+        (ColorType::Grayscale, BitDepth::One),
+        (ColorType::Grayscale, BitDepth::Four),
+        (ColorType::Grayscale, BitDepth::Eight),
+        (ColorType::Grayscale, BitDepth::Sixteen),
+        (ColorType::GrayscaleAlpha, BitDepth::Eight),
+        (ColorType::GrayscaleAlpha, BitDepth::Sixteen),
+        (ColorType::Rgb, BitDepth::Eight),
+        (ColorType::Rgb, BitDepth::Sixteen),
+        (ColorType::Rgba, BitDepth::Eight),
+        (ColorType::Rgba, BitDepth::Sixteen),
+        (ColorType::Indexed, BitDepth::Two),
+        (ColorType::Indexed, BitDepth::Eight),
+    ];
+    let mut rng = fastrand::Rng::with_seed(7);
+    for (color, depth) in kinds {
+        for transparent in [false, true] {
+            let mut bytes = Vec::new();
+            {
+                let mut encoder = png::Encoder::new(&mut bytes, w, h);
+                encoder.set_color(color);
+                encoder.set_depth(depth);
+                if color == ColorType::Indexed {
+                    encoder.set_palette((0..256 * 3).map(|i| (i * 7 % 256) as u8).collect::<Vec<u8>>());
+                    if transparent {
+                        encoder.set_trns(vec![0u8, 128, 255]);
+                    }
+                } else if transparent && matches!(color, ColorType::Grayscale | ColorType::Rgb) {
+                    // One 16-bit value per channel, whatever the depth.
+                    let channels = if color == ColorType::Rgb { 3 } else { 1 };
+                    encoder.set_trns(vec![0u8; 2 * channels]);
+                }
+                let row_bits = w as usize * color.samples() * depth as usize;
+                let data: Vec<u8> = (0..row_bits.div_ceil(8) * h as usize).map(|_| rng.u8(..)).collect();
+                encoder.write_header().unwrap().write_image_data(&data).unwrap();
+            }
+            let ours = decode_luma(&bytes, &Limits::default())
+                .unwrap_or_else(|e| panic!("{color:?} {depth:?} transparent {transparent}: {e}"));
+            assert_eq!((ours.width, ours.height), (w as usize, h as usize));
+            // The reference: the image crate's own decode, through the kernel's luma weights.
+            let rgba = image::load_from_memory(&bytes).unwrap().to_rgba16();
+            let want: Vec<u8> = rgba
+                .pixels()
+                .map(|p| {
+                    let [r, g, b, _] = p.0.map(|v| (v >> 8) as u8);
+                    dsobel_kernel::reference::luma_of_rgb(r, g, b)
+                })
+                .collect();
+            assert!(ours.pixels == want, "{color:?} {depth:?} transparent {transparent}: luma differs");
+        }
+    }
+}
