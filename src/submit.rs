@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use dsobel_client::{Client, JobResult, JobState, JobStatus, Upload};
 use dsobel_service::config::SecretString;
+use dsobel_service::model::JOB_LOST;
 use futures_util::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -68,12 +69,20 @@ fn output_path(args: &SubmitArgs, input: &Path) -> PathBuf {
     }
 }
 
-/// One file: upload (retrying overload answers), follow, download, save.
+/// One file: upload (retrying overload answers), follow, download, save. A job the server
+/// lost is sent again once.
 async fn one(client: &Client, path: &Path, query: &str, out: &Path, bar: &ProgressBar) -> Result<()> {
     let bytes = tokio::fs::read(path).await.with_context(|| format!("cannot read {}", path.display()))?;
     bar.set_message("uploading");
-    let id = upload(client, bytes, query, bar).await?;
-    let status = client.follow(&id, |status| show(bar, status)).await?;
+    let mut id = upload(client, bytes.clone(), query, bar).await?;
+    let mut status = client.follow(&id, |status| show(bar, status)).await?;
+    if status.error.as_ref().is_some_and(|e| e.code == JOB_LOST) {
+        // The server's store lost the job (it restarted without its data): this file is still
+        // here, so it is sent once more, as a new job.
+        bar.set_message("the server lost the job; sending it again");
+        id = upload(client, bytes, query, bar).await?;
+        status = client.follow(&id, |status| show(bar, status)).await?;
+    }
     if status.state != JobState::Done {
         let error = status.error.map(|e| format!("{} ({})", e.message, e.code));
         bail!("{}", error.unwrap_or_else(|| format!("the job ended {:?}", status.state)));

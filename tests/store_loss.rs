@@ -1,8 +1,9 @@
 //! Redis losing its data under jobs in flight: emptied with `FLUSHALL`, or restarted without
 //! persistence. Every job that got its `202` must end `failed` with the code `job-lost` (or
 //! `done`, if a worker finished it after all), never turn into `404 unknown`; a client waiting
-//! with `?wait=` is answered `503 job-lost`. The backend knows the jobs it accepted, and the
-//! task messages in RabbitMQ carry theirs: either rebuilds the failed record.
+//! with `?wait=` is answered `503 job-lost`, and `dsobel submit` sends its file again. The
+//! backend knows the jobs it accepted, and the task messages in RabbitMQ carry theirs: either
+//! rebuilds the failed record.
 //!
 //! The stack uses a Redis server of the test's own on a spare port (never the shared one) and
 //! the real RabbitMQ with a queue of its own.
@@ -80,7 +81,7 @@ fn lost_store(how: &str) {
     let _worker = stack.worker(1500);
     let serve = stack.serve(&[]);
     let address = serve.address.clone().unwrap();
-    let (png, _) = test_png(96, 64, 5);
+    let (png, luma) = test_png(96, 64, 5);
     let ids: Vec<String> = (0..4).map(|_| submit(&address, &png, "")).collect();
     let waiting = {
         let (address, png) = (address.clone(), png.clone());
@@ -88,9 +89,19 @@ fn lost_store(how: &str) {
             http("POST", &address, "/upload?wait=30", &png).expect("backend reachable")
         })
     };
-    // The waiting request's job is accepted, and the worker has the first job.
-    wait_until(Duration::from_secs(10), || metric(&address, "dsobel_jobs_in_flight") >= 5.0)
-        .expect("five jobs in flight");
+    // `dsobel submit`, which still has the file, sends a lost job again.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("photo.png"), &png).unwrap();
+    let submit_cli = Command::new(env!("CARGO_BIN_EXE_dsobel"))
+        .args(["submit", "--server", &format!("http://{address}")])
+        .arg(dir.path().join("photo.png"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start dsobel submit");
+    // The waiting request's and the submitted jobs are accepted, and the worker has the first.
+    wait_until(Duration::from_secs(10), || metric(&address, "dsobel_jobs_in_flight") >= 6.0)
+        .expect("six jobs in flight");
     wait_until(Duration::from_secs(10), || {
         http("GET", &address, &format!("/status/{}", ids[0]), b"")
             .is_some_and(|r| r.json()["state"] == "processing")
@@ -126,9 +137,15 @@ fn lost_store(how: &str) {
         assert_eq!(answer.status, 503, "{}", String::from_utf8_lossy(&answer.body));
         assert_eq!(answer.json()["error"]["code"], "job-lost");
     }
-    // Service goes on.
+    // Service goes on, and the submitted file got its result.
     let id = submit(&address, &png, "");
     assert_eq!(wait_job(&address, &id, Duration::from_secs(30))["state"], "done");
+    let submitted = submit_cli.wait_with_output().expect("dsobel submit ends");
+    let stderr = String::from_utf8_lossy(&submitted.stderr);
+    assert_eq!(submitted.status.code(), Some(0), "{stderr}");
+    let (w, h, pixels) = decode_png(&std::fs::read(dir.path().join("photo-edges.png")).expect("the result"));
+    assert_eq!((w, h), (96, 64));
+    assert_eq!(pixels, dsobel_kernel::reference::filter_image(&luma, 96, 64, &Default::default()));
 }
 
 #[test]
