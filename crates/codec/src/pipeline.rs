@@ -79,11 +79,21 @@ pub enum ProcessError {
     Kernel(#[from] KernelError),
 }
 
+/// What [`encode_luma`] made of a decoded image.
+#[derive(Debug, Clone)]
+pub struct EncodedImage {
+    /// The PNG file.
+    pub png: Vec<u8>,
+    /// Strips it was filtered and compressed in.
+    pub strips: usize,
+    /// Filtering and compressing the strips (in parallel).
+    pub filter_encode: Duration,
+    /// Joining the strips into one PNG.
+    pub stitch: Duration,
+}
+
 /// Filters and encodes an already decoded image into a PNG, in `strips` strips.
-pub fn encode_luma(
-    image: &LumaImage,
-    options: &ProcessOptions,
-) -> Result<(Vec<u8>, usize, Duration, Duration), KernelError> {
+pub fn encode_luma(image: &LumaImage, options: &ProcessOptions) -> Result<EncodedImage, KernelError> {
     let started = Instant::now();
     let count = options.strips.unwrap_or_else(rayon::current_num_threads).max(1);
     let plan = plan_strips(image.width, image.height, count);
@@ -102,7 +112,7 @@ pub fn encode_luma(
     let filtered = started.elapsed();
     let stitch_started = Instant::now();
     let png = stitch(image.width as u32, image.height as u32, options.params.output, &strips);
-    Ok((png, plan.len(), filtered, stitch_started.elapsed()))
+    Ok(EncodedImage { png, strips: plan.len(), filter_encode: filtered, stitch: stitch_started.elapsed() })
 }
 
 /// Runs one image from its file bytes to PNG bytes.
@@ -115,7 +125,7 @@ pub fn process_bytes(bytes: &[u8], options: &ProcessOptions) -> Result<Processed
     let started = Instant::now();
     let image = decode_luma(bytes, &options.limits)?;
     let decode = started.elapsed();
-    let (png, strips, filter_encode, stitch) = encode_luma(&image, options)?;
+    let EncodedImage { png, strips, filter_encode, stitch } = encode_luma(&image, options)?;
     Ok(Processed {
         width: image.width,
         height: image.height,
