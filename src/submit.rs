@@ -97,7 +97,7 @@ async fn one(client: &Client, path: &Path, query: &str, out: &Path, bar: &Progre
 
 async fn upload(client: &Client, bytes: Vec<u8>, query: &str, bar: &ProgressBar) -> Result<String> {
     // One key for every attempt: a retry after a lost answer gets the same job, not a second.
-    let key = dsobel_service::model::new_job_id();
+    let key = dsobel_service::model::JobId::random().to_string();
     let mut attempt = 0;
     loop {
         match client.upload_once(bytes.clone(), query, Some(&key)).await {

@@ -26,8 +26,8 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::jobs::{self, JobStatus, load_failure, load_record, load_state, record_lost, save_record};
 use crate::model::{
-    CANCELLED, CUT_DECODE, CUT_RESTART, CUT_WHOLE, Event, ImageTask, JobError, JobOptions, JobRecord,
-    JobState, StripResult, StripSource, StripTask, Task, Timings, new_job_id, now_ms,
+    CANCELLED, CUT_DECODE, CUT_RESTART, CUT_WHOLE, Event, ImageTask, JobError, JobId, JobOptions, JobRecord,
+    JobState, StripResult, StripSource, StripTask, Task, Timings, now_ms,
 };
 use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
@@ -42,7 +42,7 @@ pub enum Submitted {
     /// A new job, as [`Coordinator::submit`] makes it.
     New(Box<JobRecord>, JobWatch),
     /// The job an earlier upload with the same key made (its id), and a watch of it.
-    Earlier(String, JobWatch),
+    Earlier(JobId, JobWatch),
 }
 
 /// Settings of the coordinator.
@@ -85,7 +85,7 @@ pub struct Coordinator {
     metrics: Metrics,
     wakeups: Wakeups,
     /// Jobs accepted by this process and not finished: the in-flight count for backpressure.
-    local_jobs: Mutex<HashMap<String, JobRecord>>,
+    local_jobs: Mutex<HashMap<JobId, JobRecord>>,
     /// The broker's last answer on consumers and waiting messages, and when it came.
     queue_load: Mutex<Option<(Instant, u32, u64)>>,
 }
@@ -242,7 +242,7 @@ impl Coordinator {
     /// its bytes once, records the job and queues its task(s). The watch of the job's wake-ups
     /// is taken before its task is published, so the caller cannot miss one.
     pub async fn submit(&self, bytes: Bytes, options: JobOptions) -> Result<(JobRecord, JobWatch), ApiError> {
-        self.submit_as(new_job_id(), bytes, options).await
+        self.submit_as(JobId::random(), bytes, options).await
     }
 
     /// [`Self::submit`] under an idempotency key: the first upload with `key` (within the
@@ -256,11 +256,12 @@ impl Coordinator {
     ) -> Result<Submitted, ApiError> {
         let t = &self.transport;
         let claim = t.keys.idempotency(key);
-        let id = new_job_id();
-        if !t.store.put_if_absent(&claim, Bytes::from(id.clone()), self.config.result_ttl).await?
+        let id = JobId::random();
+        if !t.store.put_if_absent(&claim, Bytes::from(id.to_string()), self.config.result_ttl).await?
             && let Some(earlier) = t.store.get(&claim).await?
         {
-            let earlier = String::from_utf8_lossy(&earlier).into_owned();
+            let earlier = JobId::parse(&String::from_utf8_lossy(&earlier))
+                .ok_or_else(|| ApiError::Internal("an idempotency key names no job id".into()))?;
             let watch = self.watch(&earlier);
             return Ok(Submitted::Earlier(earlier, watch));
         }
@@ -275,7 +276,7 @@ impl Coordinator {
 
     async fn submit_as(
         &self,
-        id: String,
+        id: JobId,
         bytes: Bytes,
         options: JobOptions,
     ) -> Result<(JobRecord, JobWatch), ApiError> {
@@ -358,7 +359,7 @@ impl Coordinator {
     /// The tasks of a job, as [`Self::cut`] decided.
     fn tasks(
         &self,
-        id: &str,
+        id: &JobId,
         upload_key: &str,
         cut: &Cut,
         width: usize,
@@ -368,7 +369,7 @@ impl Coordinator {
         let compression = self.config.compression;
         let image = |strips: usize| {
             Task::Image(ImageTask {
-                job_id: id.to_owned(),
+                job_id: id.clone(),
                 upload_key: upload_key.to_owned(),
                 strips: strips as u32,
                 options: *options,
@@ -400,7 +401,7 @@ impl Coordinator {
 
     /// Cleans up what a failed submission left behind (best effort) and passes the error on.
     async fn abandon(&self, id: &str, error: ApiError) -> ApiError {
-        tracing::warn!(job_id = id, error = %error, "upload abandoned");
+        tracing::warn!(job_id = %id, error = %error, "upload abandoned");
         self.local_finish(id);
         let t = &self.transport;
         let keys = vec![t.keys.upload(id), t.keys.job(id)];
@@ -429,7 +430,7 @@ impl Coordinator {
 
     /// Stitches the job if all its strips are stored and nobody else is stitching it. Returns
     /// whether this call stitched it.
-    pub async fn try_stitch(&self, id: &str) -> Result<bool, ApiError> {
+    pub async fn try_stitch(&self, id: &JobId) -> Result<bool, ApiError> {
         let t = &self.transport;
         let Some((mut record, failure)) = load_state(t, id).await? else {
             t.store.set_remove(&t.keys.pending(), id).await?;
@@ -502,12 +503,12 @@ impl Coordinator {
         }
         self.metrics.jobs_finished.get_or_create(&OutcomeLabels { outcome: "done".into() }).inc();
         self.cleanup(id, record.strips_total).await;
-        let _ = t.notifier.publish(&Event::Done(id.to_owned()).encode()).await;
+        let _ = t.notifier.publish(&Event::Done(id.clone()).encode()).await;
         // This process may not hear its own wake-up (its subscription may be reconnecting).
         self.wakeups.wake(id);
         self.local_finish(id);
         tracing::info!(
-            job_id = id,
+            job_id = %id,
             bytes = png.len(),
             stitch_ms = stitch_time.as_secs_f64() * 1e3,
             "job done"
@@ -524,7 +525,7 @@ impl Coordinator {
         keys.push(t.keys.upload(id));
         keys.push(t.keys.started(id));
         if let Err(e) = t.store.delete(&keys).await {
-            tracing::warn!(job_id = id, error = %e, "could not delete a finished job's work keys; they will expire");
+            tracing::warn!(job_id = %id, error = %e, "could not delete a finished job's work keys; they will expire");
         }
         let _ = t.store.set_remove(&t.keys.pending(), id).await;
     }
@@ -561,13 +562,13 @@ impl Coordinator {
     /// them (they find the job over), its work keys are deleted, and every backend is woken.
     /// Cancelling a cancelled job again is answered the same; a job that ended otherwise
     /// cannot be cancelled.
-    pub async fn cancel(&self, id: &str) -> Result<JobStatus, ApiError> {
+    pub async fn cancel(&self, id: &JobId) -> Result<JobStatus, ApiError> {
         let t = &self.transport;
         let status = jobs::status(t, id).await?;
         match status.state {
             JobState::Cancelled => return Ok(status),
             JobState::Done | JobState::Failed => {
-                return Err(ApiError::JobFinished { id: id.to_owned(), state: status.state });
+                return Err(ApiError::JobFinished { id: id.to_string(), state: status.state });
             }
             JobState::Queued | JobState::Processing => {}
         }
@@ -575,12 +576,12 @@ impl Coordinator {
         jobs::mark_failed(t, id, &error, self.config.result_ttl).await?;
         // The first reason wins: a failure recorded just before this cancel stands.
         let Some((record, failure)) = load_state(t, id).await? else {
-            return Err(ApiError::NotFound(id.to_owned()));
+            return Err(ApiError::NotFound(id.to_string()));
         };
         let failure = failure.unwrap_or(error);
         if failure.code != CANCELLED {
             self.finish_failed(record, failure).await?;
-            return Err(ApiError::JobFinished { id: id.to_owned(), state: JobState::Failed });
+            return Err(ApiError::JobFinished { id: id.to_string(), state: JobState::Failed });
         }
         self.finish_failed(record, failure).await?;
         jobs::status(t, id).await
@@ -674,19 +675,21 @@ impl Coordinator {
             // lost it.
             let local: Vec<JobRecord> =
                 self.local_jobs.lock().map(|j| j.values().cloned().collect()).unwrap_or_default();
-            let pending = match self.transport.store.set_members(&self.transport.keys.pending()).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::debug!(error = %e, "sweep skipped: store unavailable");
-                    continue;
-                }
-            };
+            // Members that are not job ids (none are written) are left alone.
+            let pending: Vec<JobId> =
+                match self.transport.store.set_members(&self.transport.keys.pending()).await {
+                    Ok(p) => p.iter().filter_map(|m| JobId::parse(m)).collect(),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "sweep skipped: store unavailable");
+                        continue;
+                    }
+                };
             for id in &pending {
                 if let Err(e) = self.try_stitch(id).await {
                     tracing::debug!(job_id = %id, error = %e, "sweep could not settle job");
                 }
             }
-            let pending: HashSet<&String> = pending.iter().collect();
+            let pending: HashSet<&JobId> = pending.iter().collect();
             for record in local.into_iter().filter(|r| !pending.contains(&r.id)) {
                 self.settle_unlisted(record).await;
             }

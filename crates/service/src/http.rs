@@ -26,7 +26,7 @@ use crate::coordinator::{Coordinator, Submitted};
 use crate::error::ApiError;
 use crate::health;
 use crate::jobs::JobStatus;
-use crate::model::{JobOptions, JobState, is_job_id};
+use crate::model::{JobId, JobOptions, JobState};
 use crate::telemetry::{Metrics, RequestLabels};
 use crate::wakeups::JobWatch;
 use crate::web;
@@ -492,17 +492,18 @@ fn failed(status: &JobStatus) -> ApiError {
     ApiError::JobFailed { code: error.code, message: error.message }
 }
 
-fn checked_id(id: &str) -> Result<&str, ApiError> {
-    if is_job_id(id) { Ok(id) } else { Err(ApiError::NotFound(id.chars().take(64).collect())) }
+/// The job id of a path, checked here once; anything else is an unknown job.
+fn checked_id(id: &str) -> Result<JobId, ApiError> {
+    JobId::parse(id).ok_or_else(|| ApiError::NotFound(id.chars().take(64).collect()))
 }
 
 async fn result(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = checked_id(&id)?;
-    let (status, png) = state.coordinator.status_and_result(id).await?;
+    let (status, png) = state.coordinator.status_and_result(&id).await?;
     match status.state {
         JobState::Done => match png {
-            Some(png) => Ok(png_response(id, png)),
-            None => Err(ApiError::NotFound(id.to_owned())),
+            Some(png) => Ok(png_response(&id, png)),
+            None => Err(ApiError::NotFound(id.to_string())),
         },
         JobState::Failed | JobState::Cancelled => Err(failed(&status)),
         JobState::Queued | JobState::Processing => Ok((StatusCode::ACCEPTED, Json(status)).into_response()),
@@ -512,7 +513,7 @@ async fn result(State(state): State<Shared>, Path(id): Path<String>) -> Result<R
 /// `DELETE /jobs/{id}`: cancels the job; answers its status (state `cancelled`).
 async fn cancel(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = checked_id(&id)?;
-    let status = state.coordinator.cancel(id).await?;
+    let status = state.coordinator.cancel(&id).await?;
     let mut response = Json(status).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
@@ -520,7 +521,7 @@ async fn cancel(State(state): State<Shared>, Path(id): Path<String>) -> Result<R
 
 async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = checked_id(&id)?;
-    let status = state.coordinator.status(id).await?;
+    let status = state.coordinator.status(&id).await?;
     let mut response = Json(status).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
@@ -533,7 +534,7 @@ const EVENTS_REREAD: Duration = Duration::from_secs(3);
 /// The state of one `/events` stream between two events.
 struct EventStream {
     state: Shared,
-    id: String,
+    id: JobId,
     wakeups: JobWatch,
     last: Option<serde_json::Value>,
     finished: bool,
@@ -586,7 +587,7 @@ async fn events(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let id = checked_id(&id)?.to_owned();
+    let id = checked_id(&id)?;
     let client = client_of(&state, request.extensions(), request.headers());
     let slot = state.client_limits.open_stream(client)?;
     let wakeups = state.coordinator.watch(&id);

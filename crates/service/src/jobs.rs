@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::model::{CANCELLED, Event, JobError, JobRecord, JobState, Timings, job_lost};
+use crate::model::{CANCELLED, Event, JobError, JobId, JobRecord, JobState, Timings, job_lost};
 use crate::transport::Transport;
 
 /// What `/status` shows.
@@ -127,7 +127,7 @@ async fn status_of(
         state = JobState::Processing;
     }
     Ok(JobStatus {
-        id: record.id,
+        id: record.id.into(),
         state,
         strips_done,
         strips_total: record.strips_total,
@@ -145,11 +145,11 @@ async fn status_of(
 
 /// Records that a job failed (first reason wins) and wakes every backend. Anyone may call it:
 /// a worker that met bad data, or a backend that found a dead letter.
-pub async fn mark_failed(t: &Transport, id: &str, error: &JobError, ttl: Duration) -> Result<(), ApiError> {
+pub async fn mark_failed(t: &Transport, id: &JobId, error: &JobError, ttl: Duration) -> Result<(), ApiError> {
     let json = serde_json::to_vec(error).map_err(|e| ApiError::Internal(e.to_string()))?;
     t.store.put_if_absent(&t.keys.failure(id), Bytes::from(json), ttl).await?;
-    if let Err(e) = t.notifier.publish(&Event::Failed(id.to_owned()).encode()).await {
-        tracing::warn!(job_id = id, error = %e, "could not publish the failure; backends will find it when sweeping");
+    if let Err(e) = t.notifier.publish(&Event::Failed(id.clone()).encode()).await {
+        tracing::warn!(job_id = %id, error = %e, "could not publish the failure; backends will find it when sweeping");
     }
     Ok(())
 }

@@ -17,16 +17,66 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// A new unguessable job id: 128 random bits, as 32 hex digits.
-pub fn new_job_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A job's id: 128 random bits as 32 lowercase hex digits. It is checked once, where it
+/// enters (a path of the API, a task message, a wake-up, a stored record), so no other string
+/// reaches the store as a job's key; inside, it reads as a `&str`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct JobId(String);
+
+impl JobId {
+    /// A new unguessable id.
+    pub fn random() -> JobId {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the operating system's random source works");
+        JobId(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// `id` if it has the shape of a job id.
+    pub fn parse(id: &str) -> Option<JobId> {
+        let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        valid.then(|| JobId(id.to_owned()))
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// Whether `id` has the shape of a job id (so other strings never reach the store).
-pub fn is_job_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+impl TryFrom<String> for JobId {
+    type Error = String;
+
+    fn try_from(id: String) -> Result<JobId, String> {
+        JobId::parse(&id)
+            .ok_or_else(|| format!("{:?} is not a job id", id.chars().take(64).collect::<String>()))
+    }
+}
+
+impl From<JobId> for String {
+    fn from(id: JobId) -> String {
+        id.0
+    }
+}
+
+impl std::ops::Deref for JobId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for JobId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// The options of one job, as the API shows them.
@@ -94,7 +144,7 @@ pub fn job_lost() -> JobError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// The job id.
-    pub id: String,
+    pub id: JobId,
     /// Queued, processing, done, failed or cancelled.
     pub state: JobState,
     /// Strips of this job.
@@ -138,7 +188,7 @@ pub enum Task {
 
 impl Task {
     /// The job the task belongs to.
-    pub fn job_id(&self) -> &str {
+    pub fn job_id(&self) -> &JobId {
         match self {
             Task::Image(task) => &task.job_id,
             Task::Strip(task) => &task.job_id,
@@ -200,7 +250,7 @@ impl Task {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageTask {
     /// The job.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Store key of the upload's bytes.
     pub upload_key: String,
     /// Strips to cut: 1 for a whole-image job.
@@ -262,7 +312,7 @@ pub const CUT_RESTART: &str = "restart-intervals";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StripTask {
     /// The job.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Strip index, from 0 at the top.
     pub strip: u32,
     /// Strips of the job.
@@ -288,14 +338,14 @@ pub struct StripTask {
 impl StripTask {
     /// The task of one strip of a plan.
     pub fn new(
-        job_id: &str,
+        job_id: &JobId,
         spec: &StripSpec,
         options: &JobOptions,
         compression: u8,
         source: StripSource,
     ) -> Self {
         StripTask {
-            job_id: job_id.to_owned(),
+            job_id: job_id.clone(),
             strip: spec.index as u32,
             strips: spec.count as u32,
             first_row: spec.first_row as u32,
@@ -431,11 +481,11 @@ impl Keys {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A strip of the job was stored.
-    StripDone(String),
+    StripDone(JobId),
     /// The job's PNG is ready.
-    Done(String),
+    Done(JobId),
     /// The job failed.
-    Failed(String),
+    Failed(JobId),
 }
 
 impl Event {
@@ -451,7 +501,7 @@ impl Event {
     /// Parses a message; `None` for anything else.
     pub fn decode(message: &str) -> Option<Event> {
         let (kind, id) = message.split_once(' ')?;
-        let id = id.to_owned();
+        let id = JobId::parse(id)?;
         match kind {
             "strip" => Some(Event::StripDone(id)),
             "done" => Some(Event::Done(id)),
@@ -461,7 +511,7 @@ impl Event {
     }
 
     /// The job the event is about.
-    pub fn job_id(&self) -> &str {
+    pub fn job_id(&self) -> &JobId {
         match self {
             Event::StripDone(id) | Event::Done(id) | Event::Failed(id) => id,
         }
@@ -486,15 +536,20 @@ mod tests {
 
     #[test]
     fn job_ids_are_random_and_recognised() {
-        let (a, b) = (new_job_id(), new_job_id());
+        let (a, b) = (JobId::random(), JobId::random());
         assert_ne!(a, b);
-        assert!(is_job_id(&a) && is_job_id(&b));
-        assert!(!is_job_id("../../etc/passwd") && !is_job_id(&a.to_uppercase()));
+        assert_eq!(JobId::parse(&a), Some(a.clone()));
+        assert!(JobId::parse("../../etc/passwd").is_none() && JobId::parse(&a.to_uppercase()).is_none());
+        // Stored and sent ids are checked when read back too.
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<JobId>(&json).unwrap(), a);
+        assert!(serde_json::from_str::<JobId>("\"../x\"").is_err());
     }
 
     #[test]
     fn events_round_trip() {
-        for e in [Event::StripDone("a".into()), Event::Done("b".into()), Event::Failed("c".into())] {
+        let id = JobId::random;
+        for e in [Event::StripDone(id()), Event::Done(id()), Event::Failed(id())] {
             assert_eq!(Event::decode(&e.encode()), Some(e));
         }
         assert_eq!(Event::decode("hello"), None);

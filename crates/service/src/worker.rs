@@ -30,8 +30,8 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::jobs::{self, load_state, record_lost, save_record};
 use crate::model::{
-    Event, ImageTask, JobError, JobRecord, JobState, StripResult, StripSource, StripTask, Task, Timings,
-    now_ms,
+    Event, ImageTask, JobError, JobId, JobRecord, JobState, StripResult, StripSource, StripTask, Task,
+    Timings, now_ms,
 };
 use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
@@ -530,7 +530,7 @@ impl Worker {
 
     /// Stores a computed strip (and its timings in the metrics), wakes the backends,
     /// acknowledges.
-    async fn store_strip(&self, id: &str, strip: u32, result: StripResult, delivery: Delivery) -> Outcome {
+    async fn store_strip(&self, id: &JobId, strip: u32, result: StripResult, delivery: Delivery) -> Outcome {
         self.metrics.filter.observe(result.filter.as_secs_f64());
         self.metrics.encode.observe(result.encode.as_secs_f64());
         let t = &self.transport;
@@ -541,7 +541,7 @@ impl Worker {
         {
             return self.requeue(delivery, &e.to_string()).await;
         }
-        self.publish_event(Event::StripDone(id.to_owned())).await;
+        self.publish_event(Event::StripDone(id.clone())).await;
         if let Err(e) = delivery.ack().await {
             // The result is stored; a redelivery will find it and skip.
             tracing::warn!(error = %e, "acknowledgement failed after the result was stored");
@@ -596,7 +596,7 @@ impl Worker {
     }
 
     /// Fails the job with `error` and dead-letters the task.
-    async fn fail(&self, id: &str, delivery: Delivery, error: JobError) -> Outcome {
+    async fn fail(&self, id: &JobId, delivery: Delivery, error: JobError) -> Outcome {
         tracing::error!(code = %error.code, reason = %error.message, "task cannot be processed; dead-lettering it");
         if let Err(e) = jobs::mark_failed(&self.transport, id, &error, self.config.result_ttl).await {
             tracing::warn!(error = %e, "could not record the failure; the dead-letter consumer will");
@@ -610,7 +610,7 @@ impl Worker {
         tracing::error!(reason, "unreadable task; dead-lettering it");
         let id = serde_json::from_slice::<serde_json::Value>(&delivery.payload)
             .ok()
-            .and_then(|v| v.get("job_id").and_then(|id| id.as_str()).map(str::to_owned));
+            .and_then(|v| v.get("job_id").and_then(|id| id.as_str()).and_then(JobId::parse));
         match id {
             Some(id) => {
                 let message = format!("a task of this job could not be read: {reason}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use dsobel_kernel::{Magnitude, OutputMode};
 use dsobel_service::model::{
-    JobOptions, JobRecord, JobState, StripSource, StripTask, Task, Timings, new_job_id, now_ms,
+    JobId, JobOptions, JobRecord, JobState, StripSource, StripTask, Task, Timings, now_ms,
 };
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_png};
 /// of the strip's input rows.
 async fn plant_job(app: &TestApp, w: u32, h: u32) -> (Task, String) {
     let t = app.coordinator.transport();
-    let id = new_job_id();
+    let id = JobId::random();
     let options =
         JobOptions { threshold: 100, magnitude: Magnitude::L2, output: OutputMode::Binary, fragments: None };
     let record = JobRecord {
