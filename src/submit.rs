@@ -75,14 +75,23 @@ async fn one(client: &Client, path: &Path, query: &str, out: &Path, bar: &Progre
     let bytes = tokio::fs::read(path).await.with_context(|| format!("cannot read {}", path.display()))?;
     bar.set_message("uploading");
     let mut id = upload(client, bytes.clone(), query, bar).await?;
-    let mut status = client.follow(&id, |status| show(bar, status)).await?;
-    if status.error.as_ref().is_some_and(|e| e.code == JOB_LOST) {
-        // The server's store lost the job (it restarted without its data): this file is still
-        // here, so it is sent once more, as a new job.
-        bar.set_message("the server lost the job; sending it again");
-        id = upload(client, bytes, query, bar).await?;
-        status = client.follow(&id, |status| show(bar, status)).await?;
-    }
+    // A job the server's store lost (it restarted without its data, or was emptied) ends
+    // `job-lost`, or, for the moment before the server notices, reads as unknown. This file is
+    // still here, so it is sent once more, as a new job.
+    let followed = match client.follow(&id, |status| show(bar, status)).await {
+        Ok(status) if status.error.as_ref().is_some_and(|e| e.code == JOB_LOST) => None,
+        Ok(status) => Some(status),
+        Err(e) if e.code() == "not-found" => None,
+        Err(e) => return Err(e.into()),
+    };
+    let status = match followed {
+        Some(status) => status,
+        None => {
+            bar.set_message("the server lost the job; sending it again");
+            id = upload(client, bytes, query, bar).await?;
+            client.follow(&id, |status| show(bar, status)).await?
+        }
+    };
     if status.state != JobState::Done {
         let error = status.error.map(|e| format!("{} ({})", e.message, e.code));
         bail!("{}", error.unwrap_or_else(|| format!("the job ended {:?}", status.state)));
