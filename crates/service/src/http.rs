@@ -327,7 +327,8 @@ async fn read_upload(
             }
         }
         if !is_file {
-            let value = String::from_utf8(bytes.to_vec())
+            let value = std::str::from_utf8(&bytes)
+                .map(str::to_owned)
                 .map_err(|_| ApiError::InvalidOption(format!("form field {name:?} is not UTF-8 text")))?;
             options.set(&name, value)?;
         } else if image.is_none() {

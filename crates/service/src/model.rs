@@ -200,35 +200,42 @@ impl Task {
         Bytes::from(serde_json::to_vec(self).expect("a task serialises"))
     }
 
+    /// When the task was published (ms since the epoch).
+    pub fn enqueued_ms(&self) -> u64 {
+        match self {
+            Task::Image(task) => task.enqueued_ms,
+            Task::Strip(task) => task.enqueued_ms,
+        }
+    }
+
     /// The failed record of a job whose own record the store lost, rebuilt from what the
     /// task knows (the size of a whole-image job's upload, or its dimensions, are not in it).
     pub fn lost_record(&self) -> JobRecord {
-        let (job_id, strips, options, compression, enqueued_ms, size, cut) = match self {
+        let (strips, options, compression, size, cut) = match self {
             Task::Image(t) => {
                 let cut = if t.strips > 1 { CUT_DECODE } else { CUT_WHOLE };
-                (&t.job_id, t.strips, &t.options, t.compression, t.enqueued_ms, (0, 0), cut)
+                (t.strips, t.options, t.compression, (0, 0), cut)
             }
             Task::Strip(t) => {
                 let cut = match t.source {
                     StripSource::Rows { .. } => CUT_DECODE,
                     StripSource::Jpeg { .. } => CUT_RESTART,
                 };
-                let size = (t.width, t.image_height);
-                (&t.job_id, t.strips, &t.options, t.compression, t.enqueued_ms, size, cut)
+                (t.strips, t.options, t.compression, (t.width, t.image_height), cut)
             }
         };
         JobRecord {
-            id: job_id.clone(),
+            id: self.job_id().clone(),
             state: JobState::Failed,
             strips_total: strips,
             width: size.0,
             height: size.1,
             input_bytes: 0,
             result_bytes: None,
-            options: *options,
+            options,
             timings: Timings::default(),
             error: Some(job_lost()),
-            created_ms: enqueued_ms,
+            created_ms: self.enqueued_ms(),
             compression,
             cut: cut.to_owned(),
         }

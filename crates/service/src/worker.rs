@@ -198,11 +198,7 @@ impl Worker {
     /// data, a flush). A lost job fails with a reason a person can act on instead of
     /// vanishing; either way the task is done with.
     async fn job_missing(&self, task: &Task, delivery: Delivery) -> Outcome {
-        let enqueued_ms = match task {
-            Task::Image(t) => t.enqueued_ms,
-            Task::Strip(t) => t.enqueued_ms,
-        };
-        let age = Duration::from_millis(now_ms().saturating_sub(enqueued_ms));
+        let age = Duration::from_millis(now_ms().saturating_sub(task.enqueued_ms()));
         if age >= self.config.result_ttl {
             tracing::info!("the job expired long ago; dropping the task");
             let _ = delivery.ack().await;
@@ -477,10 +473,10 @@ impl Worker {
             Ok(None) => return self.input_gone(&Task::Strip(task), queue_wait, delivery).await,
             Err(e) => return self.requeue(delivery, &e.to_string()).await,
         };
+        let read = read_started.elapsed();
         self.drill_delay().await;
         let (spec, params) = (task.spec(), task.options.params());
         let level = CompressionLevel(task.compression);
-        let read = read_started.elapsed();
         let computed = tokio::task::spawn_blocking(move || {
             let decode_started = Instant::now();
             let rows = match input {
