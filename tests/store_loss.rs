@@ -10,64 +10,15 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use support::*;
-
-/// A `redis-server` of the test's own, without persistence; killed when dropped.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Option<OwnRedis> {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(OwnRedis { port, child: Some(child) })
-    }
-
-    /// Kills the server (its data goes with it) and starts a new one on the same port.
-    fn restart(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        *self = OwnRedis::start(self.port).expect("restart redis-server");
-    }
-
-    fn flush_all(&self) {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
-        std::io::Write::write_all(&mut stream, b"*1\r\n$8\r\nFLUSHALL\r\n").expect("send FLUSHALL");
-        let mut reply = [0u8; 5];
-        std::io::Read::read_exact(&mut stream, &mut reply).expect("FLUSHALL answered");
-        assert_eq!(&reply, b"+OK\r\n");
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 fn lost_store(how: &str) {
     let Some(servers) = servers(&format!("store loss by {how}")) else { return };
     let port = free_port();
-    let Some(mut redis) = OwnRedis::start(port) else {
+    let Some(mut redis) = OwnRedis::start(port, None) else {
         assert!(std::env::var_os("CI").is_none(), "redis-server is not installed (CI is set, so this fails)");
         eprintln!(
             "skipped store loss by {how}: redis-server is not installed (apt-get install redis-server)"
@@ -110,7 +61,7 @@ fn lost_store(how: &str) {
 
     match how {
         "flush" => redis.flush_all(),
-        _ => redis.restart(),
+        _ => redis.restart_empty(),
     }
 
     for id in &ids {

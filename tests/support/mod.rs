@@ -35,18 +35,30 @@ static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLo
 /// One request on the same HTTP client the CLI uses (`reqwest`); `None` when the server cannot
 /// be reached or does not answer in 30 s.
 pub fn http(method: &str, address: &str, path: &str, body: &[u8]) -> Option<Response> {
+    http_with(method, address, path, &[], body)
+}
+
+/// [`http`] with extra request headers.
+pub fn http_with(
+    method: &str,
+    address: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Response> {
     let method = reqwest::Method::from_bytes(method.as_bytes()).ok()?;
     let url = format!("http://{address}{path}");
     let body = body.to_vec();
+    let headers: Vec<(String, String)> =
+        headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     RUNTIME.block_on(async move {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().ok()?;
-        let response = client
-            .request(method, url)
-            .header("content-type", "application/octet-stream")
-            .body(body)
-            .send()
-            .await
-            .ok()?;
+        let mut request =
+            client.request(method, url).header("content-type", "application/octet-stream").body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.ok()?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -149,6 +161,9 @@ pub struct Stack {
     pub namespace: String,
     /// Extra environment for every process of the stack.
     pub env: Vec<(String, String)>,
+    /// When set, each process writes its log to a file of its own in this folder (named after
+    /// its role and address) instead of the test's standard error.
+    pub log_dir: Option<std::path::PathBuf>,
     /// Deletes the stack's queues when the last copy of the stack goes away.
     _queues: std::sync::Arc<QueueCleanup>,
 }
@@ -185,11 +200,12 @@ impl Stack {
             queue: queue.clone(),
             namespace: random_name("dsobeltest"),
             env: Vec::new(),
+            log_dir: None,
             _queues: std::sync::Arc::new(QueueCleanup { amqp: servers.amqp.clone(), queue }),
         }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    fn command(&self, args: &[&str], log_name: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dsobel"));
         cmd.args(args)
             .env_clear()
@@ -204,18 +220,30 @@ impl Stack {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(dir) = &self.log_dir {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{}.log", log_name.replace(':', "-"))))
+                .expect("open a process log");
+            cmd.stderr(log);
+        }
         cmd
     }
 
     /// Starts `dsobel serve` on a free port and waits until it is ready.
     pub fn serve(&self, extra: &[&str]) -> Proc {
-        let address = format!("127.0.0.1:{}", free_port());
-        let mut args = vec!["serve", "--listen", &address, "--sweep-interval-ms", "200"];
+        self.serve_at(&format!("127.0.0.1:{}", free_port()), extra)
+    }
+
+    /// Starts `dsobel serve` listening on `address` and waits until it is ready.
+    pub fn serve_at(&self, address: &str, extra: &[&str]) -> Proc {
+        let mut args = vec!["serve", "--listen", address, "--sweep-interval-ms", "200"];
         args.extend_from_slice(extra);
-        let child = self.command(&args).spawn().expect("start dsobel serve");
-        let proc = Proc { child, name: format!("serve {address}"), address: Some(address.clone()) };
-        wait_until(Duration::from_secs(20), || {
-            http("GET", &address, "/readyz", b"").is_some_and(|r| r.status == 200)
+        let child = self.command(&args, &format!("serve-{address}")).spawn().expect("start dsobel serve");
+        let proc = Proc { child, name: format!("serve {address}"), address: Some(address.to_owned()) };
+        wait_until(Duration::from_secs(60), || {
+            http("GET", address, "/readyz", b"").is_some_and(|r| r.status == 200)
         })
         .unwrap_or_else(|| panic!("serve on {address} never became ready"));
         proc
@@ -223,7 +251,11 @@ impl Stack {
 
     /// Starts `dsobel worker` with one slot; `delay_ms` is the fault drill's pause per strip.
     pub fn worker(&self, delay_ms: u64) -> Proc {
-        let health = format!("127.0.0.1:{}", free_port());
+        self.worker_at(&format!("127.0.0.1:{}", free_port()), delay_ms)
+    }
+
+    /// [`Stack::worker`] with its health endpoint on `health`.
+    pub fn worker_at(&self, health: &str, delay_ms: u64) -> Proc {
         let delay = delay_ms.to_string();
         let args = [
             "worker",
@@ -232,14 +264,14 @@ impl Stack {
             "--prefetch",
             "1",
             "--health-listen",
-            &health,
+            health,
             "--drill-strip-delay-ms",
             &delay,
         ];
-        let child = self.command(&args).spawn().expect("start dsobel worker");
-        let proc = Proc { child, name: format!("worker {health}"), address: Some(health.clone()) };
-        wait_until(Duration::from_secs(20), || {
-            http("GET", &health, "/readyz", b"").is_some_and(|r| r.status == 200)
+        let child = self.command(&args, &format!("worker-{health}")).spawn().expect("start dsobel worker");
+        let proc = Proc { child, name: format!("worker {health}"), address: Some(health.to_owned()) };
+        wait_until(Duration::from_secs(60), || {
+            http("GET", health, "/readyz", b"").is_some_and(|r| r.status == 200)
         })
         .unwrap_or_else(|| panic!("worker {health} never became ready"));
         proc
@@ -333,4 +365,229 @@ pub fn assert_exact(address: &str, id: &str, luma: &[u8], w: u32, h: u32) {
     assert_eq!((dw, dh), (w, h));
     let want = dsobel_kernel::reference::filter_image(luma, w as usize, h as usize, &Default::default());
     assert!(pixels == want, "job {id}: result differs from the reference");
+}
+
+/// A loopback TCP proxy in front of a server, with the faults a network has: cut (every open
+/// connection closed and new ones refused, as a dead server or a partition looks), latency
+/// (each chunk held back a while in each direction), and loss as TCP shows it to a program (a
+/// lost segment stalls its connection for a retransmission timeout, here 200–600 ms, and
+/// everything behind it waits).
+pub struct Proxy {
+    pub port: u16,
+    state: std::sync::Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    up: std::sync::atomic::AtomicBool,
+    /// Added to every chunk, in milliseconds.
+    latency_ms: std::sync::atomic::AtomicU64,
+    /// Chance per chunk, in thousandths, of a stall.
+    stall_per_mille: std::sync::atomic::AtomicU64,
+    open: std::sync::Mutex<Vec<TcpStream>>,
+}
+
+impl Proxy {
+    /// A proxy on a free loopback port in front of `127.0.0.1:target`.
+    pub fn start(target: u16) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = std::sync::Arc::new(ProxyState::default());
+        state.up.store(true, Ordering::SeqCst);
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !shared.up.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                if let Ok(mut open) = shared.open.lock() {
+                    open.retain(|s| s.peer_addr().is_ok());
+                    open.extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                }
+                let (client2, server2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                forward(client, server2, shared.clone());
+                forward(server, client2, shared.clone());
+            }
+        });
+        Proxy { port, state }
+    }
+
+    /// Closes every open connection and refuses new ones until [`Proxy::restore`].
+    pub fn cut(&self) {
+        self.state.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for stream in self.state.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Lets connections through again, with no latency and no loss.
+    pub fn restore(&self) {
+        self.set_latency(0);
+        self.set_loss(0);
+        self.state.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Holds every chunk back `ms` milliseconds in each direction.
+    pub fn set_latency(&self, ms: u64) {
+        self.state.latency_ms.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Stalls a connection for 200–600 ms on `per_mille` of the chunks it carries.
+    pub fn set_loss(&self, per_mille: u64) {
+        self.state.stall_per_mille.store(per_mille, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// One direction of a proxied connection: a reader stamps each chunk with the moment it may go
+/// on, a writer sends the chunks in order, each no sooner than its stamp.
+fn forward(mut from: TcpStream, mut to: TcpStream, state: std::sync::Arc<ProxyState>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let (chunks, pending) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let mut hold = Duration::from_millis(state.latency_ms.load(Ordering::Relaxed));
+            if fastrand::u64(..1000) < state.stall_per_mille.load(Ordering::Relaxed) {
+                hold += Duration::from_millis(fastrand::u64(200..600));
+            }
+            if chunks.send((Instant::now() + hold, buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+        let _ = from.shutdown(std::net::Shutdown::Read);
+    });
+    std::thread::spawn(move || {
+        for (due, chunk) in pending {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+/// A `redis-server` of the test's own on a spare port, never the shared one; killed when
+/// dropped. With a folder, it keeps an append-only file there (fsync every second, as the
+/// deployment runs it); without one, it keeps nothing.
+pub struct OwnRedis {
+    pub port: u16,
+    dir: Option<std::path::PathBuf>,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    /// Starts the server; `None` when `redis-server` is not installed.
+    pub fn start(port: u16, dir: Option<&std::path::Path>) -> Option<OwnRedis> {
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
+        match dir {
+            Some(dir) => command.args(["--appendonly", "yes", "--dir"]).arg(dir),
+            None => command.args(["--appendonly", "no"]),
+        };
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()?;
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(OwnRedis { port, dir: dir.map(|d| d.to_owned()), child: Some(child) })
+    }
+
+    fn stop(&mut self, signal_name: &str) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, signal_name);
+            wait_exit(&mut child, Duration::from_secs(30)).expect("redis-server stops");
+        }
+    }
+
+    /// SIGTERM, as a rescheduled pod gets it (the server writes its append-only file out and
+    /// exits), then a new server on the same port and folder.
+    pub fn restart_gracefully(&mut self) {
+        self.stop("TERM");
+        *self = OwnRedis::start(self.port, self.dir.as_deref()).expect("restart redis-server");
+    }
+
+    /// SIGKILL, then a new server on the same port with nothing of the old data: a server
+    /// without persistence restarting.
+    pub fn restart_empty(&mut self) {
+        self.stop("KILL");
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::create_dir_all(dir).expect("recreate the Redis folder");
+        }
+        *self = OwnRedis::start(self.port, self.dir.as_deref()).expect("restart redis-server");
+    }
+
+    /// Sends one command (in the inline protocol) and returns the raw reply.
+    fn command(&self, line: &str) -> String {
+        use std::io::{BufRead, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        stream.write_all(format!("{line}\r\n").as_bytes()).expect("send to redis");
+        let mut reply = String::new();
+        std::io::BufReader::new(stream).read_line(&mut reply).expect("redis answers");
+        reply
+    }
+
+    pub fn flush_all(&self) {
+        assert_eq!(self.command("FLUSHALL"), "+OK\r\n");
+    }
+
+    /// Every key, each with its TTL in seconds (-1: none).
+    pub fn keys_with_ttl(&self) -> Vec<(String, i64)> {
+        let output = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--scan"])
+            .output()
+            .expect("run redis-cli --scan");
+        let keys: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+        keys.into_iter()
+            .map(|key| {
+                let reply = self.command(&format!("TTL {key}"));
+                let ttl = reply.trim().trim_start_matches(':').parse().unwrap_or(-3);
+                (key, ttl)
+            })
+            .collect()
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The PNG `dsobel process` writes for `input`, decoded; `None` when it refuses the input.
+pub fn processed_locally(input: &[u8]) -> Option<(u32, u32, Vec<u8>)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dsobel"))
+        .args(["process", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dsobel process");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    output.status.success().then(|| decode_png(&output.stdout))
+}
+
+/// A JPEG of the codec's test fixtures.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/codec/tests/fixtures/libjpeg")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

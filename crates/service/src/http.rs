@@ -454,9 +454,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Waits until the job is over or `wait` passes: its PNG, its refusal, or `None` (still
-/// running). A new job's first news is a wake-up (the watch was taken before it was queued,
-/// so one that came already is kept); a replayed one may be over already, or not yet stored
-/// by the upload that made it, so it is read at once and a missing record is waited for.
+/// running). A new job's first news is usually a wake-up (the watch was taken before it was
+/// queued, so one that came already is kept); a replayed one may be over already, or not yet
+/// stored by the upload that made it, so it is read at once and a missing record is waited for.
+/// The job is also read every [`WAIT_RECHECK`] without news: a wake-up published while this
+/// process's subscription was reconnecting is never heard.
 async fn wait_for_result(
     state: &AppState,
     id: &str,
@@ -465,8 +467,12 @@ async fn wait_for_result(
     replayed: bool,
 ) -> Result<Option<Response>, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
-    let mut woke = replayed || watch.wait(deadline).await;
-    while woke {
+    let mut read_now = replayed;
+    loop {
+        if !read_now {
+            watch.wait((tokio::time::Instant::now() + WAIT_RECHECK).min(deadline)).await;
+        }
+        read_now = false;
         match state.coordinator.status_and_result(id).await {
             Ok((status, png)) => match status.state {
                 JobState::Done => {
@@ -480,10 +486,14 @@ async fn wait_for_result(
             Err(ApiError::NotFound(_)) if replayed => {}
             Err(e) => return Err(e),
         }
-        woke = watch.wait(deadline).await;
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
     }
-    Ok(None)
 }
+
+/// How often a `?wait=` request reads its job when no wake-up comes.
+const WAIT_RECHECK: Duration = Duration::from_secs(1);
 
 fn failed(status: &JobStatus) -> ApiError {
     let error = status

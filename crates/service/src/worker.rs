@@ -37,6 +37,10 @@ use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
 use crate::transport::Transport;
 
+/// How long a worker holds a task it could not finish while the store does not answer, before
+/// it hands the task back anyway.
+const STORE_OUTAGE_HOLD: Duration = Duration::from_secs(60);
+
 /// What became of one strip a decoding worker meant to hand out.
 enum HandOut {
     /// Queued for the workers, or found already computed.
@@ -557,10 +561,20 @@ impl Worker {
         }
     }
 
+    /// Hands a task back to the queue after a failure that may pass. While the store does not
+    /// answer, the task is held (up to [`STORE_OUTAGE_HOLD`]) instead of being handed back at
+    /// once: every hand-back counts towards the delivery limit, and workers passing a task
+    /// around during an outage of a few seconds would use it up and fail a healthy job.
     async fn requeue(&self, delivery: Delivery, reason: &str) -> Outcome {
         tracing::warn!(reason, "task handed back to the queue");
         // A short pause so a broken dependency is not hammered in a tight loop.
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let held = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        while held.elapsed() < STORE_OUTAGE_HOLD && self.transport.store.health_check().await.is_err() {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
         let _ = delivery.requeue().await;
         Outcome::Requeued
     }

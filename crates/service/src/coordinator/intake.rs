@@ -123,6 +123,11 @@ impl Coordinator {
     /// [`Self::submit`] under an idempotency key: the first upload with `key` (within the
     /// result TTL) makes the job; a later one gets that job's id back instead of a new job.
     /// A refused upload leaves the key free, so a corrected one can use it.
+    ///
+    /// The key is claimed for [`IDEMPOTENCY_CLAIM`] only, and kept for the result TTL once the
+    /// job's record is stored: a backend that dies between the two leaves a claim that names
+    /// no job, which a resend is told to retry (`503`) until the claim lapses and the resend
+    /// makes the job.
     pub async fn submit_once(
         &self,
         key: &str,
@@ -132,16 +137,27 @@ impl Coordinator {
         let t = &self.transport;
         let claim = t.keys.idempotency(key);
         let id = JobId::random();
-        if !t.store.put_if_absent(&claim, Bytes::from(id.to_string()), self.config.result_ttl).await?
+        if !t.store.put_if_absent(&claim, Bytes::from(id.to_string()), IDEMPOTENCY_CLAIM).await?
             && let Some(earlier) = t.store.get(&claim).await?
         {
             let earlier = JobId::parse(&String::from_utf8_lossy(&earlier))
                 .ok_or_else(|| ApiError::Internal("an idempotency key names no job id".into()))?;
+            if load_record(t, &earlier).await?.is_none() {
+                return Err(ApiError::Unavailable(
+                    "an upload with this Idempotency-Key is still being accepted, or was cut off; send it again in a few seconds".into(),
+                ));
+            }
             let watch = self.watch(&earlier);
             return Ok(Submitted::Earlier(earlier, watch));
         }
-        match self.submit_as(id, bytes, options).await {
-            Ok((record, watch)) => Ok(Submitted::New(Box::new(record), watch)),
+        match self.submit_as(id.clone(), bytes, options).await {
+            Ok((record, watch)) => {
+                let kept = t.store.put(&claim, Bytes::from(id.to_string()), self.config.result_ttl).await;
+                if let Err(e) = kept {
+                    tracing::warn!(job_id = %id, error = %e, "could not keep the idempotency key for the result TTL; it lapses sooner");
+                }
+                Ok(Submitted::New(Box::new(record), watch))
+            }
             Err(e) => {
                 let _ = t.store.delete(&[claim]).await;
                 Err(e)

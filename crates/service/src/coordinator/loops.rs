@@ -100,7 +100,11 @@ impl Coordinator {
         let t = &self.transport;
         let id = record.id.clone();
         match load_record(t, &id).await {
-            Ok(Some(_)) => self.local_finish(&id),
+            Ok(Some(_)) => {
+                // Its waiters here may have missed the wake-up too.
+                self.wakeups.wake(&id);
+                self.local_finish(&id);
+            }
             Ok(None) => match record_lost(t, record, self.config.result_ttl).await {
                 Ok(()) => {
                     tracing::warn!(job_id = %id, "the store lost this job; it ends failed");

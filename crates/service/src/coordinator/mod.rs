@@ -81,6 +81,10 @@ pub struct CoordinatorConfig {
 /// Longest time an upload may spend talking to the queue and the store before it is answered
 /// with 503.
 const TRANSPORT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long an idempotency key is held before its job's record is stored: three times the
+/// bound on a submission, so that only a backend that died mid-submission leaves it unused.
+pub const IDEMPOTENCY_CLAIM: Duration = Duration::from_secs(30);
 /// How long the broker's counts of consumers and waiting messages are reused.
 const QUEUE_LOAD_MAX_AGE: Duration = Duration::from_millis(250);
 /// How long the stitch lock is held at most (a stitcher that dies frees it after this).

@@ -2,6 +2,9 @@
 //! expiry, and the result equal to the scalar reference.
 
 use dsobel_kernel::{FilterParams, Magnitude, OutputMode};
+use std::time::Duration;
+
+use dsobel_service::model::JobId;
 use serde_json::Value;
 
 use crate::helpers::{decode_result, expected, spawn_app, spawn_app_with, test_png};
@@ -282,5 +285,24 @@ async fn an_upload_sent_again_with_its_idempotency_key_gets_the_same_job() {
     assert_ne!(other["id"], id.as_str());
     let bad = app.client.post(app.url("/upload")).header("idempotency-key", "has space").body(png.clone());
     assert_eq!(bad.send().await.unwrap().status(), 400);
+    // A claim that names no stored job, as a backend that died mid-submission leaves it: the
+    // resend is told to retry, not handed a job that reads 404; once the claim lapses, the
+    // resend makes the job.
+    let transport = app.coordinator.transport();
+    let orphan = transport.keys.idempotency("photo-3");
+    let claim = bytes::Bytes::from(JobId::random().to_string());
+    transport.store.put(&orphan, claim, Duration::from_millis(300)).await.unwrap();
+    let cut_off = send("photo-3", "").await.unwrap();
+    assert_eq!(cut_off.status(), 503);
+    assert!(cut_off.headers().get("retry-after").is_some());
+    let message = cut_off.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("Idempotency-Key"), "{message}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let made = send("photo-3", "").await.unwrap();
+    assert_eq!(made.status(), 202);
+    let made = made.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let replayed = send("photo-3", "").await.unwrap();
+    assert_eq!(replayed.headers()["idempotency-replayed"], "true");
+    assert_eq!(replayed.json::<Value>().await.unwrap()["id"], made.as_str());
     app.stop().await;
 }

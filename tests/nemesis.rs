@@ -1,0 +1,717 @@
+//! The randomized fault test ("nemesis"): a whole distributed stack under a steady load of mixed
+//! images while faults are injected at random, one after another, then a reckoning of every
+//! upload that was answered `202`.
+//!
+//! The stack is its own: a Redis (with an append-only file, as deployed) and a RabbitMQ node on
+//! spare loopback ports, never the shared servers; two backends and three workers from the
+//! built binary, each reaching Redis and RabbitMQ through a proxy of the test's
+//! ([`support::Proxy`]). Clients post mixed images (JPEGs with and without restart markers,
+//! progressive, PNGs, one damaged JPEG; automatic and explicit strip counts) to either backend,
+//! each upload with its own `Idempotency-Key`, and send it again with the same key whenever
+//! they get no answer or a `503`/`429`. The faults, each at least once and then at random:
+//!
+//! - a worker killed with SIGKILL, started again after up to 2 s;
+//! - a backend killed with SIGKILL, started again on its address after up to 2 s;
+//! - Redis restarted with SIGTERM (it keeps its data in its append-only file);
+//! - Redis killed and started with none of its data (a server without persistence);
+//! - RabbitMQ killed with SIGKILL and started again (its quorum queue is on disk);
+//! - every connection to Redis, or to RabbitMQ, cut for 0.5–3 s;
+//! - 20–150 ms of latency on every chunk to and from both, for 2–5 s;
+//! - loss, as TCP shows it to a program: 3 % of the chunks stall their connection 200–600 ms.
+//!
+//! After each fault the test measures recovery: the time from the fault's end until an upload
+//! with `?wait=` gets its PNG. At the end every `202` must have become `done`, with the pixels
+//! of `dsobel process` for the same file, or `failed` with a code and a message: the damaged
+//! JPEG with `corrupt-image`, a job in flight when Redis lost its data with `job-lost`, and
+//! nothing else. None may read `404` or stay unfinished, no job may be finished twice (the
+//! processes' logs), an upload sent again with its key must get the same job, and every key in
+//! Redis must carry a TTL.
+//!
+//! A backend killed within a moment of a Redis data loss would lose the jobs whose only other
+//! trace it held (the documented limit of `docs/reliability.md`): the test lets the backend's
+//! sweep run (2 s) after a data loss before the next fault.
+//!
+//! `DSOBEL_NEMESIS_SECS` sets how long faults are injected (default 45) and
+//! `DSOBEL_NEMESIS_SEED` the random seed (default: random, printed); the report is printed, so
+//! run it with `--nocapture` to read it:
+//!
+//! ```text
+//! DSOBEL_NEMESIS_SECS=600 cargo test --release --test nemesis -- --nocapture
+//! ```
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// A RabbitMQ node of the test's own: its own name, ports and data folder.
+struct OwnRabbit {
+    port: u16,
+    dist_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// Where the broker's start script is, if installed.
+fn rabbitmq_server() -> Option<PathBuf> {
+    ["/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/local/sbin/rabbitmq-server"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+impl OwnRabbit {
+    fn start(dir: &Path) -> Option<OwnRabbit> {
+        rabbitmq_server()?;
+        std::fs::create_dir_all(dir).ok()?;
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").ok()?;
+        std::fs::write(dir.join("rabbitmq.conf"), "").ok()?;
+        std::fs::write(dir.join("rabbitmq-env.conf"), "").ok()?;
+        let mut rabbit =
+            OwnRabbit { port: free_port(), dist_port: free_port(), dir: dir.to_owned(), child: None };
+        rabbit.boot();
+        Some(rabbit)
+    }
+
+    fn boot(&mut self) {
+        use std::os::unix::process::CommandExt;
+        let dir = &self.dir;
+        let child = Command::new(rabbitmq_server().expect("rabbitmq-server"))
+            .current_dir(dir)
+            .env("HOME", dir)
+            .env("RABBITMQ_CONF_ENV_FILE", dir.join("rabbitmq-env.conf"))
+            .env("RABBITMQ_NODENAME", format!("dsobel-nemesis-{}@localhost", self.port))
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start rabbitmq-server");
+        self.child = Some(child);
+        wait_until(Duration::from_secs(90), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        })
+        .expect("the test's RabbitMQ node starts");
+    }
+
+    /// SIGKILL to the whole node (its Erlang VM and helpers), then the same node started again
+    /// on its data.
+    fn crash_and_restart(&mut self) {
+        self.kill();
+        self.boot();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRabbit {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What an image should become.
+#[derive(Clone)]
+enum Expected {
+    /// `done`, with these pixels (what `dsobel process` gives).
+    Pixels(Arc<(u32, u32, Vec<u8>)>),
+    /// `failed` with this code.
+    Failure(&'static str),
+}
+
+#[derive(Clone)]
+struct Input {
+    name: String,
+    bytes: Arc<Vec<u8>>,
+    query: &'static str,
+    expected: Expected,
+}
+
+fn inputs() -> Vec<Input> {
+    let restart = fixture("q50-420-restart.jpg");
+    let plain = fixture("q90-420.jpg");
+    let mut damaged = plain.clone();
+    damaged.truncate(plain.len() * 6 / 10);
+    let images: Vec<(String, Vec<u8>, &'static str)> = vec![
+        ("restart markers".into(), restart.clone(), ""),
+        ("restart markers, 3 strips".into(), restart, "?fragments=3"),
+        ("restart every MCU, 4 strips".into(), fixture("q98-444-restart1.jpg"), "?fragments=4"),
+        ("baseline, 2 strips".into(), plain.clone(), "?fragments=2"),
+        ("baseline".into(), plain, ""),
+        ("progressive".into(), fixture("progressive-420.jpg"), ""),
+        ("png 640x480".into(), test_png(640, 480, 7).0, ""),
+        ("png 300x200, 5 strips".into(), test_png(300, 200, 8).0, "?fragments=5"),
+        ("jpeg cut at 60 %".into(), damaged, ""),
+    ];
+    images
+        .into_iter()
+        .map(|(name, bytes, query)| {
+            let expected = match processed_locally(&bytes) {
+                Some(pixels) => Expected::Pixels(Arc::new(pixels)),
+                None => Expected::Failure("corrupt-image"),
+            };
+            Input { name, bytes: Arc::new(bytes), query, expected }
+        })
+        .collect()
+}
+
+/// What became of one upload that was answered `202` (or, with `?wait=`, its PNG).
+struct Accepted {
+    id: String,
+    key: String,
+    outcome: Outcome,
+}
+
+/// How a followed job ended, as its client saw it.
+#[derive(Debug, Clone)]
+enum Outcome {
+    /// `done`, with exactly the expected pixels.
+    Exact,
+    /// `failed` with a code and message the test allows for this job.
+    FailedAsAllowed(String),
+    /// Unknown (`404`) after Redis lost its data: right if the job had finished (its result
+    /// went with the data), which the client saw or the processes' logs show; else lost.
+    UnknownAfterDataLoss { seen_done: bool },
+    /// Anything that breaks a guarantee, said in words.
+    Broken(String),
+    /// Not finished within the time limit.
+    Stuck,
+}
+
+impl Outcome {
+    fn label(&self) -> String {
+        match self {
+            Outcome::Exact => "done, exact".into(),
+            Outcome::FailedAsAllowed(code) => format!("failed, {code}"),
+            Outcome::UnknownAfterDataLoss { .. } => "done, then lost with the store's data".into(),
+            Outcome::Broken(_) => "BROKEN".into(),
+            Outcome::Stuck => "STUCK".into(),
+        }
+    }
+}
+
+/// Everything the run records, shared by its threads.
+#[derive(Default)]
+struct Ledger {
+    accepted: Vec<Accepted>,
+    /// Uploads sent again with the same key after their `202`: (key, first id, id the resend got).
+    replays: Vec<(String, String, String)>,
+    /// Answers no upload should get (status, body), as evidence.
+    unexpected: Vec<String>,
+    /// Resends of one upload because of no answer, 503 or 429.
+    resends: u64,
+    /// When Redis lost its data (shared with the clients, which judge `job-lost` by it).
+    wipes: Arc<Mutex<Vec<Instant>>>,
+    /// Fault kind → recovery times.
+    recoveries: BTreeMap<&'static str, Vec<Duration>>,
+}
+
+/// The stack's processes, which faults kill and start again.
+struct Fleet {
+    stack: Stack,
+    backends: Vec<(String, Option<Proc>)>,
+    workers: Vec<(String, u64, Option<Proc>)>,
+}
+
+impl Fleet {
+    fn backend_addresses(&self) -> Vec<String> {
+        self.backends.iter().map(|(a, _)| a.clone()).collect()
+    }
+}
+
+/// Posts `input` with `key` until some backend accepts it; gives up after 120 s.
+fn upload_until_accepted(
+    backends: &[String],
+    input: &Input,
+    key: &str,
+    query: &str,
+    ledger: &Mutex<Ledger>,
+) -> Option<(String, Response)> {
+    let started = Instant::now();
+    let mut attempt = fastrand::usize(..backends.len());
+    while started.elapsed() < Duration::from_secs(120) {
+        let backend = &backends[attempt % backends.len()];
+        attempt += 1;
+        let path = format!("/upload{query}");
+        match http_with("POST", backend, &path, &[("idempotency-key", key)], &input.bytes) {
+            Some(r) if r.status == 202 => {
+                let id = r.json()["id"].as_str().expect("an id").to_owned();
+                return Some((id, r));
+            }
+            Some(r) if r.status == 200 => {
+                let id = r.header("x-dsobel-job-id").expect("the job id of a ?wait= answer").to_owned();
+                return Some((id, r));
+            }
+            Some(r) if matches!(r.status, 503 | 429 | 502 | 504) => {}
+            Some(r) => {
+                let body = String::from_utf8_lossy(&r.body).into_owned();
+                ledger
+                    .lock()
+                    .unwrap()
+                    .unexpected
+                    .push(format!("{} {}: {} {body}", input.name, key, r.status));
+                return None;
+            }
+            None => {}
+        }
+        ledger.lock().unwrap().resends += 1;
+        std::thread::sleep(Duration::from_millis(fastrand::u64(100..600)));
+    }
+    ledger.lock().unwrap().unexpected.push(format!("{}: no backend accepted it in 120 s", input.name));
+    None
+}
+
+/// A client: uploads at random, one at a time, until `stop`, and follows each job to its end
+/// as a user would (polling `/status` at either backend, then fetching the result); one upload
+/// in four is sent again with its key after its `202`, which must give the same job.
+fn client(backends: Vec<String>, inputs: Arc<Vec<Input>>, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool>) {
+    let wipes = ledger.lock().unwrap().wipes.clone();
+    while !stop.load(Ordering::SeqCst) {
+        let input = &inputs[fastrand::usize(..inputs.len())];
+        let key = random_name("nemesis");
+        let Some((id, _)) = upload_until_accepted(&backends, input, &key, input.query, &ledger) else {
+            continue;
+        };
+        let accepted_at = Instant::now();
+        if fastrand::u8(..4) == 0
+            && let Some((again, _)) = upload_until_accepted(&backends, input, &key, input.query, &ledger)
+        {
+            ledger.lock().unwrap().replays.push((key.clone(), id.clone(), again));
+        }
+        let outcome = follow(&backends, &id, input, accepted_at, &wipes);
+        ledger.lock().unwrap().accepted.push(Accepted { id, key, outcome });
+    }
+}
+
+/// Follows a job until it ends and judges the end against what `input` should become.
+fn follow(
+    backends: &[String],
+    id: &str,
+    input: &Input,
+    accepted_at: Instant,
+    wipes: &Mutex<Vec<Instant>>,
+) -> Outcome {
+    let wiped_since =
+        |at: Instant| wipes.lock().unwrap().iter().any(|wipe| *wipe + Duration::from_secs(2) > at);
+    let mut last_state = String::new();
+    let mut unknown_since: Option<Instant> = None;
+    while accepted_at.elapsed() < Duration::from_secs(180) {
+        let backend = &backends[fastrand::usize(..backends.len())];
+        let Some(status) = http("GET", backend, &format!("/status/{id}"), b"") else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        if status.status == 404 {
+            if last_state == "done" && wiped_since(accepted_at) {
+                return Outcome::UnknownAfterDataLoss { seen_done: true };
+            }
+            // A job the store lost reads unknown until a sweep records it lost (1 s by default).
+            let since = *unknown_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(10) && wiped_since(accepted_at) {
+                return Outcome::UnknownAfterDataLoss { seen_done: false };
+            }
+            if since.elapsed() > Duration::from_secs(10) {
+                return Outcome::Broken(format!(
+                    "job {id} ({}) reads 404 (last seen {last_state:?})",
+                    input.name
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        if status.status != 200 {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        unknown_since = None;
+        let status = status.json();
+        last_state = status["state"].as_str().unwrap_or_default().to_owned();
+        match (last_state.as_str(), &input.expected) {
+            ("done", Expected::Pixels(pixels)) => match http("GET", backend, &format!("/result/{id}"), b"") {
+                Some(r) if r.status == 200 && decode_png(&r.body) == **pixels => return Outcome::Exact,
+                Some(r) if r.status == 200 => {
+                    return Outcome::Broken(format!(
+                        "job {id} ({}): the result differs from dsobel process",
+                        input.name
+                    ));
+                }
+                _ => {}
+            },
+            ("failed", expected) => {
+                let code = status["error"]["code"].as_str().unwrap_or_default().to_owned();
+                let message = status["error"]["message"].as_str().unwrap_or_default();
+                let allowed = matches!(expected, Expected::Failure(want) if *want == code)
+                    || (code == "job-lost" && wiped_since(accepted_at));
+                if allowed && !message.is_empty() {
+                    return Outcome::FailedAsAllowed(code);
+                }
+                return Outcome::Broken(format!("job {id} ({}) failed: {status}", input.name));
+            }
+            ("done", Expected::Failure(code)) => {
+                return Outcome::Broken(format!(
+                    "job {id} ({}) is done, expected failed with {code}",
+                    input.name
+                ));
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Outcome::Stuck
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    KillWorker,
+    KillBackend,
+    RedisRestart,
+    RedisDataLoss,
+    RabbitCrash,
+    CutRedis,
+    CutRabbit,
+    Latency,
+    Loss,
+}
+
+impl Fault {
+    const ALL: [Fault; 9] = [
+        Fault::KillWorker,
+        Fault::KillBackend,
+        Fault::RedisRestart,
+        Fault::RedisDataLoss,
+        Fault::RabbitCrash,
+        Fault::CutRedis,
+        Fault::CutRabbit,
+        Fault::Latency,
+        Fault::Loss,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Fault::KillWorker => "worker SIGKILL",
+            Fault::KillBackend => "backend SIGKILL",
+            Fault::RedisRestart => "Redis restart (AOF)",
+            Fault::RedisDataLoss => "Redis data loss",
+            Fault::RabbitCrash => "RabbitMQ SIGKILL",
+            Fault::CutRedis => "Redis connections cut",
+            Fault::CutRabbit => "RabbitMQ connections cut",
+            Fault::Latency => "latency 20-150 ms",
+            Fault::Loss => "loss (3 % stalls)",
+        }
+    }
+}
+
+/// Everything a fault can touch.
+struct World {
+    fleet: Fleet,
+    redis: OwnRedis,
+    rabbit: OwnRabbit,
+    redis_proxy: Proxy,
+    rabbit_proxy: Proxy,
+}
+
+impl World {
+    fn inject(&mut self, fault: Fault, ledger: &Mutex<Ledger>) {
+        let pause = |low: u64, high: u64| std::thread::sleep(Duration::from_millis(fastrand::u64(low..high)));
+        match fault {
+            Fault::KillWorker => {
+                let slot = fastrand::usize(..self.fleet.workers.len());
+                let (health, delay, proc) = &mut self.fleet.workers[slot];
+                proc.take().expect("the worker runs").kill();
+                pause(0, 2000);
+                *proc = Some(self.fleet.stack.worker_at(health, *delay));
+            }
+            Fault::KillBackend => {
+                let slot = fastrand::usize(..self.fleet.backends.len());
+                let (address, proc) = &mut self.fleet.backends[slot];
+                proc.take().expect("the backend runs").kill();
+                pause(0, 2000);
+                *proc = Some(self.fleet.stack.serve_at(address, &[]));
+            }
+            Fault::RedisRestart => self.redis.restart_gracefully(),
+            Fault::RedisDataLoss => {
+                self.redis.restart_empty();
+                ledger.lock().unwrap().wipes.lock().unwrap().push(Instant::now());
+            }
+            Fault::RabbitCrash => self.rabbit.crash_and_restart(),
+            Fault::CutRedis | Fault::CutRabbit => {
+                let proxy = if fault == Fault::CutRedis { &self.redis_proxy } else { &self.rabbit_proxy };
+                proxy.cut();
+                pause(500, 3000);
+                proxy.restore();
+            }
+            Fault::Latency | Fault::Loss => {
+                let latency = fastrand::u64(20..150);
+                for proxy in [&self.redis_proxy, &self.rabbit_proxy] {
+                    match fault {
+                        Fault::Latency => proxy.set_latency(latency),
+                        _ => proxy.set_loss(30),
+                    }
+                }
+                pause(2000, 5000);
+                self.redis_proxy.restore();
+                self.rabbit_proxy.restore();
+            }
+        }
+    }
+}
+
+/// Uploads a small PNG with `?wait=` until one comes back done; returns how long that took.
+/// Each try is a new upload (a `?wait=` answered with an error is not sent again).
+fn probe(backends: &[String], input: &Input, ledger: &Mutex<Ledger>) -> Duration {
+    let started = Instant::now();
+    for attempt in 0.. {
+        assert!(started.elapsed() < Duration::from_secs(120), "the stack did not recover in 120 s");
+        let key = random_name("probe");
+        let backend = &backends[attempt % backends.len()];
+        let headers = [("idempotency-key", key.as_str())];
+        if let Some(r) = http_with("POST", backend, "/upload?wait=30", &headers, &input.bytes)
+            && r.status == 200
+        {
+            let elapsed = started.elapsed();
+            let id = r.header("x-dsobel-job-id").expect("the job id of a ?wait= answer").to_owned();
+            let outcome = match &input.expected {
+                Expected::Pixels(pixels) if decode_png(&r.body) == **pixels => Outcome::Exact,
+                _ => Outcome::Broken(format!("probe job {id}: the result differs from dsobel process")),
+            };
+            ledger.lock().unwrap().accepted.push(Accepted { id, key, outcome });
+            return elapsed;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unreachable!()
+}
+
+/// "job done" log lines per job id, over every process's log.
+fn finishes_per_job(log_dir: &Path) -> HashMap<String, u32> {
+    let mut finishes = HashMap::new();
+    for entry in std::fs::read_dir(log_dir).expect("the log folder") {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        for line in text.lines() {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            if event["fields"]["message"] != "job done" {
+                continue;
+            }
+            let id = event["fields"]["job_id"].as_str().or_else(|| event["span"]["job_id"].as_str());
+            if let Some(id) = id {
+                *finishes.entry(id.to_owned()).or_insert(0) += 1;
+            }
+        }
+    }
+    finishes
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[test]
+fn under_random_faults_every_accepted_job_ends_exact_or_failed_with_a_reason() {
+    let in_ci = std::env::var_os("CI").is_some();
+    let missing = ["redis-server", "redis-cli"]
+        .into_iter()
+        .filter(|tool| Command::new(tool).arg("--version").output().is_err())
+        .chain(rabbitmq_server().is_none().then_some("rabbitmq-server"))
+        .collect::<Vec<_>>();
+    if !missing.is_empty() {
+        assert!(!in_ci, "the nemesis test needs {missing:?}, and CI is set");
+        eprintln!(
+            "skipped the nemesis test: {missing:?} not installed (apt-get install redis-server rabbitmq-server)"
+        );
+        return;
+    }
+    let seed = std::env::var("DSOBEL_NEMESIS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    fastrand::seed(seed);
+    let run_for = Duration::from_secs(
+        std::env::var("DSOBEL_NEMESIS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(45),
+    );
+    eprintln!("nemesis: seed {seed}, faults for {run_for:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let rabbit = OwnRabbit::start(&dir.path().join("rabbitmq")).expect("the test's RabbitMQ");
+    std::fs::create_dir_all(dir.path().join("redis")).unwrap();
+    let redis = OwnRedis::start(free_port(), Some(&dir.path().join("redis"))).expect("the test's Redis");
+    let redis_proxy = Proxy::start(redis.port);
+    let rabbit_proxy = Proxy::start(rabbit.port);
+    let servers = Servers {
+        amqp: format!("amqp://guest:guest@127.0.0.1:{}/%2f", rabbit_proxy.port),
+        redis: format!("redis://127.0.0.1:{}/", redis_proxy.port),
+    };
+    let mut stack = Stack::new(&servers);
+    stack.log_dir = Some(logs.clone());
+    // Short lifetimes would expire jobs the test still checks; the defaults are hours.
+    let backends: Vec<(String, Option<Proc>)> = (0..2)
+        .map(|_| {
+            let address = format!("127.0.0.1:{}", free_port());
+            let proc = stack.serve_at(&address, &[]);
+            (address, Some(proc))
+        })
+        .collect();
+    let workers = [0u64, 20, 60]
+        .into_iter()
+        .map(|delay| {
+            let health = format!("127.0.0.1:{}", free_port());
+            let proc = stack.worker_at(&health, delay);
+            (health, delay, Some(proc))
+        })
+        .collect();
+    let fleet = Fleet { stack, backends, workers };
+    let addresses = fleet.backend_addresses();
+    let mut world = World { fleet, redis, rabbit, redis_proxy, rabbit_proxy };
+
+    let inputs = Arc::new(inputs());
+    let probe_input = Input {
+        name: "probe png".into(),
+        bytes: Arc::new(test_png(160, 120, 3).0),
+        query: "",
+        expected: Expected::Pixels(Arc::new(processed_locally(&test_png(160, 120, 3).0).unwrap())),
+    };
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (backends, inputs, ledger, stop) =
+                (addresses.clone(), inputs.clone(), ledger.clone(), stop.clone());
+            std::thread::spawn(move || client(backends, inputs, ledger, stop))
+        })
+        .collect();
+
+    // Every kind of fault once, in random order, then at random until the time is up.
+    let started = Instant::now();
+    let mut schedule: Vec<Fault> = Fault::ALL.to_vec();
+    fastrand::shuffle(&mut schedule);
+    let mut injected: Vec<Fault> = Vec::new();
+    while injected.len() < Fault::ALL.len() || started.elapsed() < run_for {
+        let fault = schedule
+            .get(injected.len())
+            .copied()
+            .unwrap_or_else(|| Fault::ALL[fastrand::usize(..Fault::ALL.len())]);
+        eprintln!("nemesis: {:>5.1} s  {}", started.elapsed().as_secs_f64(), fault.name());
+        world.inject(fault, &ledger);
+        let recovery = probe(&addresses, &probe_input, &ledger);
+        ledger.lock().unwrap().recoveries.entry(fault.name()).or_default().push(recovery);
+        injected.push(fault);
+        if fault == Fault::RedisDataLoss {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        std::thread::sleep(Duration::from_millis(fastrand::u64(200..1500)));
+    }
+    let faults_over = Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().expect("a client thread");
+    }
+
+    // The reckoning.
+    let ledger = Arc::try_unwrap(ledger).ok().unwrap().into_inner().unwrap();
+    let mut problems: Vec<String> = ledger.unexpected.clone();
+    let mut outcomes: BTreeMap<String, u32> = BTreeMap::new();
+    let mut seen_ids: HashMap<&str, &str> = HashMap::new();
+    let finishes = finishes_per_job(&logs);
+    for job in &ledger.accepted {
+        if let Some(other) = seen_ids.insert(&job.id, &job.key) {
+            problems.push(format!("job {} was given to two uploads ({other} and {})", job.id, job.key));
+        }
+        let outcome = match job.outcome {
+            Outcome::UnknownAfterDataLoss { seen_done: false } if !finishes.contains_key(&job.id) => {
+                Outcome::Broken(format!(
+                    "job {} was lost with the store's data before it finished: it reads 404",
+                    job.id
+                ))
+            }
+            _ => job.outcome.clone(),
+        };
+        *outcomes.entry(outcome.label()).or_default() += 1;
+        match &outcome {
+            Outcome::Broken(what) => problems.push(what.clone()),
+            Outcome::Stuck => problems.push(format!("job {} is stuck: not finished in 180 s", job.id)),
+            _ => {}
+        }
+    }
+    let wiped = !ledger.wipes.lock().unwrap().is_empty();
+    for (key, first, again) in &ledger.replays {
+        if first != again && !wiped {
+            problems.push(format!("the upload with key {key} made two jobs: {first} and {again}"));
+        }
+    }
+    let replays_same = ledger.replays.iter().filter(|(_, a, b)| a == b).count();
+    for (id, count) in &finishes {
+        if *count > 1 {
+            problems.push(format!("job {id} was finished {count} times"));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let keys = world.redis.keys_with_ttl();
+    let without_ttl: Vec<&(String, i64)> = keys.iter().filter(|(_, ttl)| *ttl == -1).collect();
+    if !without_ttl.is_empty() {
+        problems.push(format!("keys without a TTL: {without_ttl:?}"));
+    }
+
+    // The report.
+    let mut report = format!(
+        "nemesis report (seed {seed}): {:.0} s of faults, {} faults injected, {} uploads accepted, {} resends on no answer/503/429\n",
+        faults_over.duration_since(started).as_secs_f64(),
+        injected.len(),
+        ledger.accepted.len(),
+        ledger.resends,
+    );
+    report += "  fault                        count  recovery p50   max\n";
+    for (name, times) in &ledger.recoveries {
+        let mut times = times.clone();
+        times.sort();
+        report += &format!(
+            "  {name:<28} {:>5}  {:>9.2} s  {:>5.2} s\n",
+            times.len(),
+            percentile(&times, 0.5).as_secs_f64(),
+            times.last().unwrap().as_secs_f64()
+        );
+    }
+    report += "  outcomes of the accepted uploads:\n";
+    for (outcome, count) in &outcomes {
+        report += &format!("    {outcome:<28} {count}\n");
+    }
+    report += &format!(
+        "  resends with the same key: {} ({} the same job); jobs finished more than once: {}; keys in Redis: {}, without TTL: {}\n",
+        ledger.replays.len(),
+        replays_same,
+        finishes.values().filter(|c| **c > 1).count(),
+        keys.len(),
+        without_ttl.len()
+    );
+    eprintln!("{report}");
+    let distinct: HashSet<&str> = ledger.accepted.iter().map(|a| a.id.as_str()).collect();
+    assert!(distinct.len() >= 10, "too little load got through to judge: {report}");
+    if !problems.is_empty() {
+        let kept = dir.keep();
+        panic!(
+            "{} problems (the processes' logs are in {}):\n{}\n{report}",
+            problems.len(),
+            kept.display(),
+            problems.join("\n")
+        );
+    }
+}
