@@ -13,7 +13,9 @@
 //! - a worker killed with SIGKILL, started again after up to 2 s;
 //! - a backend killed with SIGKILL, started again on its address after up to 2 s;
 //! - Redis restarted with SIGTERM (it keeps its data in its append-only file);
-//! - Redis killed and started with none of its data (a server without persistence);
+//! - Redis killed with SIGKILL and started on its append-only file (fsync every second, so the
+//!   last second of writes may be lost), and Redis killed and started with none of its data
+//!   (a server without persistence);
 //! - RabbitMQ stopped with SIGTERM and started again, and (once the node has run for a minute)
 //!   killed with SIGKILL and started again: its quorum queue is on disk;
 //! - every connection to Redis, or to RabbitMQ, cut for 0.5–3 s;
@@ -23,8 +25,9 @@
 //! After each fault the test measures recovery: the time from the fault's end until an upload
 //! with `?wait=` gets its PNG. At the end every `202` must have become `done`, with the pixels
 //! of `dsobel process` for the same file, or `failed` with a code and a message: the damaged
-//! JPEG with `corrupt-image`, a job in flight when Redis lost its data with `job-lost`, and
-//! nothing else. None may read `404` or stay unfinished, no job may be finished twice (the
+//! JPEG with `corrupt-image`; a job in flight when Redis lost data with `job-lost`, or with
+//! `input-expired` once it could no longer finish (the processes run with a work TTL of 30 s,
+//! so such a job fails after 60 s); nothing else. None may read `404` or stay unfinished, no job may be finished twice (the
 //! processes' logs), an upload sent again with its key must get the same job, and every key in
 //! Redis must carry a TTL.
 //!
@@ -211,8 +214,8 @@ enum Outcome {
     Exact,
     /// `failed` with a code and message the test allows for this job.
     FailedAsAllowed(String),
-    /// Unknown (`404`) after Redis lost its data: right if the job had finished (its result
-    /// went with the data), which the client saw or the processes' logs show; else lost.
+    /// Unknown (`404`) after Redis lost its data: right if the job had ended (its record went
+    /// with the data), which the client saw or the processes' logs show; else lost.
     UnknownAfterDataLoss { seen_done: bool },
     /// Anything that breaks a guarantee, said in words.
     Broken(String),
@@ -225,7 +228,7 @@ impl Outcome {
         match self {
             Outcome::Exact => "done, exact".into(),
             Outcome::FailedAsAllowed(code) => format!("failed, {code}"),
-            Outcome::UnknownAfterDataLoss { .. } => "done, then lost with the store's data".into(),
+            Outcome::UnknownAfterDataLoss { .. } => "ended, then lost with the store's data".into(),
             Outcome::Broken(_) => "BROKEN".into(),
             Outcome::Stuck => "STUCK".into(),
         }
@@ -242,7 +245,8 @@ struct Ledger {
     unexpected: Vec<String>,
     /// Resends of one upload because of no answer, 503 or 429.
     resends: u64,
-    /// When Redis lost its data (shared with the clients, which judge `job-lost` by it).
+    /// When Redis lost data, all or its last writes (shared with the clients, which judge
+    /// `job-lost` and `input-expired` by it).
     wipes: Arc<Mutex<Vec<Instant>>>,
     /// Fault kind → recovery times.
     recoveries: BTreeMap<&'static str, Vec<Duration>>,
@@ -344,7 +348,7 @@ fn follow(
             continue;
         };
         if status.status == 404 {
-            if last_state == "done" && wiped_since(accepted_at) {
+            if (last_state == "done" || last_state == "failed") && wiped_since(accepted_at) {
                 return Outcome::UnknownAfterDataLoss { seen_done: true };
             }
             // A job the store lost reads unknown until a sweep records it lost (1 s by default).
@@ -383,7 +387,7 @@ fn follow(
                 let code = status["error"]["code"].as_str().unwrap_or_default().to_owned();
                 let message = status["error"]["message"].as_str().unwrap_or_default();
                 let allowed = matches!(expected, Expected::Failure(want) if *want == code)
-                    || (code == "job-lost" && wiped_since(accepted_at));
+                    || (matches!(code.as_str(), "job-lost" | "input-expired") && wiped_since(accepted_at));
                 if allowed && !message.is_empty() {
                     return Outcome::FailedAsAllowed(code);
                 }
@@ -407,6 +411,7 @@ enum Fault {
     KillWorker,
     KillBackend,
     RedisRestart,
+    RedisCrash,
     RedisDataLoss,
     RabbitRestart,
     RabbitCrash,
@@ -417,10 +422,11 @@ enum Fault {
 }
 
 impl Fault {
-    const ALL: [Fault; 10] = [
+    const ALL: [Fault; 11] = [
         Fault::KillWorker,
         Fault::KillBackend,
         Fault::RedisRestart,
+        Fault::RedisCrash,
         Fault::RedisDataLoss,
         Fault::RabbitRestart,
         Fault::RabbitCrash,
@@ -435,6 +441,7 @@ impl Fault {
             Fault::KillWorker => "worker SIGKILL",
             Fault::KillBackend => "backend SIGKILL",
             Fault::RedisRestart => "Redis restart (AOF)",
+            Fault::RedisCrash => "Redis SIGKILL (AOF)",
             Fault::RedisDataLoss => "Redis data loss",
             Fault::RabbitRestart => "RabbitMQ restart",
             Fault::RabbitCrash => "RabbitMQ SIGKILL",
@@ -474,6 +481,10 @@ impl World {
                 *proc = Some(self.fleet.stack.serve_at(address, &[]));
             }
             Fault::RedisRestart => self.redis.restart_gracefully(),
+            Fault::RedisCrash => {
+                self.redis.crash_and_restart();
+                ledger.lock().unwrap().wipes.lock().unwrap().push(Instant::now());
+            }
             Fault::RedisDataLoss => {
                 self.redis.restart_empty();
                 ledger.lock().unwrap().wipes.lock().unwrap().push(Instant::now());
@@ -528,14 +539,15 @@ fn probe(backends: &[String], input: &Input, ledger: &Mutex<Ledger>) -> Duration
     unreachable!()
 }
 
-/// "job done" log lines per job id, over every process's log.
+/// How many times each job was finished ("job done" or "job failed" log lines), over every
+/// process's log.
 fn finishes_per_job(log_dir: &Path) -> HashMap<String, u32> {
     let mut finishes = HashMap::new();
     for entry in std::fs::read_dir(log_dir).expect("the log folder") {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
         for line in text.lines() {
             let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-            if event["fields"]["message"] != "job done" {
+            if event["fields"]["message"] != "job done" && event["fields"]["message"] != "job failed" {
                 continue;
             }
             let id = event["fields"]["job_id"].as_str().or_else(|| event["span"]["job_id"].as_str());
@@ -590,7 +602,9 @@ fn under_random_faults_every_accepted_job_ends_exact_or_failed_with_a_reason() {
     };
     let mut stack = Stack::new(&servers);
     stack.log_dir = Some(logs.clone());
-    // Short lifetimes would expire jobs the test still checks; the defaults are hours.
+    // A job the store lost part of fails after twice the work TTL: short here, so that the
+    // run can wait for it.
+    stack.env.push(("DSOBEL_WORK_TTL_SECS".into(), "30".into()));
     let backends: Vec<(String, Option<Proc>)> = (0..2)
         .map(|_| {
             let address = format!("127.0.0.1:{}", free_port());
@@ -646,7 +660,7 @@ fn under_random_faults_every_accepted_job_ends_exact_or_failed_with_a_reason() {
         let recovery = probe(&addresses, &probe_input, &ledger);
         ledger.lock().unwrap().recoveries.entry(fault.name()).or_default().push(recovery);
         injected.push(fault);
-        if fault == Fault::RedisDataLoss {
+        if matches!(fault, Fault::RedisDataLoss | Fault::RedisCrash) {
             std::thread::sleep(Duration::from_secs(2));
         }
         std::thread::sleep(Duration::from_millis(fastrand::u64(200..1500)));

@@ -519,6 +519,13 @@ impl OwnRedis {
         *self = OwnRedis::start(self.port, self.dir.as_deref()).expect("restart redis-server");
     }
 
+    /// SIGKILL, then a new server on the same port and folder: it reads its append-only file
+    /// back, less what it had not yet written to disk (up to the last second).
+    pub fn crash_and_restart(&mut self) {
+        self.stop("KILL");
+        *self = OwnRedis::start(self.port, self.dir.as_deref()).expect("restart redis-server");
+    }
+
     /// SIGKILL, then a new server on the same port with nothing of the old data: a server
     /// without persistence restarting.
     pub fn restart_empty(&mut self) {

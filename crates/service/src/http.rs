@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client_limits::{ClientLimits, StreamSlot};
 use crate::config::{ExposeSecret, SecretString};
 use crate::coordinator::{Coordinator, Submitted};
-use crate::error::ApiError;
+use crate::error::{ApiError, JobsError};
 use crate::health;
 use crate::jobs::JobStatus;
 use crate::model::{JobId, JobOptions, JobState};
@@ -392,7 +392,7 @@ async fn upload(
     let early = query
         .into_iter()
         .try_for_each(|(name, value)| options.set(&name, value))
-        .and_then(|()| state.coordinator.admit());
+        .and_then(|()| Ok(state.coordinator.admit()?));
     if let Err(refusal) = early {
         // Refused before reading the image: read and drop the body anyway (never keeping it),
         // so the client, still sending, gets the answer instead of a reset connection.
@@ -483,8 +483,8 @@ async fn wait_for_result(
                 JobState::Failed | JobState::Cancelled => return Err(failed(&status)),
                 JobState::Queued | JobState::Processing => {}
             },
-            Err(ApiError::NotFound(_)) if replayed => {}
-            Err(e) => return Err(e),
+            Err(JobsError::UnknownJob(_)) if replayed => {}
+            Err(e) => return Err(e.into()),
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok(None);
@@ -561,7 +561,7 @@ impl EventStream {
         loop {
             let status = match self.state.coordinator.status(&self.id).await {
                 Ok(s) => s,
-                Err(ApiError::NotFound(_)) => return None,
+                Err(JobsError::UnknownJob(_)) => return None,
                 Err(_) => {
                     // Store unavailable: keep the stream and try again shortly.
                     tokio::select! {

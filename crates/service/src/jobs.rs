@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::{JobsError, StoreError};
 use crate::model::{CANCELLED, Event, JobError, JobId, JobRecord, JobState, Timings, job_lost};
 use crate::transport::Transport;
 
@@ -44,53 +44,67 @@ pub struct JobStatus {
     pub created_at: String,
 }
 
-fn parse_record(id: &str, bytes: &[u8]) -> Result<JobRecord, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::Internal(format!("unreadable job record {id}: {e}")))
+fn parse_record(id: &str, bytes: &[u8]) -> Result<JobRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Unreadable {
+        what: "record",
+        id: id.to_owned(),
+        source,
+    })
+}
+
+fn to_json(what: &'static str, id: &str, value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Unwritable { what, id: id.to_owned(), source })
 }
 
 /// Reads a job record.
-pub async fn load_record(t: &Transport, id: &str) -> Result<Option<JobRecord>, ApiError> {
+pub async fn load_record(t: &Transport, id: &str) -> Result<Option<JobRecord>, StoreError> {
     t.store.get(&t.keys.job(id)).await?.map(|bytes| parse_record(id, &bytes)).transpose()
 }
 
 /// A job's record and its failure, if any, read in one round trip.
-pub async fn load_state(t: &Transport, id: &str) -> Result<Option<(JobRecord, Option<JobError>)>, ApiError> {
+pub async fn load_state(
+    t: &Transport,
+    id: &str,
+) -> Result<Option<(JobRecord, Option<JobError>)>, StoreError> {
     let [record, failure] = read_many(t, [t.keys.job(id), t.keys.failure(id)]).await?;
     let Some(record) = record else { return Ok(None) };
     Ok(Some((parse_record(id, &record)?, failure.and_then(|b| serde_json::from_slice(&b).ok()))))
 }
 
-async fn read_many<const N: usize>(t: &Transport, keys: [String; N]) -> Result<[Option<Bytes>; N], ApiError> {
+async fn read_many<const N: usize>(
+    t: &Transport,
+    keys: [String; N],
+) -> Result<[Option<Bytes>; N], StoreError> {
     let values = t.store.get_many(&keys).await?;
-    values.try_into().map_err(|_| ApiError::Internal("the store answered the wrong number of values".into()))
+    values.try_into().map_err(|v: Vec<_>| StoreError::WrongCount { asked: N, got: v.len() })
 }
 
 /// Writes a job record with the given TTL.
-pub async fn save_record(t: &Transport, record: &JobRecord, ttl: Duration) -> Result<(), ApiError> {
-    let json = serde_json::to_vec(record).map_err(|e| ApiError::Internal(e.to_string()))?;
+pub async fn save_record(t: &Transport, record: &JobRecord, ttl: Duration) -> Result<(), StoreError> {
+    let json = to_json("record", &record.id, record)?;
     t.store.put(&t.keys.job(&record.id), Bytes::from(json), ttl).await?;
     Ok(())
 }
 
 /// Reads the failure of a job, if any.
-pub async fn load_failure(t: &Transport, id: &str) -> Result<Option<JobError>, ApiError> {
+pub async fn load_failure(t: &Transport, id: &str) -> Result<Option<JobError>, StoreError> {
     Ok(t.store.get(&t.keys.failure(id)).await?.and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
 /// The status of a job as users see it; `NotFound` for unknown or expired ids.
-pub async fn status(t: &Transport, id: &str) -> Result<JobStatus, ApiError> {
+pub async fn status(t: &Transport, id: &str) -> Result<JobStatus, JobsError> {
     let [record, failure, started] =
         read_many(t, [t.keys.job(id), t.keys.failure(id), t.keys.started(id)]).await?;
-    let record = parse_record(id, &record.ok_or_else(|| ApiError::NotFound(id.to_owned()))?)?;
+    let record = parse_record(id, &record.ok_or_else(|| JobsError::UnknownJob(id.to_owned()))?)?;
     let failure = failure.and_then(|b| serde_json::from_slice(&b).ok());
-    status_of(t, record, failure, started.is_some()).await
+    Ok(status_of(t, record, failure, started.is_some()).await?)
 }
 
 /// The status of a job and, once it is done, its PNG, read in one round trip.
-pub async fn status_and_result(t: &Transport, id: &str) -> Result<(JobStatus, Option<Bytes>), ApiError> {
+pub async fn status_and_result(t: &Transport, id: &str) -> Result<(JobStatus, Option<Bytes>), JobsError> {
     let [record, failure, png, started] =
         read_many(t, [t.keys.job(id), t.keys.failure(id), t.keys.result(id), t.keys.started(id)]).await?;
-    let record = parse_record(id, &record.ok_or_else(|| ApiError::NotFound(id.to_owned()))?)?;
+    let record = parse_record(id, &record.ok_or_else(|| JobsError::UnknownJob(id.to_owned()))?)?;
     let failure = failure.and_then(|b| serde_json::from_slice(&b).ok());
     Ok((status_of(t, record, failure, started.is_some()).await?, png))
 }
@@ -103,7 +117,7 @@ async fn status_of(
     record: JobRecord,
     failure: Option<JobError>,
     started: bool,
-) -> Result<JobStatus, ApiError> {
+) -> Result<JobStatus, StoreError> {
     let id = record.id.as_str();
     let mut state = record.state;
     let mut error = record.error.clone();
@@ -145,8 +159,13 @@ async fn status_of(
 
 /// Records that a job failed (first reason wins) and wakes every backend. Anyone may call it:
 /// a worker that met bad data, or a backend that found a dead letter.
-pub async fn mark_failed(t: &Transport, id: &JobId, error: &JobError, ttl: Duration) -> Result<(), ApiError> {
-    let json = serde_json::to_vec(error).map_err(|e| ApiError::Internal(e.to_string()))?;
+pub async fn mark_failed(
+    t: &Transport,
+    id: &JobId,
+    error: &JobError,
+    ttl: Duration,
+) -> Result<(), StoreError> {
+    let json = to_json("failure", id, error)?;
     t.store.put_if_absent(&t.keys.failure(id), Bytes::from(json), ttl).await?;
     if let Err(e) = t.notifier.publish(&Event::Failed(id.clone()).encode()).await {
         tracing::warn!(job_id = %id, error = %e, "could not publish the failure; backends will find it when sweeping");
@@ -157,11 +176,11 @@ pub async fn mark_failed(t: &Transport, id: &JobId, error: &JobError, ttl: Durat
 /// Records that the store lost a job still in flight (its record was gone): a failed record
 /// rebuilt by the caller from what it knows of the job, unless a record came back meanwhile
 /// (a worker that finished it), and the failure, first reason winning. Every backend is woken.
-pub async fn record_lost(t: &Transport, mut record: JobRecord, ttl: Duration) -> Result<(), ApiError> {
+pub async fn record_lost(t: &Transport, mut record: JobRecord, ttl: Duration) -> Result<(), StoreError> {
     let error = job_lost();
     record.state = JobState::Failed;
     record.error = Some(error.clone());
-    let json = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let json = to_json("record", &record.id, &record)?;
     t.store.put_if_absent(&t.keys.job(&record.id), Bytes::from(json), ttl).await?;
     mark_failed(t, &record.id, &error, ttl).await
 }

@@ -125,6 +125,13 @@ pub use dsobel_client::{JobError, JobState, Timings};
 /// The error code a cancelled job carries (its failure record says why it ended).
 pub const CANCELLED: &str = "cancelled";
 
+/// The error code of a job one of whose tasks could not be processed: a kernel refusal, a
+/// task that contradicts its job, or a task dead-lettered after its deliveries ran out.
+pub const STRIP_FAILED: &str = "strip-failed";
+
+/// The error code of a job whose upload expired from the store before a worker took it.
+pub const INPUT_EXPIRED: &str = "input-expired";
+
 /// The error code of a job the store lost before it ended (Redis restarted without its data,
 /// or was emptied): nothing of it is left to finish, and it has to be submitted again.
 pub const JOB_LOST: &str = "job-lost";

@@ -27,11 +27,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::error::ApiError;
+use crate::error::{StoreError, error_chain};
 use crate::jobs::{self, load_state, record_lost, save_record};
 use crate::model::{
-    Event, ImageTask, JobError, JobId, JobRecord, JobState, StripResult, StripSource, StripTask, Task,
-    Timings, now_ms,
+    Event, INPUT_EXPIRED, ImageTask, JobError, JobId, JobRecord, JobState, STRIP_FAILED, StripResult,
+    StripSource, StripTask, Task, Timings, now_ms,
 };
 use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
@@ -187,7 +187,7 @@ impl Worker {
     }
 
     /// What the store says of a task's job: open (with its record), over, or missing.
-    async fn open_job(&self, id: &str) -> Result<JobLookup, ApiError> {
+    async fn open_job(&self, id: &str) -> Result<JobLookup, StoreError> {
         let Some((record, failure)) = load_state(&self.transport, id).await? else {
             return Ok(JobLookup::Missing);
         };
@@ -209,7 +209,7 @@ impl Worker {
             return Outcome::Skipped;
         }
         if let Err(e) = record_lost(&self.transport, task.lost_record(), self.config.result_ttl).await {
-            return self.requeue(delivery, &e.to_string()).await;
+            return self.requeue(delivery, &e.into()).await;
         }
         tracing::warn!("the store lost this job (its record is gone); it ends failed");
         let _ = delivery.ack().await;
@@ -230,7 +230,7 @@ impl Worker {
             Ok(JobLookup::Missing) => self.job_missing(task, delivery).await,
             Ok(JobLookup::Open(_)) => {
                 let error = JobError {
-                    code: "input-expired".into(),
+                    code: INPUT_EXPIRED.into(),
                     message: format!(
                         "the uploaded image expired from the store before a worker could process it (the task \
                          waited {} s in the queue); submit it again",
@@ -239,7 +239,7 @@ impl Worker {
                 };
                 self.fail(id, delivery, error).await
             }
-            Err(e) => self.requeue(delivery, &e.to_string()).await,
+            Err(e) => self.requeue(delivery, &e.into()).await,
         }
     }
 
@@ -264,12 +264,12 @@ impl Worker {
                 return Outcome::Skipped;
             }
             Ok(JobLookup::Missing) => return self.job_missing(&Task::Image(task), delivery).await,
-            Err(e) => return self.requeue(delivery, &e.to_string()).await,
+            Err(e) => return self.requeue(delivery, &e.into()).await,
         };
         let upload = match self.transport.store.get(&task.upload_key).await {
             Ok(Some(upload)) => upload,
             Ok(None) => return self.input_gone(&Task::Image(task), queue_wait, delivery).await,
-            Err(e) => return self.requeue(delivery, &e.to_string()).await,
+            Err(e) => return self.requeue(delivery, &e.into()).await,
         };
         // `/status` says `processing` from now on (a hint: losing it only delays that word).
         let t = &self.transport;
@@ -312,7 +312,7 @@ impl Worker {
         self.metrics.filter.observe(timings.filter_encode.as_secs_f64());
         let png = Bytes::from(processed.png);
         if let Err(e) = t.store.put(&t.keys.result(&task.job_id), png.clone(), self.config.result_ttl).await {
-            return self.requeue(delivery, &e.to_string()).await;
+            return self.requeue(delivery, &e.into()).await;
         }
         let ms = |d: Duration| Some(d.as_secs_f64() * 1e3);
         record.state = JobState::Done;
@@ -329,7 +329,7 @@ impl Worker {
             total: Some(total),
         };
         if let Err(e) = save_record(t, &record, self.config.result_ttl).await {
-            return self.requeue(delivery, &e.to_string()).await;
+            return self.requeue(delivery, &e.into()).await;
         }
         // The job is done; what follows only tidies up (the backends' sweeper does it too).
         let _ = t.store.set_remove(&t.keys.pending(), &task.job_id).await;
@@ -358,9 +358,8 @@ impl Worker {
     ) -> Outcome {
         let count = task.strips as usize;
         if record.strips_total as usize != count {
-            return self
-                .poison(&Task::Image(task), delivery, "the task and its job disagree on the strips")
-                .await;
+            let contradiction = Setback::Contradiction("the task and its job disagree on the strips".into());
+            return self.poison(&Task::Image(task), delivery, &contradiction).await;
         }
         let (sender, mut ready) = tokio::sync::mpsc::channel::<(StripSpec, Bytes)>(count);
         let (limits, params) = (task_limits(&task), task.options.params());
@@ -392,7 +391,9 @@ impl Worker {
         drop(ready);
         let (decoded, own) = match decoding.await {
             Ok(done) => done,
-            Err(e) => return self.requeue(delivery, &format!("decode crashed: {e}")).await,
+            Err(source) => {
+                return self.requeue(delivery, &Setback::Crashed { what: "the decode", source }).await;
+            }
         };
         match handed_out {
             Ok(HandOut::Queued) => {}
@@ -401,7 +402,7 @@ impl Worker {
                 let _ = delivery.ack().await;
                 return Outcome::Skipped;
             }
-            Err(e) => return self.requeue(delivery, &e.to_string()).await,
+            Err(e) => return self.requeue(delivery, &e.into()).await,
         }
         match decoded {
             Ok(size) if size == (record.width as usize, record.height as usize) => {}
@@ -410,20 +411,20 @@ impl Worker {
                     "the image decodes to {w}x{h}, not the {}x{} its header says",
                     record.width, record.height
                 );
-                return self.poison(&Task::Image(task), delivery, &reason).await;
+                return self.poison(&Task::Image(task), delivery, &Setback::Contradiction(reason)).await;
             }
             Err(StripsError::Decode(e)) => {
-                return self.fail(&task.job_id, delivery, decode_failure(&e)).await;
+                return self.set_back(&Task::Image(task), delivery, Setback::BadImage(e)).await;
             }
             Err(StripsError::Consumer(SplitStop::Kernel(e))) => {
-                return self.poison(&Task::Image(task), delivery, &e.to_string()).await;
+                return self.set_back(&Task::Image(task), delivery, Setback::Kernel(e)).await;
             }
             Err(StripsError::Consumer(SplitStop::Abandoned)) => {
-                return self.requeue(delivery, "handing out strips stopped").await;
+                return self.requeue(delivery, &Setback::Stopped("handing out strips stopped")).await;
             }
         }
         let Some((spec, (encoded, timings))) = own else {
-            return self.requeue(delivery, "the last strip was never decoded").await;
+            return self.requeue(delivery, &Setback::Stopped("the last strip was never decoded")).await;
         };
         let result = StripResult { encoded, queue_wait, filter: timings.filter, encode: timings.encode };
         self.store_strip(&task.job_id, spec.index as u32, result, delivery).await
@@ -469,13 +470,13 @@ impl Worker {
                 return Outcome::Skipped;
             }
             Ok(None) => {}
-            Err(e) => return self.requeue(delivery, &e.to_string()).await,
+            Err(e) => return self.requeue(delivery, &e.into()).await,
         }
         let read_started = Instant::now();
         let input = match self.strip_input(&task.source).await {
             Ok(Some(input)) => input,
             Ok(None) => return self.input_gone(&Task::Strip(task), queue_wait, delivery).await,
-            Err(e) => return self.requeue(delivery, &e.to_string()).await,
+            Err(e) => return self.requeue(delivery, &e.into()).await,
         };
         let read = read_started.elapsed();
         self.drill_delay().await;
@@ -539,7 +540,7 @@ impl Worker {
             .hash_put(&t.keys.strips(id), &strip.to_string(), result.to_bytes(), self.config.work_ttl)
             .await
         {
-            return self.requeue(delivery, &e.to_string()).await;
+            return self.requeue(delivery, &e.into()).await;
         }
         self.publish_event(Event::StripDone(id.clone())).await;
         if let Err(e) = delivery.ack().await {
@@ -565,51 +566,75 @@ impl Worker {
     /// answer, the task is held (up to [`STORE_OUTAGE_HOLD`]) instead of being handed back at
     /// once: every hand-back counts towards the delivery limit, and workers passing a task
     /// around during an outage of a few seconds would use it up and fail a healthy job.
-    async fn requeue(&self, delivery: Delivery, reason: &str) -> Outcome {
-        tracing::warn!(reason, "task handed back to the queue");
+    async fn requeue(&self, delivery: Delivery, reason: &Setback) -> Outcome {
+        tracing::warn!(reason = %error_chain(reason), "task handed back to the queue");
         // A short pause so a broken dependency is not hammered in a tight loop.
         tokio::time::sleep(Duration::from_millis(200)).await;
+        self.wait_for_store().await;
+        let _ = delivery.requeue().await;
+        Outcome::Requeued
+    }
+
+    /// Waits until the store answers, at most [`STORE_OUTAGE_HOLD`].
+    async fn wait_for_store(&self) {
         let held = Instant::now();
         let mut pause = Duration::from_millis(100);
         while held.elapsed() < STORE_OUTAGE_HOLD && self.transport.store.health_check().await.is_err() {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
-        let _ = delivery.requeue().await;
-        Outcome::Requeued
     }
 
-    /// What a failed computation means: data that cannot be decoded fails the job with the
-    /// decoder's code, a kernel refusal poisons the task, and a panic (`Err`) hands the task
-    /// back (the delivery limit bounds the retries).
+    /// What a failed computation means ([`Setback`]): data that cannot be decoded fails the
+    /// job with the decoder's code, a kernel refusal poisons the task, and a panic hands the
+    /// task back (the delivery limit bounds the retries).
     async fn computation_failed(
         &self,
         task: &Task,
         delivery: Delivery,
         failure: Result<ProcessError, tokio::task::JoinError>,
     ) -> Outcome {
-        match failure {
-            Ok(ProcessError::Decode(e)) => self.fail(task.job_id(), delivery, decode_failure(&e)).await,
-            Ok(ProcessError::Kernel(e)) => self.poison(task, delivery, &e.to_string()).await,
-            Err(e) => self.requeue(delivery, &format!("the computation crashed: {e}")).await,
+        let setback = match failure {
+            Ok(ProcessError::Decode(e)) => Setback::BadImage(e),
+            Ok(ProcessError::Kernel(e)) => Setback::Kernel(e),
+            Err(source) => Setback::Crashed { what: "the computation", source },
+        };
+        self.set_back(task, delivery, setback).await
+    }
+
+    /// Does with a task what its setback calls for: back to the queue if the setback may pass,
+    /// else the job fails (with the decoder's code for a bad image, `strip-failed` otherwise)
+    /// and the task is dead-lettered.
+    async fn set_back(&self, task: &Task, delivery: Delivery, setback: Setback) -> Outcome {
+        match setback {
+            setback if setback.may_pass() => self.requeue(delivery, &setback).await,
+            Setback::BadImage(e) => self.fail(task.job_id(), delivery, decode_failure(&e)).await,
+            setback => self.poison(task, delivery, &setback).await,
         }
     }
 
     /// A task that can never succeed: its job fails with the reason, and the task goes to the
     /// dead-letter queue.
-    async fn poison(&self, task: &Task, delivery: Delivery, reason: &str) -> Outcome {
+    async fn poison(&self, task: &Task, delivery: Delivery, reason: &Setback) -> Outcome {
         let error = JobError {
-            code: "strip-failed".into(),
+            code: STRIP_FAILED.into(),
             message: format!("{} cannot be processed: {reason}", task.describe()),
         };
         self.fail(task.job_id(), delivery, error).await
     }
 
-    /// Fails the job with `error` and dead-letters the task.
+    /// Fails the job with `error` and dead-letters the task. While the store does not answer,
+    /// the task is held (up to [`STORE_OUTAGE_HOLD`]) so that the job's failure is recorded
+    /// with its own reason; only after that does the dead-letter consumer record a generic one.
     async fn fail(&self, id: &JobId, delivery: Delivery, error: JobError) -> Outcome {
         tracing::error!(code = %error.code, reason = %error.message, "task cannot be processed; dead-lettering it");
-        if let Err(e) = jobs::mark_failed(&self.transport, id, &error, self.config.result_ttl).await {
-            tracing::warn!(error = %e, "could not record the failure; the dead-letter consumer will");
+        let ttl = self.config.result_ttl;
+        if let Err(e) = jobs::mark_failed(&self.transport, id, &error, ttl).await {
+            tracing::warn!(error = %error_chain(&e), "could not record the failure yet; holding the task");
+            self.wait_for_store().await;
+            if let Err(e) = jobs::mark_failed(&self.transport, id, &error, ttl).await {
+                tracing::warn!(error = %error_chain(&e), "could not record the failure; the dead-letter consumer will");
+            }
         }
         let _ = delivery.dead_letter().await;
         Outcome::DeadLettered
@@ -624,7 +649,7 @@ impl Worker {
         match id {
             Some(id) => {
                 let message = format!("a task of this job could not be read: {reason}");
-                self.fail(&id, delivery, JobError { code: "strip-failed".into(), message }).await
+                self.fail(&id, delivery, JobError { code: STRIP_FAILED.into(), message }).await
             }
             None => {
                 let _ = delivery.dead_letter().await;
@@ -657,6 +682,48 @@ impl std::fmt::Display for SplitStop {
             SplitStop::Abandoned => f.write_str("handing out strips stopped"),
             SplitStop::Kernel(e) => e.fmt(f),
         }
+    }
+}
+
+/// Why a task could not be finished, sorted by what becomes of it ([`Worker::set_back`]).
+#[derive(Debug, thiserror::Error)]
+enum Setback {
+    /// The store or the queue failed: the task goes back to the queue once the store answers.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A step crashed (a bug): back to the queue, up to the delivery limit.
+    #[error("{what} crashed")]
+    Crashed {
+        /// Which step.
+        what: &'static str,
+        /// The panic.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// A step stopped half way: back to the queue.
+    #[error("{0}")]
+    Stopped(&'static str),
+    /// The image cannot be decoded: the job fails with the decoder's code.
+    #[error(transparent)]
+    BadImage(DecodeError),
+    /// The kernel refuses the strip: the job fails, the task is dead-lettered.
+    #[error(transparent)]
+    Kernel(KernelError),
+    /// The task contradicts its job or its image: the job fails, the task is dead-lettered.
+    #[error("{0}")]
+    Contradiction(String),
+}
+
+impl From<TransportError> for Setback {
+    fn from(e: TransportError) -> Self {
+        Setback::Store(StoreError::Transport(e))
+    }
+}
+
+impl Setback {
+    /// Whether the same task may succeed later, on this worker or another.
+    fn may_pass(&self) -> bool {
+        matches!(self, Setback::Store(_) | Setback::Crashed { .. } | Setback::Stopped(_))
     }
 }
 

@@ -106,9 +106,9 @@ impl Coordinator {
 
     /// Refuses new work while this backend has its maximum of jobs in flight (checked before an
     /// upload's body is read, and again when it is submitted).
-    pub fn admit(&self) -> Result<(), ApiError> {
+    pub fn admit(&self) -> Result<(), JobsError> {
         if self.in_flight() >= self.config.max_jobs_in_flight {
-            return Err(ApiError::TooBusy { limit: self.config.max_jobs_in_flight, retry_after: 2 });
+            return Err(JobsError::TooBusy { limit: self.config.max_jobs_in_flight });
         }
         Ok(())
     }
@@ -116,7 +116,11 @@ impl Coordinator {
     /// Accepts an upload: reads its header (format, size, limits; no pixel is decoded), stores
     /// its bytes once, records the job and queues its task(s). The watch of the job's wake-ups
     /// is taken before its task is published, so the caller cannot miss one.
-    pub async fn submit(&self, bytes: Bytes, options: JobOptions) -> Result<(JobRecord, JobWatch), ApiError> {
+    pub async fn submit(
+        &self,
+        bytes: Bytes,
+        options: JobOptions,
+    ) -> Result<(JobRecord, JobWatch), JobsError> {
         self.submit_as(JobId::random(), bytes, options).await
     }
 
@@ -133,19 +137,18 @@ impl Coordinator {
         key: &str,
         bytes: Bytes,
         options: JobOptions,
-    ) -> Result<Submitted, ApiError> {
+    ) -> Result<Submitted, JobsError> {
         let t = &self.transport;
         let claim = t.keys.idempotency(key);
         let id = JobId::random();
         if !t.store.put_if_absent(&claim, Bytes::from(id.to_string()), IDEMPOTENCY_CLAIM).await?
             && let Some(earlier) = t.store.get(&claim).await?
         {
-            let earlier = JobId::parse(&String::from_utf8_lossy(&earlier))
-                .ok_or_else(|| ApiError::Internal("an idempotency key names no job id".into()))?;
+            let earlier = JobId::parse(&String::from_utf8_lossy(&earlier)).ok_or_else(|| {
+                JobsError::Inconsistent(format!("the Idempotency-Key {key} names no job id"))
+            })?;
             if load_record(t, &earlier).await?.is_none() {
-                return Err(ApiError::Unavailable(
-                    "an upload with this Idempotency-Key is still being accepted, or was cut off; send it again in a few seconds".into(),
-                ));
+                return Err(JobsError::KeyPending);
             }
             let watch = self.watch(&earlier);
             return Ok(Submitted::Earlier(earlier, watch));
@@ -170,7 +173,7 @@ impl Coordinator {
         id: JobId,
         bytes: Bytes,
         options: JobOptions,
-    ) -> Result<(JobRecord, JobWatch), ApiError> {
+    ) -> Result<(JobRecord, JobWatch), JobsError> {
         self.admit()?;
         let created_ms = now_ms();
         // Header checks first: a pixel bomb or a non-image is refused here, at the door.
@@ -213,7 +216,7 @@ impl Coordinator {
             let queue_it = async {
                 store_upload
                     .await
-                    .map_err(|e| ApiError::Internal(format!("storing the upload crashed: {e}")))??;
+                    .map_err(|source| JobsError::Crashed { what: "storing the upload", source })??;
                 save_record(t, &record, self.config.result_ttl).await?;
                 t.store.set_add(&t.keys.pending(), &id, self.config.result_ttl).await?;
                 if let Ok(mut jobs) = self.local_jobs.lock() {
@@ -221,7 +224,7 @@ impl Coordinator {
                     self.metrics.jobs_in_flight.inc();
                 }
                 try_join_all(tasks.iter().map(|task| t.queue.publish(task.to_body()))).await?;
-                Ok::<(), ApiError>(())
+                Ok::<(), JobsError>(())
             };
             let outcome = tokio::time::timeout(TRANSPORT_DEADLINE, queue_it).await;
             stop_storing.abort();
@@ -229,8 +232,7 @@ impl Coordinator {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(self.abandon(&id, e).await),
                 Err(_) => {
-                    let e = ApiError::Unavailable("the queue or the store did not answer in time".into());
-                    return Err(self.abandon(&id, e).await);
+                    return Err(self.abandon(&id, JobsError::TimedOut).await);
                 }
             }
             tracing::info!(
@@ -291,8 +293,8 @@ impl Coordinator {
     }
 
     /// Cleans up what a failed submission left behind (best effort) and passes the error on.
-    async fn abandon(&self, id: &str, error: ApiError) -> ApiError {
-        tracing::warn!(job_id = %id, error = %error, "upload abandoned");
+    async fn abandon(&self, id: &str, error: JobsError) -> JobsError {
+        tracing::warn!(job_id = %id, error = %error_chain(&error), "upload abandoned");
         self.local_finish(id);
         let t = &self.transport;
         let keys = vec![t.keys.upload(id), t.keys.job(id)];

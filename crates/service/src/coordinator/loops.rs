@@ -44,7 +44,7 @@ impl Coordinator {
                         let me = self.clone();
                         tokio::spawn(async move {
                             if let Err(e) = me.try_stitch(&id).await {
-                                tracing::warn!(job_id = %id, error = %e, "stitch attempt failed; the sweeper will retry");
+                                tracing::warn!(job_id = %id, error = %error_chain(&e), "stitch attempt failed; the sweeper will retry");
                             }
                         });
                     }
@@ -82,7 +82,7 @@ impl Coordinator {
                 };
             for id in &pending {
                 if let Err(e) = self.try_stitch(id).await {
-                    tracing::debug!(job_id = %id, error = %e, "sweep could not settle job");
+                    tracing::debug!(job_id = %id, error = %error_chain(&e), "sweep could not settle job");
                 }
             }
             let pending: HashSet<&JobId> = pending.iter().collect();
@@ -100,6 +100,13 @@ impl Coordinator {
         let t = &self.transport;
         let id = record.id.clone();
         match load_record(t, &id).await {
+            Ok(Some(stored)) if !stored.state.is_over() => {
+                // Not over and not pending: the store lost the pending entry (a crash before
+                // its fsync). Listed again, the sweep keeps settling the job.
+                if let Err(e) = t.store.set_add(&t.keys.pending(), &id, self.config.result_ttl).await {
+                    tracing::debug!(job_id = %id, error = %e, "could not list a job as pending again yet");
+                }
+            }
             Ok(Some(_)) => {
                 // Its waiters here may have missed the wake-up too.
                 self.wakeups.wake(&id);
@@ -115,9 +122,11 @@ impl Coordinator {
                     self.wakeups.wake(&id);
                     self.local_finish(&id);
                 }
-                Err(e) => tracing::debug!(job_id = %id, error = %e, "could not record a lost job yet"),
+                Err(e) => {
+                    tracing::debug!(job_id = %id, error = %error_chain(&e), "could not record a lost job yet")
+                }
             },
-            Err(e) => tracing::debug!(job_id = %id, error = %e, "could not check a job yet"),
+            Err(e) => tracing::debug!(job_id = %id, error = %error_chain(&e), "could not check a job yet"),
         }
     }
 
@@ -137,7 +146,7 @@ impl Coordinator {
                             let _ = delivery.ack().await;
                         }
                         Err(e) => {
-                            tracing::warn!(job_id = %task.job_id(), error = %e, "could not record a dead letter; will retry");
+                            tracing::warn!(job_id = %task.job_id(), error = %error_chain(&e), "could not record a dead letter; will retry");
                             let _ = delivery.requeue().await;
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }

@@ -31,11 +31,12 @@ use futures_util::future::try_join_all;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::error::ApiError;
+use crate::error::{JobsError, error_chain};
 use crate::jobs::{self, JobStatus, load_failure, load_record, load_state, record_lost, save_record};
 use crate::model::{
-    CANCELLED, CUT_DECODE, CUT_RESTART, CUT_WHOLE, Event, ImageTask, JobError, JobId, JobOptions, JobRecord,
-    JobState, StripResult, StripSource, StripTask, Task, Timings, now_ms,
+    CANCELLED, CUT_DECODE, CUT_RESTART, CUT_WHOLE, Event, INPUT_EXPIRED, ImageTask, JobError, JobId,
+    JobOptions, JobRecord, JobState, STRIP_FAILED, StripResult, StripSource, StripTask, Task, Timings,
+    now_ms,
 };
 use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
@@ -142,17 +143,17 @@ impl Coordinator {
     }
 
     /// The status of a job.
-    pub async fn status(&self, id: &str) -> Result<JobStatus, ApiError> {
+    pub async fn status(&self, id: &str) -> Result<JobStatus, JobsError> {
         jobs::status(&self.transport, id).await
     }
 
     /// The PNG of a finished job.
-    pub async fn result_png(&self, id: &str) -> Result<Option<Bytes>, ApiError> {
+    pub async fn result_png(&self, id: &str) -> Result<Option<Bytes>, JobsError> {
         Ok(self.transport.store.get(&self.transport.keys.result(id)).await?)
     }
 
     /// The status of a job and, once it is done, its PNG, in one round trip to the store.
-    pub async fn status_and_result(&self, id: &str) -> Result<(JobStatus, Option<Bytes>), ApiError> {
+    pub async fn status_and_result(&self, id: &str) -> Result<(JobStatus, Option<Bytes>), JobsError> {
         jobs::status_and_result(&self.transport, id).await
     }
 }

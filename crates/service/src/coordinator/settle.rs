@@ -7,7 +7,7 @@ use super::*;
 impl Coordinator {
     /// Stitches the job if all its strips are stored and nobody else is stitching it. Returns
     /// whether this call stitched it.
-    pub async fn try_stitch(&self, id: &JobId) -> Result<bool, ApiError> {
+    pub async fn try_stitch(&self, id: &JobId) -> Result<bool, JobsError> {
         let t = &self.transport;
         let Some((mut record, failure)) = load_state(t, id).await? else {
             t.store.set_remove(&t.keys.pending(), id).await?;
@@ -18,6 +18,13 @@ impl Coordinator {
             return Ok(false);
         }
         if let Some(failure) = failure {
+            self.finish_failed(record, failure).await?;
+            return Ok(false);
+        }
+        if self.overdue(&record) {
+            let error = overdue_failure(self.config.work_ttl);
+            jobs::mark_failed(t, id, &error, self.config.result_ttl).await?;
+            let failure = load_failure(t, id).await?.unwrap_or(error);
             self.finish_failed(record, failure).await?;
             return Ok(false);
         }
@@ -41,7 +48,7 @@ impl Coordinator {
                 None => {
                     // Expired or unreadable: let the lock go so a later sweep can decide.
                     t.store.delete(&[t.keys.stitch_lock(id)]).await?;
-                    return Err(ApiError::Internal(format!(
+                    return Err(JobsError::Inconsistent(format!(
                         "strip {index} of job {id} is missing or unreadable"
                     )));
                 }
@@ -58,7 +65,7 @@ impl Coordinator {
             stitch(width, height, output, strips.iter().map(|s| &s.encoded)).into()
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("stitcher crashed: {e}")))?;
+        .map_err(|source| JobsError::Crashed { what: "the stitcher", source })?;
         let png: Bytes = png;
         let stitch_time = started.elapsed();
         t.store.put(&t.keys.result(id), png.clone(), self.config.result_ttl).await?;
@@ -107,7 +114,7 @@ impl Coordinator {
         let _ = t.store.set_remove(&t.keys.pending(), id).await;
     }
 
-    async fn settle_finished(&self, id: &str, state: JobState) -> Result<(), ApiError> {
+    async fn settle_finished(&self, id: &str, state: JobState) -> Result<(), JobsError> {
         self.transport.store.set_remove(&self.transport.keys.pending(), id).await?;
         if state.is_over() {
             self.local_finish(id);
@@ -115,13 +122,34 @@ impl Coordinator {
         Ok(())
     }
 
-    async fn finish_failed(&self, mut record: JobRecord, failure: JobError) -> Result<(), ApiError> {
+    /// Whether a job that is not over can no longer finish: its upload lives
+    /// `DSOBEL_WORK_TTL_SECS` from its acceptance, and strips are handed out only while it is
+    /// decoded, so after twice that every input of the job is gone. Only a store that lost
+    /// part of a job's state (a crash between its writes and their fsync) leaves such a job.
+    fn overdue(&self, record: &JobRecord) -> bool {
+        let age = Duration::from_millis(now_ms().saturating_sub(record.created_ms));
+        !record.state.is_over() && age > self.config.work_ttl * 2
+    }
+
+    /// Records a job failed (or cancelled) with `failure` and deletes its work keys, once:
+    /// every replica hears of the failure and tries, and the one that takes the job's stitch
+    /// lock does it (the others only wake their waiters).
+    async fn finish_failed(&self, mut record: JobRecord, failure: JobError) -> Result<(), JobsError> {
         let id = record.id.clone();
+        let t = &self.transport;
+        if !t.store.put_if_absent(&t.keys.stitch_lock(&id), Bytes::from_static(b"1"), STITCH_LOCK_TTL).await?
+        {
+            self.wakeups.wake(&id);
+            return Ok(());
+        }
         let cancelled = failure.code == CANCELLED;
         record.state = if cancelled { JobState::Cancelled } else { JobState::Failed };
         record.error = Some(failure.clone());
         record.timings.total = Some(now_ms().saturating_sub(record.created_ms) as f64);
-        save_record(&self.transport, &record, self.config.result_ttl).await?;
+        if let Err(e) = save_record(t, &record, self.config.result_ttl).await {
+            let _ = t.store.delete(&[t.keys.stitch_lock(&id)]).await;
+            return Err(e.into());
+        }
         self.cleanup(&id, record.strips_total).await;
         let outcome = if cancelled { "cancelled" } else { "failed" };
         self.metrics.jobs_finished.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc();
@@ -130,7 +158,7 @@ impl Coordinator {
         if cancelled {
             tracing::info!(job_id = %id, "job cancelled");
         } else {
-            tracing::warn!(job_id = %id, code = %failure.code, message = %failure.message, "job failed");
+            tracing::warn!(job_id = %id, code = %failure.code, reason = %failure.message, "job failed");
         }
         Ok(())
     }
@@ -139,13 +167,13 @@ impl Coordinator {
     /// them (they find the job over), its work keys are deleted, and every backend is woken.
     /// Cancelling a cancelled job again is answered the same; a job that ended otherwise
     /// cannot be cancelled.
-    pub async fn cancel(&self, id: &JobId) -> Result<JobStatus, ApiError> {
+    pub async fn cancel(&self, id: &JobId) -> Result<JobStatus, JobsError> {
         let t = &self.transport;
         let status = jobs::status(t, id).await?;
         match status.state {
             JobState::Cancelled => return Ok(status),
             JobState::Done | JobState::Failed => {
-                return Err(ApiError::JobFinished { id: id.to_string(), state: status.state });
+                return Err(JobsError::AlreadyOver { id: id.to_string(), state: status.state });
             }
             JobState::Queued | JobState::Processing => {}
         }
@@ -153,23 +181,23 @@ impl Coordinator {
         jobs::mark_failed(t, id, &error, self.config.result_ttl).await?;
         // The first reason wins: a failure recorded just before this cancel stands.
         let Some((record, failure)) = load_state(t, id).await? else {
-            return Err(ApiError::NotFound(id.to_string()));
+            return Err(JobsError::UnknownJob(id.to_string()));
         };
         let failure = failure.unwrap_or(error);
         if failure.code != CANCELLED {
             self.finish_failed(record, failure).await?;
-            return Err(ApiError::JobFinished { id: id.to_string(), state: JobState::Failed });
+            return Err(JobsError::AlreadyOver { id: id.to_string(), state: JobState::Failed });
         }
         self.finish_failed(record, failure).await?;
         jobs::status(t, id).await
     }
 
     /// Marks a job failed because one of its tasks was dead-lettered.
-    pub async fn fail_from_dead_letter(&self, task: &Task) -> Result<(), ApiError> {
+    pub async fn fail_from_dead_letter(&self, task: &Task) -> Result<(), JobsError> {
         let error = JobError {
-            code: "strip-failed".into(),
+            code: STRIP_FAILED.into(),
             message: format!(
-                "{} could not be processed (gave up after {} deliveries)",
+                "{} could not be processed (a worker gave up on it, or it failed after {} deliveries)",
                 task.describe(),
                 self.config.max_deliveries
             ),
@@ -183,5 +211,16 @@ impl Coordinator {
             self.finish_failed(record, failure).await?;
         }
         Ok(())
+    }
+}
+
+/// Why an overdue job ([`Coordinator::overdue`]) failed.
+fn overdue_failure(work_ttl: Duration) -> JobError {
+    JobError {
+        code: INPUT_EXPIRED.into(),
+        message: format!(
+            "the job did not finish within {} s, after which its data is no longer kept (part of it was lost on the way); submit it again",
+            (work_ttl * 2).as_secs()
+        ),
     }
 }
