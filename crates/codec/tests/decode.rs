@@ -234,18 +234,50 @@ fn samples_of_every_format() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// A file cut anywhere is refused with `corrupt-image` (or `empty-input`, or
+/// `unsupported-format` when too little is left to recognise), never decoded with made-up
+/// pixels: the only cut files that decode are those missing nothing but their trailer (a PNG's
+/// end chunk, a GIF's last byte), and they decode to exactly the whole file's pixels.
 #[test]
-fn truncated_inputs_never_panic() {
-    for (name, bytes) in samples_of_every_format() {
-        assert!(decode_luma(&bytes, &Limits::default()).is_ok(), "{name} sample must decode");
+fn truncated_inputs_are_refused_or_lose_only_their_trailer() {
+    for (name, bytes) in samples_of_every_format().into_iter().chain(larger_samples()) {
+        let whole = decode_luma(&bytes, &Limits::default()).unwrap_or_else(|e| panic!("{name} sample: {e}"));
         let step = (bytes.len() / 97).max(1);
-        for len in (0..bytes.len()).step_by(step) {
-            // Ok (some formats tolerate a missing tail) or a typed error; never a panic.
-            if let Err(e) = decode_luma(&bytes[..len], &Limits::default()) {
-                assert!(!e.to_string().is_empty(), "{name} truncated to {len}");
+        for len in (0..bytes.len()).step_by(step).chain(bytes.len().saturating_sub(16)..bytes.len()) {
+            match decode_luma(&bytes[..len], &Limits::default()) {
+                Err(e) => {
+                    let code = e.code();
+                    assert!(
+                        matches!(
+                            code,
+                            ErrorCode::CorruptImage | ErrorCode::EmptyInput | ErrorCode::UnsupportedFormat
+                        ),
+                        "{name} cut to {len} of {}: {code:?} {e}",
+                        bytes.len()
+                    );
+                    assert!(!e.to_string().is_empty());
+                }
+                Ok(luma) => assert!(
+                    luma == whole && bytes.len() - len <= 12,
+                    "{name} cut to {len} of {} bytes decoded to other pixels",
+                    bytes.len()
+                ),
             }
         }
     }
+}
+
+/// Samples of a few hundred kilobytes, so that a cut lands inside the pixel data of every
+/// format (many rows, many chunks or strips).
+fn larger_samples() -> Vec<(&'static str, Vec<u8>)> {
+    let rgb = DynamicImage::ImageRgb8(random_rgb(301, 203, 9));
+    vec![
+        ("large png", encode(&rgb, ImageFormat::Png)),
+        ("large webp", encode(&DynamicImage::ImageRgba8(rgb.to_rgba8()), ImageFormat::WebP)),
+        ("large gif", encode(&rgb, ImageFormat::Gif)),
+        ("large bmp", encode(&rgb, ImageFormat::Bmp)),
+        ("large tiff", encode(&rgb, ImageFormat::Tiff)),
+    ]
 }
 
 #[test]

@@ -183,7 +183,9 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, &str) {
         match self {
             ApiError::Decode(e) => (decode_status(e.code()), e.code().as_str()),
-            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge.as_str())
+            }
             ApiError::MissingFile(_) => (StatusCode::BAD_REQUEST, "missing-file"),
             ApiError::InvalidOption(_) => (StatusCode::BAD_REQUEST, "invalid-option"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
