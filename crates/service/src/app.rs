@@ -92,6 +92,7 @@ pub async fn serve_with(
         metrics: metrics.clone(),
         api_key: args.api_key.clone().filter(|k| !k.expose_secret().is_empty()),
         max_upload_bytes: args.max_upload_bytes,
+        upload_memory: crate::http::UploadMemory::new(args.upload_memory_bytes.max(args.max_upload_bytes)),
         shutdown: shutdown.clone(),
         page: args.web_dir.clone().map_or(crate::web::Page::Embedded, crate::web::Page::Folder),
         body_idle_timeout: Duration::from_secs(args.body_idle_timeout_secs.max(1)),

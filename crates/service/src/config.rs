@@ -86,6 +86,11 @@ pub struct ServeArgs {
     /// Largest upload accepted, in bytes.
     #[arg(long, env = "DSOBEL_MAX_UPLOAD_BYTES", default_value_t = 64 << 20)]
     pub max_upload_bytes: u64,
+    /// Memory the bodies of uploads being received may hold in all, in bytes (at least
+    /// `DSOBEL_MAX_UPLOAD_BYTES`). Each upload reserves its declared length, or the upload
+    /// limit when it declares none, before its body is read; one that does not fit gets 429.
+    #[arg(long, env = "DSOBEL_UPLOAD_MEMORY_BYTES", default_value_t = 1 << 30)]
+    pub upload_memory_bytes: u64,
     /// Largest image accepted, in pixels (checked from the header).
     #[arg(long, env = "DSOBEL_MAX_PIXELS", default_value_t = Limits::default().max_pixels)]
     pub max_pixels: u64,

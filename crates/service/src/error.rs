@@ -165,6 +165,14 @@ pub enum ApiError {
         /// The job's own message.
         message: String,
     },
+    /// The server is at a limit of its own (not the client's): retry later.
+    #[error("{reason}; retry in {retry_after} s")]
+    Busy {
+        /// Which limit, in words.
+        reason: String,
+        /// Seconds to wait.
+        retry_after: u32,
+    },
     /// A client went past its request rate or its open event streams.
     #[error("{reason}; retry in {retry_after} s")]
     Throttled {
@@ -199,6 +207,7 @@ impl ApiError {
                 None => (StatusCode::UNPROCESSABLE_ENTITY, "job-failed"),
             },
             ApiError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            ApiError::Busy { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-busy"),
             ApiError::Jobs(e) => match e {
                 JobsError::Refused(e) => (decode_status(e.code()), e.code().as_str()),
                 JobsError::UnknownJob(_) => (StatusCode::NOT_FOUND, "not-found"),
@@ -216,7 +225,9 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<u32> {
         match self {
-            ApiError::Throttled { retry_after, .. } => Some(*retry_after),
+            ApiError::Throttled { retry_after, .. } | ApiError::Busy { retry_after, .. } => {
+                Some(*retry_after)
+            }
             ApiError::Jobs(JobsError::TooBusy { .. }) => Some(TOO_BUSY_RETRY_SECS),
             _ if self.status_and_code().0 == StatusCode::SERVICE_UNAVAILABLE => Some(UNAVAILABLE_RETRY_SECS),
             _ => None,

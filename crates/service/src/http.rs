@@ -41,6 +41,8 @@ pub struct AppState {
     pub api_key: Option<SecretString>,
     /// Largest upload in bytes.
     pub max_upload_bytes: u64,
+    /// The memory budget of upload bodies being received.
+    pub upload_memory: UploadMemory,
     /// Cancelled when the server shuts down (ends event streams).
     pub shutdown: CancellationToken,
     /// Where the web page comes from.
@@ -54,6 +56,36 @@ pub struct AppState {
 }
 
 type Shared = Arc<AppState>;
+
+/// The memory budget of upload bodies being received, counted in KiB: an upload reserves its
+/// declared length (or the upload limit, when it declares none) before its body is read, and
+/// gives it back once its bytes are handed to the coordinator, so that the bodies in memory
+/// at once never exceed the budget however many clients send.
+#[derive(Clone)]
+pub struct UploadMemory {
+    kib: Arc<tokio::sync::Semaphore>,
+    budget: u64,
+}
+
+impl UploadMemory {
+    /// A budget of `bytes`.
+    pub fn new(bytes: u64) -> UploadMemory {
+        let kib = bytes.div_ceil(1024).min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize;
+        UploadMemory { kib: Arc::new(tokio::sync::Semaphore::new(kib)), budget: bytes }
+    }
+
+    /// Reserves `bytes`, or refuses with `429 too-busy` when the budget is spent.
+    fn reserve(&self, bytes: u64) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        self.kib.clone().try_acquire_many_owned(kib).map_err(|_| ApiError::Busy {
+            reason: format!(
+                "the server is receiving as many uploads as its upload memory allows ({} bytes, DSOBEL_UPLOAD_MEMORY_BYTES)",
+                self.budget
+            ),
+            retry_after: 2,
+        })
+    }
+}
 
 /// The router with every route of the API and the page.
 pub fn router(state: Shared) -> Router {
@@ -392,13 +424,23 @@ async fn upload(
     let early = query
         .into_iter()
         .try_for_each(|(name, value)| options.set(&name, value))
-        .and_then(|()| Ok(state.coordinator.admit()?));
-    if let Err(refusal) = early {
-        // Refused before reading the image: read and drop the body anyway (never keeping it),
-        // so the client, still sending, gets the answer instead of a reset connection.
-        discard_body(request, state.max_upload_bytes).await;
-        return Err(refusal);
-    }
+        .and_then(|()| Ok(state.coordinator.admit()?))
+        .and_then(|()| {
+            let declared = request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            state.upload_memory.reserve(declared.unwrap_or(u64::MAX).min(state.max_upload_bytes))
+        });
+    let reserved = match early {
+        Ok(reserved) => reserved,
+        Err(refusal) => {
+            // Refused before reading the image: read and drop the body anyway (never keeping
+            // it), so the client, still sending, gets the answer instead of a reset connection.
+            discard_body(request, state.max_upload_bytes).await;
+            return Err(refusal);
+        }
+    };
     let reading = read_upload(request, state.max_upload_bytes, state.body_idle_timeout, &mut options);
     let bytes = tokio::time::timeout(state.upload_timeout, reading).await.map_err(|_| {
         ApiError::RequestTimeout(format!(
@@ -424,6 +466,8 @@ async fn upload(
             (record.id, watch, false)
         }
     };
+    // The upload's bytes are stored and dropped: its memory goes back before any waiting.
+    drop(reserved);
     let mut response = match wait {
         Some(wait) => wait_for_result(&state, &id, &mut watch, wait, replayed).await?,
         None => None,

@@ -390,3 +390,33 @@ async fn one_client_is_held_to_its_rate_and_its_open_event_streams() {
     assert_eq!(app.client.get(app.url(&format!("/status/{id}"))).send().await.unwrap().status(), 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn uploads_being_received_share_a_memory_budget() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(&["--upload-memory-bytes", "100000", "--max-upload-bytes", "60000"]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    // One upload declares 60,000 bytes and sends them slowly: it holds 60,000 of the 100,000.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!("POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Length: 60000\r\n\r\n0123456789");
+    slow.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Another of 50,000 does not fit: 429 too-busy with Retry-After, before its body is kept.
+    let refused = app.upload(vec![7u8; 50_000], "").await;
+    assert_eq!(refused.headers()["retry-after"], "2");
+    let refused = assert_error(refused, 429, "too-busy").await;
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("DSOBEL_UPLOAD_MEMORY_BYTES"), "{message}");
+    // One without a declared length reserves the whole upload limit: refused too.
+    let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(vec![1u8; 10]))]);
+    let chunked = app.client.post(app.url("/upload")).body(reqwest::Body::wrap_stream(chunks)).send().await;
+    assert_error(chunked.unwrap(), 429, "too-busy").await;
+    // A small one fits beside the slow one, and once the slow one is gone a large one does.
+    let (png, _) = test_png(40, 30);
+    assert_eq!(app.upload(png, "").await.status(), 202);
+    drop(slow);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // (Not an image, so refused for that: what matters is that it was read, not turned away.)
+    assert_error(app.upload(vec![7u8; 50_000], "").await, 415, "unsupported-format").await;
+    app.stop().await;
+}
