@@ -418,8 +418,10 @@ describe('outages and restarts', () => {
     try {
       await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
       const big = path.join(tmp, 'big.png');
-      fs.writeFileSync(big, await makeLargeImage(page, photo('coffee.png'), 2400, 1600));
-      await block(server.url, big, 3);
+      // Enough work ahead of the page's file that it is still queued when the server dies (an
+      // optimized build filters three 2400x1600 blockers before the page has shown the job).
+      fs.writeFileSync(big, await makeLargeImage(page, photo('coffee.png'), 3200, 2400));
+      await block(server.url, big, 6);
       await page.setInputFiles('#file', photo('chelsea.png'));
       await page.locator('.job-item[data-state="queued"]', { hasText: 'chelsea.png' }).waitFor();
       const firstId = await page.getAttribute('.job-item', 'data-id');
