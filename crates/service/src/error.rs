@@ -127,12 +127,10 @@ pub fn error_chain(error: &dyn Error) -> String {
     chain
 }
 
-/// Everything the API can refuse or fail with.
+/// Everything the API can refuse or fail with: what the HTTP edge itself decides (the
+/// request's shape, its body, the key, the client's rate), and the job operations' errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The upload could not be decoded (or is not an image at all).
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
     /// The body is larger than the upload limit.
     #[error("upload of more than {limit} bytes refused (the limit is {limit} bytes)")]
     PayloadTooLarge {
@@ -190,7 +188,6 @@ impl ApiError {
     /// HTTP status and stable code.
     pub fn status_and_code(&self) -> (StatusCode, &str) {
         match self {
-            ApiError::Decode(e) => (decode_status(e.code()), e.code().as_str()),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge.as_str())
             }
