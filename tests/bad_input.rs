@@ -136,15 +136,7 @@ fn assert_plain(door: &str, case: &Case, message: &str) {
 
 fn check_cli(cases: &[Case]) {
     for case in cases {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dsobel"))
-            .args(["process", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dsobel process");
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &case.bytes).unwrap();
-        let output = child.wait_with_output().unwrap();
+        let output = run_process(&case.bytes);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "dsobel process, {}: exit 0", case.name);
         assert!(output.stdout.is_empty(), "dsobel process, {}: wrote a PNG", case.name);

@@ -577,17 +577,22 @@ impl Drop for OwnRedis {
     }
 }
 
-/// The PNG `dsobel process` writes for `input`, decoded; `None` when it refuses the input.
-pub fn processed_locally(input: &[u8]) -> Option<(u32, u32, Vec<u8>)> {
+/// `dsobel process -` run on `input`: its exit status, the PNG it wrote and what it said.
+pub fn run_process(input: &[u8]) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dsobel"))
         .args(["process", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start dsobel process");
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
-    let output = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The PNG `dsobel process` writes for `input`, decoded; `None` when it refuses the input.
+pub fn processed_locally(input: &[u8]) -> Option<(u32, u32, Vec<u8>)> {
+    let output = run_process(input);
     output.status.success().then(|| decode_png(&output.stdout))
 }
 

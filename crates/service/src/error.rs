@@ -87,17 +87,23 @@ pub enum JobsError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A step run on a task of its own crashed (a bug).
-    #[error("{what} crashed")]
-    Crashed {
-        /// Which step.
-        what: &'static str,
-        /// The panic or cancellation.
-        #[source]
-        source: tokio::task::JoinError,
-    },
+    #[error(transparent)]
+    Crashed(#[from] Crashed),
     /// The stored state of a job contradicts itself (a bug, or a store that lost part of it).
     #[error("{0}")]
     Inconsistent(String),
+}
+
+/// A step run on a task of its own (a blocking decode, a stitch, a store write) that panicked
+/// or was cancelled: a bug, kept with its cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} crashed")]
+pub struct Crashed {
+    /// Which step.
+    pub what: &'static str,
+    /// The panic or cancellation.
+    #[source]
+    pub source: tokio::task::JoinError,
 }
 
 impl From<TransportError> for JobsError {
@@ -213,7 +219,7 @@ impl ApiError {
                 JobsError::KeyPending | JobsError::TimedOut | JobsError::Store(StoreError::Transport(_)) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
                 }
-                JobsError::Store(_) | JobsError::Crashed { .. } | JobsError::Inconsistent(_) => {
+                JobsError::Store(_) | JobsError::Crashed(_) | JobsError::Inconsistent(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                 }
             },

@@ -301,16 +301,20 @@ fn body_error(error: &(dyn std::error::Error + 'static), limit: u64) -> ApiError
     ApiError::PayloadTooLarge { limit }
 }
 
+/// The body length a request declares (`Content-Length`), if it declares one.
+fn declared_length(request: &Request) -> Option<u64> {
+    request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+}
+
 async fn read_upload(
     request: Request,
+    declared: Option<u64>,
     limit: u64,
     idle: Duration,
     options: &mut UploadOptions,
 ) -> Result<Bytes, ApiError> {
     let request = idle_limited(request, idle);
     let too_large = || ApiError::PayloadTooLarge { limit };
-    let declared =
-        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
@@ -420,18 +424,13 @@ async fn upload(
     request: Request,
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
+    let declared = declared_length(&request);
     let mut options = UploadOptions::default();
     let early = query
         .into_iter()
         .try_for_each(|(name, value)| options.set(&name, value))
         .and_then(|()| Ok(state.coordinator.admit()?))
-        .and_then(|()| {
-            let declared = request
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-            state.upload_memory.reserve(declared.unwrap_or(u64::MAX).min(state.max_upload_bytes))
-        });
+        .and_then(|()| state.upload_memory.reserve(declared.unwrap_or(u64::MAX).min(state.max_upload_bytes)));
     let reserved = match early {
         Ok(reserved) => reserved,
         Err(refusal) => {
@@ -441,7 +440,8 @@ async fn upload(
             return Err(refusal);
         }
     };
-    let reading = read_upload(request, state.max_upload_bytes, state.body_idle_timeout, &mut options);
+    let reading =
+        read_upload(request, declared, state.max_upload_bytes, state.body_idle_timeout, &mut options);
     let bytes = tokio::time::timeout(state.upload_timeout, reading).await.map_err(|_| {
         ApiError::RequestTimeout(format!(
             "the upload's body took longer than {} s in all",

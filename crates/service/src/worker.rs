@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::error::{StoreError, error_chain};
+use crate::error::{Crashed, StoreError, error_chain};
 use crate::jobs::{self, load_state, record_lost, save_record};
 use crate::model::{
     Event, INPUT_EXPIRED, ImageTask, JobError, JobId, JobRecord, JobState, STRIP_FAILED, StripResult,
@@ -392,7 +392,7 @@ impl Worker {
         let (decoded, own) = match decoding.await {
             Ok(done) => done,
             Err(source) => {
-                return self.requeue(delivery, &Setback::Crashed { what: "the decode", source }).await;
+                return self.requeue(delivery, &Crashed { what: "the decode", source }.into()).await;
             }
         };
         match handed_out {
@@ -597,7 +597,7 @@ impl Worker {
         let setback = match failure {
             Ok(ProcessError::Decode(e)) => Setback::BadImage(e),
             Ok(ProcessError::Kernel(e)) => Setback::Kernel(e),
-            Err(source) => Setback::Crashed { what: "the computation", source },
+            Err(source) => Crashed { what: "the computation", source }.into(),
         };
         self.set_back(task, delivery, setback).await
     }
@@ -692,14 +692,8 @@ enum Setback {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A step crashed (a bug): back to the queue, up to the delivery limit.
-    #[error("{what} crashed")]
-    Crashed {
-        /// Which step.
-        what: &'static str,
-        /// The panic.
-        #[source]
-        source: tokio::task::JoinError,
-    },
+    #[error(transparent)]
+    Crashed(#[from] Crashed),
     /// A step stopped half way: back to the queue.
     #[error("{0}")]
     Stopped(&'static str),
@@ -723,7 +717,7 @@ impl From<TransportError> for Setback {
 impl Setback {
     /// Whether the same task may succeed later, on this worker or another.
     fn may_pass(&self) -> bool {
-        matches!(self, Setback::Store(_) | Setback::Crashed { .. } | Setback::Stopped(_))
+        matches!(self, Setback::Store(_) | Setback::Crashed(_) | Setback::Stopped(_))
     }
 }
 

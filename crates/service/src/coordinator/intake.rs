@@ -214,9 +214,7 @@ impl Coordinator {
                 cut: cut.name().to_owned(),
             };
             let queue_it = async {
-                store_upload
-                    .await
-                    .map_err(|source| JobsError::Crashed { what: "storing the upload", source })??;
+                store_upload.await.map_err(|source| Crashed { what: "storing the upload", source })??;
                 save_record(t, &record, self.config.result_ttl).await?;
                 t.store.set_add(&t.keys.pending(), &id, self.config.result_ttl).await?;
                 if let Ok(mut jobs) = self.local_jobs.lock() {

@@ -31,7 +31,7 @@ use futures_util::future::try_join_all;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::error::{JobsError, error_chain};
+use crate::error::{Crashed, JobsError, error_chain};
 use crate::jobs::{self, JobStatus, load_failure, load_record, load_state, record_lost, save_record};
 use crate::model::{
     CANCELLED, CUT_DECODE, CUT_RESTART, CUT_WHOLE, Event, INPUT_EXPIRED, ImageTask, JobError, JobId,

@@ -65,7 +65,7 @@ impl Coordinator {
             stitch(width, height, output, strips.iter().map(|s| &s.encoded)).into()
         })
         .await
-        .map_err(|source| JobsError::Crashed { what: "the stitcher", source })?;
+        .map_err(|source| Crashed { what: "the stitcher", source })?;
         let png: Bytes = png;
         let stitch_time = started.elapsed();
         t.store.put(&t.keys.result(id), png.clone(), self.config.result_ttl).await?;
