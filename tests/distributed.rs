@@ -444,3 +444,100 @@ fn a_job_a_worker_has_started_is_processing_not_queued() {
     assert_eq!(status["state"], "done", "{status}");
     assert_exact(&address, &id, &luma, 120, 90);
 }
+
+/// A 4000×3000 JPEG (about 5 MB) with a restart marker every MCU row: `dsobel gen-image`, then
+/// `jpegtran -restart 1`. `None` (with a note) where jpegtran is missing, except in CI.
+fn large_restart_jpeg(dir: &std::path::Path) -> Option<Vec<u8>> {
+    let plain = dir.join("large.jpg");
+    let restart = dir.join("large-restart.jpg");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_dsobel"))
+        .args(["gen-image", "--size", "4000x3000", "-o"])
+        .arg(&plain)
+        .output()
+        .expect("run dsobel gen-image");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let Ok(marked) = std::process::Command::new("jpegtran")
+        .args(["-restart", "1", "-outfile"])
+        .arg(&restart)
+        .arg(&plain)
+        .status()
+    else {
+        assert!(std::env::var_os("CI").is_none(), "jpegtran is not installed (CI is set, so this fails)");
+        eprintln!("skipped: jpegtran is not installed (apt-get install libjpeg-turbo-progs)");
+        return None;
+    };
+    assert!(marked.success(), "jpegtran failed");
+    Some(std::fs::read(restart).expect("read the JPEG"))
+}
+
+/// The lines of the logs in `dir` whose message is `message`, as JSON.
+fn log_lines(dir: &std::path::Path, message: &str) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("log folder").flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        lines.extend(
+            text.lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter(|line| line["fields"]["message"] == message),
+        );
+    }
+    lines
+}
+
+#[test]
+fn a_large_upload_is_stored_as_it_arrives_and_its_strips_are_read_in_pieces() {
+    let Some(servers) = servers("stored_as_received") else { return };
+    let dir = std::env::temp_dir().join(random_name("dsobel-large"));
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let Some(jpeg) = large_restart_jpeg(&dir) else { return };
+    assert!(jpeg.len() > 4 << 20, "large enough to be stored in parts: {} bytes", jpeg.len());
+    let want = processed_locally(&jpeg).expect("dsobel process takes it");
+    let mut stack = Stack::new(&servers);
+    stack.log_dir = Some(dir.join("logs"));
+    stack.env.push(("RUST_LOG".into(), "info,dsobel_service=debug".into()));
+    let _workers = [stack.worker(0), stack.worker(0)];
+    let serve = stack.serve(&[]);
+    let address = serve.address.clone().unwrap();
+
+    // Split along its intervals, each strip read in pieces of about a megabyte: the pixels of
+    // `dsobel process`, and the upload was in the store when its last byte arrived.
+    let id = submit(&address, &jpeg, "?fragments=2");
+    let status = wait_job(&address, &id, Duration::from_secs(60));
+    assert_eq!((&status["state"], &status["cut"]), (&"done".into(), &"restart-intervals".into()), "{status}");
+    let result = http("GET", &address, &format!("/result/{id}"), b"").unwrap();
+    assert!(decode_png(&result.body) == want, "differs from dsobel process");
+    let queued = log_lines(&dir.join("logs"), "job queued");
+    assert!(queued.iter().any(|l| l["fields"]["stored_as_received"] == true), "{queued:?}");
+    let strips = log_lines(&dir.join("logs"), "strip input read and decoded");
+    assert!(
+        strips.len() >= 2 && strips.iter().all(|l| l["fields"]["pieces"].as_u64() >= Some(2)),
+        "{strips:?}"
+    );
+
+    // A resend with the same Idempotency-Key: the same job, and its second copy of the upload,
+    // stored as it arrived, is deleted.
+    let key = [("idempotency-key", "large-upload-1")];
+    let first = http_with("POST", &address, "/upload?wait=60", &key, &jpeg).unwrap();
+    let again = http_with("POST", &address, "/upload?wait=60", &key, &jpeg).unwrap();
+    assert_eq!((first.status, again.status), (200, 200));
+    assert_eq!(again.header("idempotency-replayed"), Some("true"));
+    assert_eq!(first.header("x-dsobel-job-id"), again.header("x-dsobel-job-id"));
+
+    // An upload cut off half way makes no job and leaves nothing in the store.
+    let mut cut = std::net::TcpStream::connect(&address).unwrap();
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        jpeg.len()
+    );
+    std::io::Write::write_all(&mut cut, head.as_bytes()).unwrap();
+    std::io::Write::write_all(&mut cut, &jpeg[..jpeg.len() / 2]).unwrap();
+    drop(cut);
+    let uploads =
+        || redis_keys(&stack.namespace).into_iter().filter(|k| k.ends_with(":upload")).collect::<Vec<_>>();
+    wait_until(Duration::from_secs(10), || uploads().is_empty())
+        .unwrap_or_else(|| panic!("uploads left in the store: {:?}", uploads()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(uploads().is_empty(), "{:?}", uploads());
+    assert_eq!(log_lines(&dir.join("logs"), "job queued").len(), 2, "the cut upload made no job");
+    let _ = std::fs::remove_dir_all(&dir);
+}

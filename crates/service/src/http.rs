@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client_limits::{ClientLimits, StreamSlot};
 use crate::config::{ExposeSecret, SecretString};
-use crate::coordinator::{Coordinator, Submitted};
+use crate::coordinator::{Coordinator, Submitted, Upload};
 use crate::error::{ApiError, JobsError};
 use crate::health;
 use crate::jobs::JobStatus;
@@ -30,6 +30,7 @@ use crate::model::{JobId, JobOptions, JobState};
 use crate::telemetry::{Metrics, RequestLabels};
 use crate::wakeups::JobWatch;
 use crate::web;
+use dsobel_transport::ValueSink;
 
 /// Shared state of the handlers.
 pub struct AppState {
@@ -306,27 +307,47 @@ fn declared_length(request: &Request) -> Option<u64> {
     request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
 }
 
+/// Whether the request's body is a multipart form.
+fn is_multipart(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"))
+}
+
+/// The smallest upload stored while it is received ([`read_body_storing`]): below it, one
+/// write of the whole upload costs less than the parts.
+const STORED_AS_RECEIVED_BYTES: u64 = 2 << 20;
+
+/// Writes to the store go in parts of at least this many bytes.
+const STORE_PART_BYTES: usize = 256 << 10;
+
+/// Reads the upload: the raw body, or the first file part of a form (whose option fields go
+/// into `options`). A raw body is written to `sink`, when given, as it arrives.
 async fn read_upload(
     request: Request,
     declared: Option<u64>,
     limit: u64,
     idle: Duration,
     options: &mut UploadOptions,
-) -> Result<Bytes, ApiError> {
+    sink: Option<Box<dyn ValueSink>>,
+) -> Result<(Bytes, bool), ApiError> {
     let request = idle_limited(request, idle);
     let too_large = || ApiError::PayloadTooLarge { limit };
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let is_multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    if !is_multipart {
-        return axum::body::to_bytes(request.into_body(), limit as usize)
-            .await
-            .map_err(|e| body_error(&e, limit));
+    if !is_multipart(&request) {
+        return match (sink, declared) {
+            (Some(sink), Some(declared)) => {
+                read_body_storing(request.into_body(), declared, limit, sink).await
+            }
+            _ => axum::body::to_bytes(request.into_body(), limit as usize)
+                .await
+                .map(|bytes| (bytes, false))
+                .map_err(|e| body_error(&e, limit)),
+        };
     }
     let mut form = Multipart::from_request(request, &())
         .await
@@ -371,7 +392,52 @@ async fn read_upload(
             image = Some(bytes.freeze());
         }
     }
-    image.ok_or_else(|| ApiError::MissingFile("the form has no file part; attach the image as a file".into()))
+    image
+        .map(|image| (image, false))
+        .ok_or_else(|| ApiError::MissingFile("the form has no file part; attach the image as a file".into()))
+}
+
+/// Reads a raw body of `declared` bytes whole, writing it to `sink` as it arrives, in parts of
+/// at least [`STORE_PART_BYTES`]: the upload is in the store by the time its last byte is in.
+/// A sink that fails is dropped (the upload is then stored whole when it is submitted) and the
+/// body read on. The flag is true when the sink stored all of it.
+async fn read_body_storing(
+    body: Body,
+    declared: u64,
+    limit: u64,
+    sink: Box<dyn ValueSink>,
+) -> Result<(Bytes, bool), ApiError> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut bytes = BytesMut::with_capacity(declared.min(limit) as usize);
+    let (mut sink, mut sent) = (Some(sink), 0);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| body_error(&e, limit))?;
+        if (bytes.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() - sent >= STORE_PART_BYTES || bytes.len() as u64 == declared {
+            if let Some(writer) = sink.as_mut()
+                && let Err(e) = writer.write(&bytes[sent..]).await
+            {
+                tracing::warn!(error = %e, "could not store the upload as it arrived; it is stored once in");
+                sink = None;
+            }
+            sent = bytes.len();
+        }
+    }
+    let stored = match sink {
+        Some(writer) if sent == bytes.len() => match writer.finish().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not store the upload as it arrived; it is stored once in");
+                false
+            }
+        },
+        _ => false,
+    };
+    Ok((bytes.freeze(), stored))
 }
 
 /// Longest form field that is not a file (an option's value).
@@ -440,29 +506,59 @@ async fn upload(
             return Err(refusal);
         }
     };
+    // A large raw body goes to the store while it arrives.
+    let receiving = std::time::Instant::now();
+    let id = JobId::random();
+    let sink = match declared {
+        Some(len)
+            if len >= STORED_AS_RECEIVED_BYTES
+                && len <= state.max_upload_bytes
+                && !is_multipart(&request) =>
+        {
+            state.coordinator.upload_sink(&id, len).await
+        }
+        _ => None,
+    };
     let reading =
-        read_upload(request, declared, state.max_upload_bytes, state.body_idle_timeout, &mut options);
-    let bytes = tokio::time::timeout(state.upload_timeout, reading).await.map_err(|_| {
+        read_upload(request, declared, state.max_upload_bytes, state.body_idle_timeout, &mut options, sink);
+    let (bytes, stored) = tokio::time::timeout(state.upload_timeout, reading).await.map_err(|_| {
         ApiError::RequestTimeout(format!(
             "the upload's body took longer than {} s in all",
             state.upload_timeout.as_secs()
         ))
     })??;
+    tracing::debug!(
+        job_id = %id,
+        bytes = bytes.len(),
+        receive_ms = receiving.elapsed().as_secs_f64() * 1e3,
+        stored_as_received = stored,
+        "upload received"
+    );
     if bytes.is_empty() {
         return Err(ApiError::MissingFile(
             "no image in the request: send the image as the body, or as a file part of a multipart form"
                 .into(),
         ));
     }
-    let job_options = options.job_options()?;
-    let wait = options.wait()?;
-    let (id, mut watch, replayed) = match idempotency_key(&headers)? {
-        Some(key) => match state.coordinator.submit_once(&key, bytes, job_options).await? {
+    let checked =
+        options.wait().and_then(|wait| Ok((wait, options.job_options()?, idempotency_key(&headers)?)));
+    let (wait, job_options, key) = match checked {
+        Ok(checked) => checked,
+        Err(refusal) => {
+            if stored {
+                state.coordinator.discard_upload(&id);
+            }
+            return Err(refusal);
+        }
+    };
+    let upload = Upload { id, bytes, stored };
+    let (id, mut watch, replayed) = match key {
+        Some(key) => match state.coordinator.submit_once(&key, upload, job_options).await? {
             Submitted::New(record, watch) => (record.id, watch, false),
             Submitted::Earlier(id, watch) => (id, watch, true),
         },
         None => {
-            let (record, watch) = state.coordinator.submit(bytes, job_options).await?;
+            let (record, watch) = state.coordinator.submit(upload, job_options).await?;
             (record.id, watch, false)
         }
     };

@@ -305,6 +305,11 @@ pub enum StripSource {
         scan_end: u64,
         /// Index of the first interval.
         first_interval: u64,
+        /// Where the data may be cut into pieces that are read and decoded one after the other:
+        /// `[offset, interval]` of each piece after the first (an interval that starts an MCU
+        /// row). None: one piece.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pieces: Vec<[u64; 2]>,
     },
 }
 

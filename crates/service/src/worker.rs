@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dsobel_codec::{
-    DecodeError, Limits, ProcessError, ProcessOptions, StripsError, decode_restart_strip, decode_strips,
-    process_bytes,
+    DecodeError, Limits, PieceStart, ProcessError, ProcessOptions, StripsError,
+    decode_restart_strip_in_pieces, decode_strips, piece_ranges, process_bytes,
 };
 use dsobel_kernel::png::CompressionLevel;
 use dsobel_kernel::{KernelError, StripSpec, encode_strip_from_rows};
@@ -473,12 +473,16 @@ impl Worker {
             Err(e) => return self.requeue(delivery, &e.into()).await,
         }
         let read_started = Instant::now();
-        let input = match self.strip_input(&task.source).await {
+        let pieces = match &task.source {
+            StripSource::Jpeg { pieces, .. } => pieces.len() + 1,
+            StripSource::Rows { .. } => 1,
+        };
+        let (input, reading) = match self.strip_input(&task.source).await {
             Ok(Some(input)) => input,
             Ok(None) => return self.input_gone(&Task::Strip(task), queue_wait, delivery).await,
             Err(e) => return self.requeue(delivery, &e.into()).await,
         };
-        let read = read_started.elapsed();
+        let mut read = read_started.elapsed();
         self.drill_delay().await;
         let (spec, params) = (task.spec(), task.options.params());
         let level = CompressionLevel(task.compression);
@@ -486,45 +490,109 @@ impl Worker {
             let decode_started = Instant::now();
             let rows = match input {
                 StripInput::Rows(rows) => rows.to_vec(),
-                StripInput::Jpeg { header, scan, first_interval } => {
-                    decode_restart_strip(&header, &scan, first_interval, &spec)
+                StripInput::Jpeg { header, first_interval, pieces, data } => {
+                    let next_piece = || data.recv().ok();
+                    match decode_restart_strip_in_pieces(&header, first_interval, &pieces, &spec, next_piece)
                         .map_err(ProcessError::Decode)?
+                    {
+                        Some(rows) => rows,
+                        None => return Ok(None),
+                    }
                 }
             };
             let decode = decode_started.elapsed();
             let done = encode_strip_from_rows(&spec, &rows, &params, level).map_err(ProcessError::Kernel)?;
-            Ok((done, decode))
+            Ok(Some((done, decode)))
         })
         .await;
         let ((encoded, timings), decode) = match computed {
-            Ok(Ok(done)) => done,
-            Ok(Err(e)) => return self.computation_failed(&Task::Strip(task), delivery, Ok(e)).await,
-            Err(e) => return self.computation_failed(&Task::Strip(task), delivery, Err(e)).await,
+            Ok(Ok(Some(done))) => done,
+            // The data stopped before its last piece: the reading task says why.
+            Ok(Ok(None)) => {
+                let Some(reading) = reading else { unreachable!("rows are read before the computation") };
+                return match reading.await {
+                    Ok(Ok(None)) => self.input_gone(&Task::Strip(task), queue_wait, delivery).await,
+                    Ok(Err(e)) => self.requeue(delivery, &e.into()).await,
+                    Err(source) => {
+                        self.requeue(delivery, &Crashed { what: "reading the strip's data", source }.into())
+                            .await
+                    }
+                    Ok(Ok(Some(_))) => {
+                        self.requeue(
+                            delivery,
+                            &Setback::Stopped("the strip's data was read but not all decoded"),
+                        )
+                        .await
+                    }
+                };
+            }
+            Ok(Err(e)) => {
+                if let Some(reading) = reading {
+                    reading.abort();
+                }
+                return self.computation_failed(&Task::Strip(task), delivery, Ok(e)).await;
+            }
+            Err(e) => {
+                if let Some(reading) = reading {
+                    reading.abort();
+                }
+                return self.computation_failed(&Task::Strip(task), delivery, Err(e)).await;
+            }
         };
+        if let Some(Ok(Ok(Some(all_read)))) = match reading {
+            Some(reading) => Some(reading.await),
+            None => None,
+        } {
+            read = all_read;
+        }
         tracing::debug!(
             read_ms = read.as_secs_f64() * 1e3,
             decode_ms = decode.as_secs_f64() * 1e3,
+            pieces,
             "strip input read and decoded"
         );
         let result = StripResult { encoded, queue_wait, filter: timings.filter, encode: timings.encode };
         self.store_strip(&task.job_id, task.strip, result, delivery).await
     }
 
-    /// Reads a strip's input: its decoded rows, or the JPEG bytes it decodes itself.
-    async fn strip_input(&self, source: &StripSource) -> Result<Option<StripInput>, TransportError> {
+    /// Reads a strip's input: its decoded rows, or the JPEG's headers, with the intervals'
+    /// data still arriving piece by piece from a reading task of its own (returned beside it),
+    /// so the decode starts on the first piece while the next ones are read.
+    async fn strip_input(
+        &self,
+        source: &StripSource,
+    ) -> Result<Option<(StripInput, Option<Reading>)>, TransportError> {
         let store = &self.transport.store;
         match source {
-            StripSource::Rows { key } => Ok(store.get(key).await?.map(StripInput::Rows)),
-            StripSource::Jpeg { upload_key, header_end, scan_start, scan_end, first_interval } => {
-                let (header, scan) = tokio::try_join!(
-                    store.get_range(upload_key, 0..*header_end),
-                    store.get_range(upload_key, *scan_start..*scan_end)
-                )?;
-                Ok(header.zip(scan).map(|(header, scan)| StripInput::Jpeg {
-                    header,
-                    scan,
-                    first_interval: *first_interval,
-                }))
+            StripSource::Rows { key } => Ok(store.get(key).await?.map(|rows| (StripInput::Rows(rows), None))),
+            StripSource::Jpeg { upload_key, header_end, scan_start, scan_end, first_interval, pieces } => {
+                let pieces: Vec<PieceStart> =
+                    pieces.iter().map(|&[offset, interval]| PieceStart { offset, interval }).collect();
+                let ranges = piece_ranges(&(*scan_start..*scan_end), *first_interval, &pieces);
+                let (sender, data) = std::sync::mpsc::channel();
+                let reading = tokio::spawn({
+                    let (store, key) = (store.clone(), upload_key.clone());
+                    async move {
+                        let started = Instant::now();
+                        for (range, _) in ranges {
+                            let Some(piece) = store.get_range(&key, range).await? else { return Ok(None) };
+                            if sender.send(piece).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(Some(started.elapsed()))
+                    }
+                });
+                let Some(header) =
+                    store.get_range(upload_key, 0..*header_end).await.inspect_err(|_| reading.abort())?
+                else {
+                    reading.abort();
+                    return Ok(None);
+                };
+                Ok(Some((
+                    StripInput::Jpeg { header, first_interval: *first_interval, pieces, data },
+                    Some(reading),
+                )))
             }
         }
     }
@@ -663,9 +731,18 @@ impl Worker {
 enum StripInput {
     /// Decoded rows.
     Rows(Bytes),
-    /// The JPEG's headers and the strip's restart intervals.
-    Jpeg { header: Bytes, scan: Bytes, first_interval: u64 },
+    /// The JPEG's headers, and the pieces of the strip's restart intervals as they are read.
+    Jpeg {
+        header: Bytes,
+        first_interval: u64,
+        pieces: Vec<PieceStart>,
+        data: std::sync::mpsc::Receiver<Bytes>,
+    },
 }
+
+/// The task reading a strip's data piece by piece: how long it took, or `None` when a piece
+/// was not in the store.
+type Reading = tokio::task::JoinHandle<Result<Option<Duration>, TransportError>>;
 
 /// Why a split job's decode stopped handing out strips.
 #[derive(Debug)]

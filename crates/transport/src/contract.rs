@@ -291,6 +291,50 @@ pub async fn ranges_of_values(store: &dyn Store, prefix: &str) {
     assert_eq!(store.get_range(&key, 200_000..200_010).await.expect("get_range"), None);
 }
 
+/// A value written in parts ([`Store::put_in_parts`]) is there once finished, whole, with its
+/// TTL, and readable in ranges; a sink dropped before its end, finished short, or given more
+/// than its length sets nothing and leaves an earlier value alone. For stores that take
+/// parts: a store that answers `None` fails this check.
+pub async fn values_in_parts(store: &dyn Store, prefix: &str) {
+    let key = format!("{prefix}:parts");
+    let value: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let start = async |key: &str, len: usize| {
+        store
+            .put_in_parts(key, len as u64, SHORT * 5)
+            .await
+            .expect("put_in_parts")
+            .expect("this store takes parts")
+    };
+    let mut sink = start(&key, value.len()).await;
+    for part in value.chunks(70_001) {
+        sink.write(part).await.expect("write a part");
+        assert_eq!(store.get(&key).await.expect("get"), None, "not set before it is finished");
+    }
+    sink.finish().await.expect("finish");
+    assert_eq!(store.get(&key).await.expect("get").as_deref(), Some(&value[..]));
+    assert_eq!(
+        store.get_range(&key, 100_000..200_000).await.expect("range").as_deref(),
+        Some(&value[100_000..200_000])
+    );
+    // Dropped half way, finished short, or overfilled: the earlier value stays.
+    let mut dropped = start(&key, value.len()).await;
+    dropped.write(&[1; 1000]).await.expect("write");
+    drop(dropped);
+    let mut short = start(&key, value.len()).await;
+    short.write(&[2; 1000]).await.expect("write");
+    assert!(short.finish().await.is_err(), "finished short of its length");
+    let mut overfilled = start(&key, 10).await;
+    assert!(overfilled.write(&[3; 11]).await.is_err(), "more than its length");
+    drop(overfilled);
+    assert_eq!(store.get(&key).await.expect("get").as_deref(), Some(&value[..]));
+    // An empty value, and the TTL.
+    let empty = format!("{prefix}:parts-empty");
+    start(&empty, 0).await.finish().await.expect("finish an empty value");
+    assert_eq!(store.get(&empty).await.expect("get"), Some(Bytes::new()));
+    eventually("the value in parts expires", || async { store.get(&key).await.expect("get").is_none() })
+        .await;
+}
+
 /// Values, hashes and sets disappear once their TTL has run out; a hash's TTL is the one of
 /// its latest write.
 pub async fn ttl_expiry(store: &dyn Store, prefix: &str) {

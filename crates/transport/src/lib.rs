@@ -26,7 +26,7 @@ pub mod store;
 
 pub use notify::{Notifier, Subscription};
 pub use queue::{Acker, Consumer, Delivery, JobQueue, QueueConfig};
-pub use store::Store;
+pub use store::{Store, ValueSink};
 
 pub use self::memory::{MemoryNotifier, MemoryQueue, MemoryStore};
 pub use self::rabbitmq::RabbitQueue;

@@ -24,8 +24,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
 use redis::{Client, RedisError, Value};
 
 use crate::notify::{Notifier, Subscription};
-use crate::redis_bulk::{BulkError, BulkWriter, bulk_timeout};
+use crate::redis_bulk::{BulkError, BulkWriter, PartedSet, bulk_timeout};
 use crate::store::Store;
+use crate::store::ValueSink;
 use crate::{Result, TransportError};
 
 const SERVICE: &str = "redis";
@@ -111,6 +112,39 @@ fn bulk_failure(bulk: &BulkWriter, what: &str, error: BulkError) -> TransportErr
             bulk.forget();
             unavailable(format!("{what}: {e}"))
         }
+    }
+}
+
+/// A value on its way to Redis in parts ([`Store::put_in_parts`]).
+struct RedisValueSink {
+    bulk: Arc<BulkWriter>,
+    set: PartedSet,
+}
+
+impl RedisValueSink {
+    /// Bounds one step by the usual time plus time for its bytes, and classifies its failure.
+    async fn bounded<T>(
+        bulk: &BulkWriter,
+        bytes: usize,
+        step: impl Future<Output = std::result::Result<T, BulkError>>,
+    ) -> Result<T> {
+        let limit = bulk_timeout(OPERATION_TIMEOUT, bytes);
+        match tokio::time::timeout(limit, step).await {
+            Ok(done) => done.map_err(|e| bulk_failure(bulk, "SET", e)),
+            Err(_) => Err(unavailable(format!("SET: no answer within {limit:?}"))),
+        }
+    }
+}
+
+#[async_trait]
+impl ValueSink for RedisValueSink {
+    async fn write(&mut self, part: &[u8]) -> Result<()> {
+        Self::bounded(&self.bulk, part.len(), self.set.write(part)).await
+    }
+
+    async fn finish(self: Box<Self>) -> Result<()> {
+        let RedisValueSink { bulk, set } = *self;
+        Self::bounded(&bulk, 0, set.finish(&bulk)).await
     }
 }
 
@@ -222,6 +256,12 @@ impl Store for RedisStore {
             }
         };
         Ok((reply.len() as u64 == wanted).then_some(reply))
+    }
+
+    async fn put_in_parts(&self, key: &str, len: u64, ttl: Duration) -> Result<Option<Box<dyn ValueSink>>> {
+        let Some(bulk) = self.bulk.clone() else { return Ok(None) };
+        let set = RedisValueSink::bounded(&bulk, 0, bulk.set_in_parts(key, len, millis(ttl))).await?;
+        Ok(Some(Box::new(RedisValueSink { bulk, set })))
     }
 
     async fn delete(&self, keys: &[String]) -> Result<()> {

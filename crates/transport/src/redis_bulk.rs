@@ -41,7 +41,7 @@ enum Address {
     Unix(PathBuf),
 }
 
-/// A pool of connections for large `SET`s and `GETRANGE`s.and `GETRANGE`s.
+/// A pool of connections for large `SET`s and `GETRANGE`s.
 pub(crate) struct BulkWriter {
     address: Address,
     /// `AUTH` and `SELECT`, encoded, sent on every new connection (empty when not needed),
@@ -148,6 +148,35 @@ impl BulkWriter {
         self.exchange(&Request::Set([&head, value, &tail])).await.map(|_| ())
     }
 
+    /// Starts `SET key value PX ttl` for a value of `len` bytes written in parts
+    /// ([`PartedSet::write`]), on a new connection: the server takes the bytes as they come and
+    /// sets the value once the last one and the command's tail are in.
+    pub(crate) async fn set_in_parts(
+        &self,
+        key: &str,
+        len: u64,
+        ttl_ms: u64,
+    ) -> Result<PartedSet, BulkError> {
+        let mut head = Vec::with_capacity(64 + key.len());
+        head.extend_from_slice(b"*5\r\n");
+        bulk(&mut head, b"SET");
+        bulk(&mut head, key.as_bytes());
+        head.extend_from_slice(format!("${len}\r\n").as_bytes());
+        let mut tail = b"\r\n".to_vec();
+        bulk(&mut tail, b"PX");
+        bulk(&mut tail, ttl_ms.to_string().as_bytes());
+        Ok(PartedSet { connection: self.connect().await?, head, remaining: len, tail })
+    }
+
+    /// Keeps `connection` for later commands, if the pool has room.
+    fn give_back(&self, connection: Connection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_CONNECTIONS
+        {
+            idle.push(connection);
+        }
+    }
+
     /// `GETRANGE key start end` (`end` inclusive, as Redis takes it), the reply read into one
     /// buffer of the announced size.
     pub(crate) async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes, BulkError> {
@@ -175,13 +204,7 @@ impl BulkWriter {
         }
         match result {
             // Errors on the I/O drop the connection; a refusal leaves it in a known state.
-            Ok(_) | Err(BulkError::Refused(_)) => {
-                if let Ok(mut idle) = self.idle.lock()
-                    && idle.len() < IDLE_CONNECTIONS
-                {
-                    idle.push(connection);
-                }
-            }
+            Ok(_) | Err(BulkError::Refused(_)) => self.give_back(connection),
             Err(BulkError::Io(_)) => {}
         }
         result
@@ -192,6 +215,44 @@ impl BulkWriter {
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
         }
+    }
+}
+
+/// A `SET` whose value is being written in parts. Dropped before [`PartedSet::finish`], its
+/// connection closes with the command unfinished, and the server drops it.
+pub(crate) struct PartedSet {
+    connection: Connection,
+    /// The command up to the value, sent with the first part (empty once sent).
+    head: Vec<u8>,
+    /// Bytes of the value still to come.
+    remaining: u64,
+    /// The command after the value.
+    tail: Vec<u8>,
+}
+
+impl PartedSet {
+    /// Writes the next bytes of the value.
+    pub(crate) async fn write(&mut self, part: &[u8]) -> Result<(), BulkError> {
+        if part.len() as u64 > self.remaining {
+            return Err(BulkError::Io(std::io::Error::other("more bytes than the value's announced length")));
+        }
+        write_all(&mut self.connection, &[&self.head, part]).await?;
+        self.head.clear();
+        self.remaining -= part.len() as u64;
+        Ok(())
+    }
+
+    /// Sends the command's tail and reads the `+OK`; the connection goes back to `pool`.
+    pub(crate) async fn finish(mut self, pool: &BulkWriter) -> Result<(), BulkError> {
+        if self.remaining > 0 {
+            return Err(BulkError::Io(std::io::Error::other(format!(
+                "the value ended {} bytes short of its announced length",
+                self.remaining
+            ))));
+        }
+        send(&mut self.connection, &[&self.head, &self.tail]).await?;
+        pool.give_back(self.connection);
+        Ok(())
     }
 }
 

@@ -40,4 +40,22 @@ pub trait Store: Send + Sync + 'static {
     async fn set_members(&self, key: &str) -> Result<Vec<String>>;
     /// Checks that the store answers.
     async fn health_check(&self) -> Result<()>;
+    /// Starts setting `key` to a value of `len` bytes given in parts ([`ValueSink::write`]),
+    /// so that a large value reaches the store while it is still being received; the value is
+    /// set, with `ttl`, by [`ValueSink::finish`], and not at all when the sink is dropped
+    /// before. `None` when the store gains nothing from parts (it keeps values in memory by
+    /// reference): then the value is [`Store::put`] whole.
+    async fn put_in_parts(&self, key: &str, len: u64, ttl: Duration) -> Result<Option<Box<dyn ValueSink>>> {
+        let _ = (key, len, ttl);
+        Ok(None)
+    }
+}
+
+/// A value being written in parts ([`Store::put_in_parts`]).
+#[async_trait]
+pub trait ValueSink: Send {
+    /// Writes the next bytes of the value; an error when they go past its announced length.
+    async fn write(&mut self, part: &[u8]) -> Result<()>;
+    /// Sets the value; an error when fewer bytes were written than announced.
+    async fn finish(self: Box<Self>) -> Result<()>;
 }

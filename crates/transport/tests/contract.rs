@@ -13,11 +13,12 @@ use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use dsobel_transport::contract::{self, MAX_DELIVERIES};
 use dsobel_transport::{
     JobQueue, MemoryNotifier, MemoryQueue, MemoryStore, QueueConfig, RabbitQueue, RedisNotifier, RedisStore,
-    TransportError,
+    Store, TransportError,
 };
 
 const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -172,6 +173,27 @@ store_contract!(
     hash_put_idempotent,
     sets
 );
+
+/// Only the stores that take values in parts: the memory store keeps values by reference,
+/// where parts would only be one more copy.
+mod values_in_parts {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_takes_values_whole() {
+        let store = MemoryStore::new();
+        assert!(store.put_in_parts("k", 10, Duration::from_secs(1)).await.expect("put_in_parts").is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis() {
+        on_redis(
+            async |url: &str| RedisStore::connect(url).await,
+            |store| async move { contract::values_in_parts(&*store, &prefix()).await },
+        )
+        .await;
+    }
+}
 
 mod health {
     use super::*;

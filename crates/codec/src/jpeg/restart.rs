@@ -7,6 +7,10 @@
 //! and its halo ([`RestartIndex::strip_bytes`]); a worker reads only those bytes and the
 //! headers, and decodes only its own rows ([`decode_restart_strip`]). The rows are exactly
 //! those of a whole-image decode: the same entropy decoder and IDCT run on the same data.
+//!
+//! A large strip's data is also cut into pieces of about [`PIECE_BYTES`], each starting at an
+//! interval that starts an MCU row, so a worker can decode one piece while it reads the next
+//! ([`decode_restart_strip_in_pieces`]) instead of reading all of it first.
 
 use std::ops::Range;
 
@@ -46,6 +50,36 @@ pub struct StripBytes {
     pub scan: Range<u64>,
     /// Index of the first interval of `scan`.
     pub first_interval: u64,
+    /// Where the data after the first piece's may be cut: each is an interval that starts an
+    /// MCU row, in increasing order, about [`PIECE_BYTES`] apart. Empty: one piece.
+    pub pieces: Vec<PieceStart>,
+}
+
+/// About how many bytes of a strip's data make one piece (see [`StripBytes::pieces`]): small
+/// enough that the first one arrives at once, large enough that reading a piece is one
+/// request among few.
+pub const PIECE_BYTES: u64 = 1 << 20;
+
+/// The start of one piece of a strip's data, after the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PieceStart {
+    /// Where the interval's data starts in the file (just after its `RST` marker).
+    pub offset: u64,
+    /// The interval's index.
+    pub interval: u64,
+}
+
+/// The byte range of each piece of the data `scan`, cut at `pieces`, and the interval each
+/// starts at. A piece ends two bytes before the next one starts (the `RST` marker between).
+pub fn piece_ranges(scan: &Range<u64>, first_interval: u64, pieces: &[PieceStart]) -> Vec<(Range<u64>, u64)> {
+    let mut ranges = Vec::with_capacity(pieces.len() + 1);
+    let (mut start, mut interval) = (scan.start, first_interval);
+    for piece in pieces {
+        ranges.push((start..piece.offset.saturating_sub(2).max(start), interval));
+        (start, interval) = (piece.offset, piece.interval);
+    }
+    ranges.push((start..scan.end.max(start), interval));
+    ranges
 }
 
 impl RestartIndex {
@@ -116,6 +150,11 @@ impl RestartIndex {
     /// The bytes the strip `spec` needs: the intervals that hold the MCU rows of its input
     /// rows (own rows plus halo).
     pub fn strip_bytes(&self, spec: &StripSpec) -> StripBytes {
+        self.strip_bytes_in_pieces(spec, PIECE_BYTES)
+    }
+
+    /// [`Self::strip_bytes`], with pieces of about `piece_bytes`.
+    pub fn strip_bytes_in_pieces(&self, spec: &StripSpec, piece_bytes: u64) -> StripBytes {
         let (first_mcu, end_mcu) = mcu_span(spec, self.rows_per_mcu_row, self.mcus_per_row);
         let first = first_mcu / self.interval_mcus;
         let last = (end_mcu.div_ceil(self.interval_mcus)).min(self.intervals()) - 1;
@@ -125,7 +164,24 @@ impl RestartIndex {
             header: 0..self.header_len as u64,
             scan: self.starts[first] as u64..end as u64,
             first_interval: first as u64,
+            pieces: self.piece_starts(first, last, piece_bytes),
         }
+    }
+
+    /// The intervals among `first + 1..=last` that start a piece: the first one that starts an
+    /// MCU row once the piece before holds `piece_bytes`.
+    fn piece_starts(&self, first: usize, last: usize, piece_bytes: u64) -> Vec<PieceStart> {
+        let mut pieces = Vec::new();
+        let mut start = self.starts[first];
+        for interval in first + 1..=last {
+            let at = self.starts[interval];
+            let starts_row = (interval * self.interval_mcus).is_multiple_of(self.mcus_per_row);
+            if starts_row && (at - start) as u64 >= piece_bytes {
+                pieces.push(PieceStart { offset: at as u64, interval: interval as u64 });
+                start = at;
+            }
+        }
+        pieces
     }
 }
 
@@ -148,6 +204,23 @@ pub fn decode_restart_strip(
     first_interval: u64,
     spec: &StripSpec,
 ) -> Result<Vec<u8>, DecodeError> {
+    let mut whole = Some(scan);
+    let rows = decode_restart_strip_in_pieces(header, first_interval, &[], spec, || whole.take())?;
+    Ok(rows.expect("the one piece was given"))
+}
+
+/// [`decode_restart_strip`] from the data in pieces, given one after the other by
+/// `next_piece` as [`piece_ranges`] cuts it, each decoded as soon as it is given. The first
+/// piece starts at `first_interval`, each later one at the interval of its entry in `pieces`
+/// (their `offset`s are not read here). `Ok(None)` when `next_piece` gives `None` before the
+/// last piece: the caller knows why its data ended.
+pub fn decode_restart_strip_in_pieces<P: AsRef<[u8]>>(
+    header: &[u8],
+    first_interval: u64,
+    pieces: &[PieceStart],
+    spec: &StripSpec,
+    mut next_piece: impl FnMut() -> Option<P>,
+) -> Result<Option<Vec<u8>>, DecodeError> {
     let jpeg =
         BaselineJpeg::parse(header).ok_or_else(|| corrupt("the headers of the strip cannot be read"))?;
     if (jpeg.width, jpeg.height) != (spec.width, spec.image_height) || jpeg.restart_interval == 0 {
@@ -155,29 +228,51 @@ pub fn decode_restart_strip(
     }
     let (rows_per_mcu_row, mcus_per_row) = (jpeg.rows_per_mcu_row(), jpeg.mcus_per_row);
     let (first_mcu, end_mcu) = mcu_span(spec, rows_per_mcu_row, mcus_per_row);
-    let first_interval = usize::try_from(first_interval).map_err(|_| corrupt("no such interval"))?;
-    let start_mcu =
-        first_interval.checked_mul(jpeg.restart_interval).ok_or_else(|| corrupt("no such interval"))?;
+    let first_mcu_of =
+        |interval: u64| usize::try_from(interval).ok().and_then(|i| i.checked_mul(jpeg.restart_interval));
+    let start_mcu = first_mcu_of(first_interval).ok_or_else(|| corrupt("no such interval"))?;
     if start_mcu > first_mcu {
         return Err(corrupt("the strip's data starts after its rows"));
     }
-    let first_mcu_row = first_mcu / mcus_per_row;
+    let (first_mcu_row, end_mcu_row) = (first_mcu / mcus_per_row, end_mcu / mcus_per_row);
     let bad = |bad, row| corrupt(&jpeg.scan_error(bad, row).to_string());
-    let mut entropy = EntropyDecoder::at_interval(&jpeg, scan, first_interval);
-    entropy.skip_mcus(first_mcu - start_mcu).map_err(|b| bad(b, first_mcu_row))?;
     let base_row = first_mcu_row * rows_per_mcu_row;
-    let end_row = (end_mcu / mcus_per_row * rows_per_mcu_row).min(jpeg.height);
+    let end_row = (end_mcu_row * rows_per_mcu_row).min(jpeg.height);
     let mut luma = vec![0u8; (end_row - base_row) * jpeg.width];
     let mut coefficients: Vec<Block> = vec![[0; 64]; jpeg.luma_blocks_per_mcu_row()];
     let idct = Idct::detect();
-    for row in first_mcu_row..end_mcu / mcus_per_row {
-        coefficients.fill([0; 64]);
-        entropy.decode_mcu_row(&mut coefficients).map_err(|b| bad(b, row))?;
-        jpeg.idct_mcu_row(idct, row, &coefficients, &mut luma, base_row);
+    let mut row = first_mcu_row;
+    let starts = std::iter::once(first_interval).chain(pieces.iter().map(|p| p.interval));
+    for (k, interval) in starts.enumerate() {
+        // Every piece after the first starts the MCU row the one before ended at.
+        let piece_mcu = first_mcu_of(interval).ok_or_else(|| corrupt("no such interval"))?;
+        if k > 0 && piece_mcu != row * mcus_per_row {
+            return Err(corrupt("the pieces of the strip do not follow each other"));
+        }
+        // A piece's rows end where the next one's start, which must be a later MCU row.
+        let piece_end_row = match pieces.get(k).map(|next| first_mcu_of(next.interval)) {
+            None => end_mcu_row,
+            Some(Some(mcu)) if mcu.is_multiple_of(mcus_per_row) && mcu / mcus_per_row > row => {
+                (mcu / mcus_per_row).min(end_mcu_row)
+            }
+            Some(_) => return Err(corrupt("the pieces of the strip do not start MCU rows in order")),
+        };
+        let Some(piece) = next_piece() else { return Ok(None) };
+        let index = usize::try_from(interval).map_err(|_| corrupt("no such interval"))?;
+        let mut entropy = EntropyDecoder::at_interval(&jpeg, piece.as_ref(), index);
+        if k == 0 {
+            entropy.skip_mcus(first_mcu - start_mcu).map_err(|b| bad(b, first_mcu_row))?;
+        }
+        while row < piece_end_row {
+            coefficients.fill([0; 64]);
+            entropy.decode_mcu_row(&mut coefficients).map_err(|b| bad(b, row))?;
+            jpeg.idct_mcu_row(idct, row, &coefficients, &mut luma, base_row);
+            row += 1;
+        }
+        entropy.finish().map_err(|b| bad(b, row))?;
     }
-    entropy.finish().map_err(|b| bad(b, end_mcu / mcus_per_row))?;
     let rows = spec.input_rows();
-    Ok(luma[(rows.start - base_row) * jpeg.width..(rows.end - base_row) * jpeg.width].to_vec())
+    Ok(Some(luma[(rows.start - base_row) * jpeg.width..(rows.end - base_row) * jpeg.width].to_vec()))
 }
 
 #[cfg(test)]
@@ -218,8 +313,66 @@ mod tests {
                 let rows = decode_restart_strip(header, scan, part.first_interval, &spec)
                     .unwrap_or_else(|e| panic!("strip {spec:?}: {e}"));
                 assert_eq!(rows, strip_input(whole, &spec), "strip {} of {count}", spec.index);
+                // In pieces of every size from one interval up: the same rows.
+                for piece_bytes in [1, 200, 1500] {
+                    let part = index.strip_bytes_in_pieces(&spec, piece_bytes);
+                    let mut pieces = piece_ranges(&part.scan, part.first_interval, &part.pieces)
+                        .into_iter()
+                        .map(|(range, _)| &bytes[range.start as usize..range.end as usize]);
+                    let rows = decode_restart_strip_in_pieces(
+                        header,
+                        part.first_interval,
+                        &part.pieces,
+                        &spec,
+                        || pieces.next(),
+                    )
+                    .unwrap_or_else(|e| panic!("strip {spec:?} in pieces of {piece_bytes}: {e}"))
+                    .expect("every piece given");
+                    assert_eq!(
+                        rows,
+                        strip_input(whole, &spec),
+                        "strip {} of {count}, pieces of {piece_bytes}",
+                        spec.index
+                    );
+                }
             }
         }
+    }
+
+    #[test]
+    fn pieces_start_rows_and_a_missing_or_misplaced_piece_is_told() {
+        let bytes = fixture("q98-444-restart1.jpg");
+        let index = RestartIndex::read(&bytes).unwrap();
+        let spec = plan_strips(index.width, index.height, 2)[1];
+        let part = index.strip_bytes_in_pieces(&spec, 1);
+        assert!(part.pieces.len() >= 2, "one piece per MCU row: {:?}", part.pieces);
+        let ranges = piece_ranges(&part.scan, part.first_interval, &part.pieces);
+        assert_eq!(ranges.len(), part.pieces.len() + 1);
+        assert_eq!(ranges[0].0.start, part.scan.start);
+        assert_eq!(ranges.last().unwrap().0.end, part.scan.end);
+        for (piece, (range, interval)) in part.pieces.iter().zip(&ranges[1..]) {
+            assert_eq!((range.start, *interval), (piece.offset, piece.interval));
+            assert_eq!(&bytes[piece.offset as usize - 2..piece.offset as usize - 1], &[0xFF]);
+        }
+        let header = &bytes[..part.header.end as usize];
+        let piece = |k: usize| &bytes[ranges[k].0.start as usize..ranges[k].0.end as usize];
+        // The data stops after the first piece: no rows, and no error either.
+        let mut given = 0;
+        let stopped =
+            decode_restart_strip_in_pieces(header, part.first_interval, &part.pieces, &spec, || {
+                given += 1;
+                (given == 1).then(|| piece(0))
+            });
+        assert_eq!(stopped, Ok(None));
+        // A piece said to start an interval later than it does.
+        let mut shifted = part.pieces.clone();
+        shifted[0].interval += 1;
+        let mut k = 0;
+        let misplaced = decode_restart_strip_in_pieces(header, part.first_interval, &shifted, &spec, || {
+            k += 1;
+            Some(piece(k - 1))
+        });
+        assert!(matches!(misplaced, Err(DecodeError::Corrupt { .. })), "{misplaced:?}");
     }
 
     #[test]

@@ -113,15 +113,32 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Where the upload of job `id`, `len` bytes long, can be stored while it is received, so
+    /// that it is in the store by the time its last byte is in (a large upload is then not
+    /// stored after it arrived, which is what one image's latency waits for). `None` when the
+    /// store takes values whole (the embedded mode's memory) or cannot start one now: the
+    /// upload is then stored whole when it is submitted.
+    pub async fn upload_sink(&self, id: &JobId, len: u64) -> Option<Box<dyn ValueSink>> {
+        let t = &self.transport;
+        match t.store.put_in_parts(&t.keys.upload(id), len, self.config.work_ttl).await {
+            Ok(sink) => sink,
+            Err(e) => {
+                tracing::debug!(job_id = %id, error = %e, "the upload will be stored once it is in");
+                None
+            }
+        }
+    }
+
     /// Accepts an upload: reads its header (format, size, limits; no pixel is decoded), stores
-    /// its bytes once, records the job and queues its task(s). The watch of the job's wake-ups
-    /// is taken before its task is published, so the caller cannot miss one.
+    /// its bytes once (unless they are stored already), records the job and queues its
+    /// task(s). The watch of the job's wake-ups is taken before its task is published, so the
+    /// caller cannot miss one.
     pub async fn submit(
         &self,
-        bytes: Bytes,
+        upload: Upload,
         options: JobOptions,
     ) -> Result<(JobRecord, JobWatch), JobsError> {
-        self.submit_as(JobId::random(), bytes, options).await
+        self.submit_as(upload, options).await
     }
 
     /// [`Self::submit`] under an idempotency key: the first upload with `key` (within the
@@ -135,25 +152,23 @@ impl Coordinator {
     pub async fn submit_once(
         &self,
         key: &str,
-        bytes: Bytes,
+        upload: Upload,
         options: JobOptions,
     ) -> Result<Submitted, JobsError> {
-        let t = &self.transport;
-        let claim = t.keys.idempotency(key);
-        let id = JobId::random();
-        if !t.store.put_if_absent(&claim, Bytes::from(id.to_string()), IDEMPOTENCY_CLAIM).await?
-            && let Some(earlier) = t.store.get(&claim).await?
-        {
-            let earlier = JobId::parse(&String::from_utf8_lossy(&earlier)).ok_or_else(|| {
-                JobsError::Inconsistent(format!("the Idempotency-Key {key} names no job id"))
-            })?;
-            if load_record(t, &earlier).await?.is_none() {
-                return Err(JobsError::KeyPending);
-            }
+        let id = upload.id.clone();
+        let stored = upload.stored;
+        let earlier = self.earlier_job(key, &id).await;
+        if !matches!(earlier, Ok(None)) && stored {
+            // Not this upload's job after all: its stored bytes go.
+            self.discard_upload(&id);
+        }
+        if let Some(earlier) = earlier? {
             let watch = self.watch(&earlier);
             return Ok(Submitted::Earlier(earlier, watch));
         }
-        match self.submit_as(id.clone(), bytes, options).await {
+        let t = &self.transport;
+        let claim = t.keys.idempotency(key);
+        match self.submit_as(upload, options).await {
             Ok((record, watch)) => {
                 let kept = t.store.put(&claim, Bytes::from(id.to_string()), self.config.result_ttl).await;
                 if let Err(e) = kept {
@@ -168,16 +183,50 @@ impl Coordinator {
         }
     }
 
+    /// Claims the idempotency `key` for the job `id`: `None` when claimed, or the earlier
+    /// job the key names.
+    async fn earlier_job(&self, key: &str, id: &JobId) -> Result<Option<JobId>, JobsError> {
+        let t = &self.transport;
+        let claim = t.keys.idempotency(key);
+        if !t.store.put_if_absent(&claim, Bytes::from(id.to_string()), IDEMPOTENCY_CLAIM).await?
+            && let Some(earlier) = t.store.get(&claim).await?
+        {
+            let earlier = JobId::parse(&String::from_utf8_lossy(&earlier)).ok_or_else(|| {
+                JobsError::Inconsistent(format!("the Idempotency-Key {key} names no job id"))
+            })?;
+            if load_record(t, &earlier).await?.is_none() {
+                return Err(JobsError::KeyPending);
+            }
+            return Ok(Some(earlier));
+        }
+        Ok(None)
+    }
+
+    /// Deletes the stored upload of a job that will not be (best effort, in the background;
+    /// its TTL would remove it anyway).
+    pub fn discard_upload(&self, id: &JobId) {
+        let (store, key) = (self.transport.store.clone(), self.transport.keys.upload(id));
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), store.delete(&[key])).await;
+        });
+    }
+
     async fn submit_as(
         &self,
-        id: JobId,
-        bytes: Bytes,
+        upload: Upload,
         options: JobOptions,
     ) -> Result<(JobRecord, JobWatch), JobsError> {
-        self.admit()?;
+        let Upload { id, bytes, stored } = upload;
+        let refused = |e: JobsError| {
+            if stored {
+                self.discard_upload(&id);
+            }
+            e
+        };
+        self.admit().map_err(refused)?;
         let created_ms = now_ms();
         // Header checks first: a pixel bomb or a non-image is refused here, at the door.
-        let probe = probe(&bytes, &self.config.limits)?;
+        let probe = probe(&bytes, &self.config.limits).map_err(|e| refused(e.into()))?;
         let (width, height) = probe.upright();
         let watch = self.wakeups.watch(&id);
         let span = tracing::info_span!("job", job_id = %id);
@@ -188,12 +237,14 @@ impl Coordinator {
             let input_bytes = bytes.len() as u64;
             // The upload goes to the store on a task of its own while the cut is decided: for a
             // large JPEG, finding its restart markers takes milliseconds that the write covers.
-            let store_upload = tokio::spawn({
-                let (store, key, bytes, ttl) =
-                    (t.store.clone(), upload_key.clone(), bytes.clone(), self.config.work_ttl);
-                async move { store.put(&key, bytes, ttl).await }
+            let store_upload = (!stored).then(|| {
+                tokio::spawn({
+                    let (store, key, bytes, ttl) =
+                        (t.store.clone(), upload_key.clone(), bytes.clone(), self.config.work_ttl);
+                    async move { store.put(&key, bytes, ttl).await }
+                })
             });
-            let stop_storing = store_upload.abort_handle();
+            let stop_storing = store_upload.as_ref().map(|s| s.abort_handle());
             let cut =
                 self.cut(&bytes, probe.format, width as usize, height as usize, options.fragments).await;
             drop(bytes);
@@ -214,7 +265,9 @@ impl Coordinator {
                 cut: cut.name().to_owned(),
             };
             let queue_it = async {
-                store_upload.await.map_err(|source| Crashed { what: "storing the upload", source })??;
+                if let Some(store_upload) = store_upload {
+                    store_upload.await.map_err(|source| Crashed { what: "storing the upload", source })??;
+                }
                 save_record(t, &record, self.config.result_ttl).await?;
                 t.store.set_add(&t.keys.pending(), &id, self.config.result_ttl).await?;
                 if let Ok(mut jobs) = self.local_jobs.lock() {
@@ -225,7 +278,9 @@ impl Coordinator {
                 Ok::<(), JobsError>(())
             };
             let outcome = tokio::time::timeout(TRANSPORT_DEADLINE, queue_it).await;
-            stop_storing.abort();
+            if let Some(stop) = stop_storing {
+                stop.abort();
+            }
             match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(self.abandon(&id, e).await),
@@ -238,6 +293,7 @@ impl Coordinator {
                 height,
                 strips = record.strips_total,
                 cut = cut.name(),
+                stored_as_received = stored,
                 queued_ms = started.elapsed().as_secs_f64() * 1e3,
                 "job queued"
             );
@@ -283,6 +339,7 @@ impl Coordinator {
                         scan_start: part.scan.start,
                         scan_end: part.scan.end,
                         first_interval: part.first_interval,
+                        pieces: part.pieces.iter().map(|p| [p.offset, p.interval]).collect(),
                     };
                     Task::Strip(StripTask::new(id, spec, options, compression, source))
                 })

@@ -42,9 +42,29 @@ use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
 use crate::transport::Transport;
 use crate::wakeups::{JobWatch, Wakeups};
+use dsobel_transport::ValueSink;
 
 /// The thinnest strip a job is cut into, in rows (its halo adds one row above and one below).
 pub const MIN_STRIP_ROWS: usize = 4;
+
+/// An upload as received: the id its job will have, its bytes, and whether they are already
+/// in the store under the job's upload key (written as they arrived, through
+/// [`Coordinator::upload_sink`]).
+pub struct Upload {
+    /// The job's id, if the upload makes a job.
+    pub id: JobId,
+    /// The upload's bytes.
+    pub bytes: Bytes,
+    /// Whether the bytes are stored already.
+    pub stored: bool,
+}
+
+impl Upload {
+    /// An upload held in memory only, for a job of a new id.
+    pub fn new(bytes: Bytes) -> Upload {
+        Upload { id: JobId::random(), bytes, stored: false }
+    }
+}
 
 /// What an upload with an idempotency key became.
 pub enum Submitted {
