@@ -470,20 +470,6 @@ fn large_restart_jpeg(dir: &std::path::Path) -> Option<Vec<u8>> {
     Some(std::fs::read(restart).expect("read the JPEG"))
 }
 
-/// The lines of the logs in `dir` whose message is `message`, as JSON.
-fn log_lines(dir: &std::path::Path, message: &str) -> Vec<serde_json::Value> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("log folder").flatten() {
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        lines.extend(
-            text.lines()
-                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-                .filter(|line| line["fields"]["message"] == message),
-        );
-    }
-    lines
-}
-
 #[test]
 fn a_large_upload_is_stored_as_it_arrives_and_its_strips_are_read_in_pieces() {
     let Some(servers) = servers("stored_as_received") else { return };

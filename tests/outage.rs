@@ -64,3 +64,51 @@ fn redis_outage_gives_503_and_service_resumes() {
 fn rabbitmq_outage_gives_503_and_service_resumes() {
     outage_of("rabbitmq");
 }
+
+#[test]
+fn a_redis_cut_during_a_large_upload_loses_nothing() {
+    let Some(servers) = servers("redis cut during a large upload") else { return };
+    let redis = Proxy::start(6379);
+    let logs = std::env::temp_dir().join(random_name("dsobel-cut-upload"));
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut stack = Stack::new(&servers);
+    stack.redis = format!("redis://127.0.0.1:{}/", redis.port);
+    stack.log_dir = Some(logs.clone());
+    let _worker = stack.worker(0);
+    let serve = stack.serve(&[]);
+    let address = serve.address.clone().unwrap();
+    // A PNG over 2 MiB: its body goes to Redis as it arrives.
+    let (png, luma) = test_png(2000, 1500, 5);
+    assert!(png.len() > 2 << 20, "large enough to be stored as it arrives: {} bytes", png.len());
+
+    // Half the body, then every connection to Redis cut (the one taking the upload too) and
+    // restored, then the rest: the upload is stored whole once in, and the job finishes.
+    let mut upload = std::net::TcpStream::connect(&address).unwrap();
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        png.len()
+    );
+    std::io::Write::write_all(&mut upload, head.as_bytes()).unwrap();
+    std::io::Write::write_all(&mut upload, &png[..png.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    redis.cut();
+    std::thread::sleep(Duration::from_millis(500));
+    redis.restore();
+    wait_until(Duration::from_secs(30), || {
+        http("GET", &address, "/readyz", b"").is_some_and(|r| r.status == 200)
+    })
+    .expect("the backend is ready again");
+    std::io::Write::write_all(&mut upload, &png[png.len() / 2..]).unwrap();
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut upload, &mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let id = serde_json::from_str::<serde_json::Value>(body).unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(wait_job(&address, &id, Duration::from_secs(30))["state"], "done");
+    assert_exact(&address, &id, &luma, 2000, 1500);
+    let queued = log_lines(&logs, "job queued");
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0]["fields"]["stored_as_received"], false, "stored at submission instead");
+    let _ = std::fs::remove_dir_all(&logs);
+}

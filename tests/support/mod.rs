@@ -603,3 +603,17 @@ pub fn fixture(name: &str) -> Vec<u8> {
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// The lines of the logs in `dir` whose message is `message`, as JSON.
+pub fn log_lines(dir: &std::path::Path, message: &str) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("log folder").flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        lines.extend(
+            text.lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter(|line| line["fields"]["message"] == message),
+        );
+    }
+    lines
+}

@@ -482,7 +482,7 @@ impl Worker {
             Ok(None) => return self.input_gone(&Task::Strip(task), queue_wait, delivery).await,
             Err(e) => return self.requeue(delivery, &e.into()).await,
         };
-        let mut read = read_started.elapsed();
+        let read = read_started.elapsed();
         self.drill_delay().await;
         let (spec, params) = (task.spec(), task.options.params());
         let level = CompressionLevel(task.compression);
@@ -505,46 +505,28 @@ impl Worker {
             Ok(Some((done, decode)))
         })
         .await;
+        let abort_reading = |reading: Option<Reading>| {
+            if let Some(reading) = reading {
+                reading.abort();
+            }
+        };
         let ((encoded, timings), decode) = match computed {
             Ok(Ok(Some(done))) => done,
-            // The data stopped before its last piece: the reading task says why.
-            Ok(Ok(None)) => {
-                let Some(reading) = reading else { unreachable!("rows are read before the computation") };
-                return match reading.await {
-                    Ok(Ok(None)) => self.input_gone(&Task::Strip(task), queue_wait, delivery).await,
-                    Ok(Err(e)) => self.requeue(delivery, &e.into()).await,
-                    Err(source) => {
-                        self.requeue(delivery, &Crashed { what: "reading the strip's data", source }.into())
-                            .await
-                    }
-                    Ok(Ok(Some(_))) => {
-                        self.requeue(
-                            delivery,
-                            &Setback::Stopped("the strip's data was read but not all decoded"),
-                        )
-                        .await
-                    }
-                };
-            }
+            Ok(Ok(None)) => return self.data_stopped(task, reading, queue_wait, delivery).await,
             Ok(Err(e)) => {
-                if let Some(reading) = reading {
-                    reading.abort();
-                }
+                abort_reading(reading);
                 return self.computation_failed(&Task::Strip(task), delivery, Ok(e)).await;
             }
             Err(e) => {
-                if let Some(reading) = reading {
-                    reading.abort();
-                }
+                abort_reading(reading);
                 return self.computation_failed(&Task::Strip(task), delivery, Err(e)).await;
             }
         };
-        if let Some(Ok(Ok(Some(all_read)))) = match reading {
-            Some(reading) => Some(reading.await),
-            None => None,
-        } {
-            read = all_read;
-        }
+        // With the data read in pieces, the time to read all of them.
+        let read = match reading {
+            Some(reading) => reading.await.ok().and_then(Result::ok).flatten().unwrap_or(read),
+            None => read,
+        };
         tracing::debug!(
             read_ms = read.as_secs_f64() * 1e3,
             decode_ms = decode.as_secs_f64() * 1e3,
@@ -553,6 +535,35 @@ impl Worker {
         );
         let result = StripResult { encoded, queue_wait, filter: timings.filter, encode: timings.encode };
         self.store_strip(&task.job_id, task.strip, result, delivery).await
+    }
+
+    /// A strip's data stopped before its last piece: the reading task says why (a piece gone
+    /// from the store, or the store failing).
+    async fn data_stopped(
+        &self,
+        task: StripTask,
+        reading: Option<Reading>,
+        queue_wait: Duration,
+        delivery: Delivery,
+    ) -> Outcome {
+        let why = match reading {
+            Some(reading) => reading.await,
+            None => Ok(Ok(Some(Duration::ZERO))),
+        };
+        match why {
+            Ok(Ok(None)) => self.input_gone(&Task::Strip(task), queue_wait, delivery).await,
+            Ok(Err(e)) => self.requeue(delivery, &e.into()).await,
+            Err(source) => {
+                self.requeue(delivery, &Crashed { what: "reading the strip's data", source }.into()).await
+            }
+            Ok(Ok(Some(_))) => {
+                self.requeue(
+                    delivery,
+                    &Setback::Stopped("the strip's data was read but not all of it decoded"),
+                )
+                .await
+            }
+        }
     }
 
     /// Reads a strip's input: its decoded rows, or the JPEG's headers, with the intervals'
