@@ -320,9 +320,6 @@ fn is_multipart(request: &Request) -> bool {
 /// write of the whole upload costs less than the parts.
 const STORED_AS_RECEIVED_BYTES: u64 = 2 << 20;
 
-/// Writes to the store go in parts of at least this many bytes.
-const STORE_PART_BYTES: usize = 256 << 10;
-
 /// Reads the upload: the raw body, or the first file part of a form (whose option fields go
 /// into `options`). A raw body is written to `sink`, when given, as it arrives.
 async fn read_upload(
@@ -397,10 +394,14 @@ async fn read_upload(
         .ok_or_else(|| ApiError::MissingFile("the form has no file part; attach the image as a file".into()))
 }
 
-/// Reads a raw body of `declared` bytes whole, writing it to `sink` as it arrives, in parts of
-/// at least [`STORE_PART_BYTES`]: the upload is in the store by the time its last byte is in.
-/// A sink that fails is dropped (the upload is then stored whole when it is submitted) and the
-/// body read on. The flag is true when the sink stored all of it.
+/// Chunks of a body received and not yet written to the store, at most.
+const QUEUED_PARTS: usize = 64;
+
+/// Reads a raw body of `declared` bytes whole while a task of its own writes its chunks to
+/// `sink` ([`store_parts`]), so that receiving seldom waits for the store (up to
+/// [`QUEUED_PARTS`] chunks wait for it) and the upload is in the store by the time its last
+/// byte is in. A sink that fails is dropped (the upload is then stored whole when it is
+/// submitted). The flag is true when the sink stored all of it.
 async fn read_body_storing(
     body: Body,
     declared: u64,
@@ -408,36 +409,49 @@ async fn read_body_storing(
     sink: Box<dyn ValueSink>,
 ) -> Result<(Bytes, bool), ApiError> {
     use futures_util::StreamExt;
+    let (parts, queued) = tokio::sync::mpsc::channel(QUEUED_PARTS);
+    let storing = tokio::spawn(store_parts(sink, queued, declared));
     let mut stream = body.into_data_stream();
     let mut bytes = BytesMut::with_capacity(declared.min(limit) as usize);
-    let (mut sink, mut sent) = (Some(sink), 0);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| body_error(&e, limit))?;
         if (bytes.len() + chunk.len()) as u64 > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
         bytes.extend_from_slice(&chunk);
-        if bytes.len() - sent >= STORE_PART_BYTES || bytes.len() as u64 == declared {
-            if let Some(writer) = sink.as_mut()
-                && let Err(e) = writer.write(&bytes[sent..]).await
-            {
-                tracing::warn!(error = %e, "could not store the upload as it arrived; it is stored once in");
-                sink = None;
-            }
-            sent = bytes.len();
-        }
+        // A sink that failed takes no more: the upload is then stored whole.
+        let _ = parts.send(chunk).await;
     }
-    let stored = match sink {
-        Some(writer) if sent == bytes.len() => match writer.finish().await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not store the upload as it arrived; it is stored once in");
-                false
-            }
-        },
-        _ => false,
-    };
+    drop(parts);
+    let stored = storing.await.unwrap_or(false);
     Ok((bytes.freeze(), stored))
+}
+
+/// Writes the chunks of a body to `sink` as they come (all that wait, in one write), and sets
+/// the value once they end: true when it did. A body that ended short of `declared` (the
+/// client went away) leaves the sink unfinished, so the store sets nothing.
+async fn store_parts(
+    mut sink: Box<dyn ValueSink>,
+    mut queued: tokio::sync::mpsc::Receiver<Bytes>,
+    declared: u64,
+) -> bool {
+    let could_not = |e: &dsobel_transport::TransportError| {
+        tracing::warn!(error = %e, "could not store the upload as it arrived; it is stored once in");
+    };
+    let (mut batch, mut written) = (Vec::new(), 0u64);
+    while queued.recv_many(&mut batch, QUEUED_PARTS).await > 0 {
+        let parts: Vec<&[u8]> = batch.iter().map(|b| b.as_ref()).collect();
+        if let Err(e) = sink.write(&parts).await {
+            could_not(&e);
+            return false;
+        }
+        written += parts.iter().map(|p| p.len() as u64).sum::<u64>();
+        batch.clear();
+    }
+    if written != declared {
+        return false;
+    }
+    sink.finish().await.inspect_err(could_not).is_ok()
 }
 
 /// Longest form field that is not a file (an option's value).

@@ -306,8 +306,8 @@ pub async fn values_in_parts(store: &dyn Store, prefix: &str) {
             .expect("this store takes parts")
     };
     let mut sink = start(&key, value.len()).await;
-    for part in value.chunks(70_001) {
-        sink.write(part).await.expect("write a part");
+    for parts in value.chunks(70_001).collect::<Vec<_>>().chunks(2) {
+        sink.write(parts).await.expect("write parts");
         assert_eq!(store.get(&key).await.expect("get"), None, "not set before it is finished");
     }
     sink.finish().await.expect("finish");
@@ -318,13 +318,13 @@ pub async fn values_in_parts(store: &dyn Store, prefix: &str) {
     );
     // Dropped half way, finished short, or overfilled: the earlier value stays.
     let mut dropped = start(&key, value.len()).await;
-    dropped.write(&[1; 1000]).await.expect("write");
+    dropped.write(&[&[1; 1000]]).await.expect("write");
     drop(dropped);
     let mut short = start(&key, value.len()).await;
-    short.write(&[2; 1000]).await.expect("write");
+    short.write(&[&[2; 1000]]).await.expect("write");
     assert!(short.finish().await.is_err(), "finished short of its length");
     let mut overfilled = start(&key, 10).await;
-    assert!(overfilled.write(&[3; 11]).await.is_err(), "more than its length");
+    assert!(overfilled.write(&[&[3; 5], &[3; 6]]).await.is_err(), "more than its length");
     drop(overfilled);
     assert_eq!(store.get(&key).await.expect("get").as_deref(), Some(&value[..]));
     // An empty value, and the TTL.

@@ -138,8 +138,9 @@ impl RedisValueSink {
 
 #[async_trait]
 impl ValueSink for RedisValueSink {
-    async fn write(&mut self, part: &[u8]) -> Result<()> {
-        Self::bounded(&self.bulk, part.len(), self.set.write(part)).await
+    async fn write(&mut self, parts: &[&[u8]]) -> Result<()> {
+        let bytes = parts.iter().map(|p| p.len()).sum();
+        Self::bounded(&self.bulk, bytes, self.set.write(parts)).await
     }
 
     async fn finish(self: Box<Self>) -> Result<()> {

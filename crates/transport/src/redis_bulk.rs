@@ -231,14 +231,18 @@ pub(crate) struct PartedSet {
 }
 
 impl PartedSet {
-    /// Writes the next bytes of the value.
-    pub(crate) async fn write(&mut self, part: &[u8]) -> Result<(), BulkError> {
-        if part.len() as u64 > self.remaining {
+    /// Writes the next bytes of the value, `parts` in one vectored write.
+    pub(crate) async fn write(&mut self, parts: &[&[u8]]) -> Result<(), BulkError> {
+        let bytes: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        if bytes > self.remaining {
             return Err(BulkError::Io(std::io::Error::other("more bytes than the value's announced length")));
         }
-        write_all(&mut self.connection, &[&self.head, part]).await?;
+        let mut all = Vec::with_capacity(parts.len() + 1);
+        all.push(&self.head[..]);
+        all.extend_from_slice(parts);
+        write_all(&mut self.connection, &all).await?;
         self.head.clear();
-        self.remaining -= part.len() as u64;
+        self.remaining -= bytes;
         Ok(())
     }
 

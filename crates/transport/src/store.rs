@@ -54,8 +54,9 @@ pub trait Store: Send + Sync + 'static {
 /// A value being written in parts ([`Store::put_in_parts`]).
 #[async_trait]
 pub trait ValueSink: Send {
-    /// Writes the next bytes of the value; an error when they go past its announced length.
-    async fn write(&mut self, part: &[u8]) -> Result<()>;
+    /// Writes the next bytes of the value, `parts` one after the other (in as few system
+    /// calls as the store's connection takes); an error when they go past its announced length.
+    async fn write(&mut self, parts: &[&[u8]]) -> Result<()>;
     /// Sets the value; an error when fewer bytes were written than announced.
     async fn finish(self: Box<Self>) -> Result<()>;
 }
