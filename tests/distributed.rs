@@ -510,14 +510,7 @@ fn a_large_upload_is_stored_as_it_arrives_and_its_strips_are_read_in_pieces() {
     assert_eq!(first.header("x-dsobel-job-id"), again.header("x-dsobel-job-id"));
 
     // An upload cut off half way makes no job and leaves nothing in the store.
-    let mut cut = std::net::TcpStream::connect(&address).unwrap();
-    let head = format!(
-        "POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-        jpeg.len()
-    );
-    std::io::Write::write_all(&mut cut, head.as_bytes()).unwrap();
-    std::io::Write::write_all(&mut cut, &jpeg[..jpeg.len() / 2]).unwrap();
-    drop(cut);
+    drop(start_upload(&address, &jpeg, jpeg.len() / 2));
     let uploads =
         || redis_keys(&stack.namespace).into_iter().filter(|k| k.ends_with(":upload")).collect::<Vec<_>>();
     wait_until(Duration::from_secs(10), || uploads().is_empty())

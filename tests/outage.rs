@@ -83,13 +83,7 @@ fn a_redis_cut_during_a_large_upload_loses_nothing() {
 
     // Half the body, then every connection to Redis cut (the one taking the upload too) and
     // restored, then the rest: the upload is stored whole once in, and the job finishes.
-    let mut upload = std::net::TcpStream::connect(&address).unwrap();
-    let head = format!(
-        "POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        png.len()
-    );
-    std::io::Write::write_all(&mut upload, head.as_bytes()).unwrap();
-    std::io::Write::write_all(&mut upload, &png[..png.len() / 2]).unwrap();
+    let mut upload = start_upload(&address, &png, png.len() / 2);
     std::thread::sleep(Duration::from_millis(300));
     redis.cut();
     std::thread::sleep(Duration::from_millis(500));

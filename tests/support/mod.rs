@@ -617,3 +617,17 @@ pub fn log_lines(dir: &std::path::Path, message: &str) -> Vec<serde_json::Value>
     }
     lines
 }
+
+/// Starts `POST /upload` of `body` on a connection of its own, declaring its whole length,
+/// and sends its first `sent` bytes: the caller sends the rest, or drops the connection.
+pub fn start_upload(address: &str, body: &[u8], sent: usize) -> TcpStream {
+    use std::io::Write;
+    let mut connection = TcpStream::connect(address).expect("connect to the backend");
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    connection.write_all(head.as_bytes()).expect("send the request head");
+    connection.write_all(&body[..sent]).expect("send the first bytes");
+    connection
+}
