@@ -445,37 +445,12 @@ fn a_job_a_worker_has_started_is_processing_not_queued() {
     assert_exact(&address, &id, &luma, 120, 90);
 }
 
-/// A 4000×3000 JPEG (about 5 MB) with a restart marker every MCU row: `dsobel gen-image`, then
-/// `jpegtran -restart 1`. `None` (with a note) where jpegtran is missing, except in CI.
-fn large_restart_jpeg(dir: &std::path::Path) -> Option<Vec<u8>> {
-    let plain = dir.join("large.jpg");
-    let restart = dir.join("large-restart.jpg");
-    let made = std::process::Command::new(env!("CARGO_BIN_EXE_dsobel"))
-        .args(["gen-image", "--size", "4000x3000", "-o"])
-        .arg(&plain)
-        .output()
-        .expect("run dsobel gen-image");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let Ok(marked) = std::process::Command::new("jpegtran")
-        .args(["-restart", "1", "-outfile"])
-        .arg(&restart)
-        .arg(&plain)
-        .status()
-    else {
-        assert!(std::env::var_os("CI").is_none(), "jpegtran is not installed (CI is set, so this fails)");
-        eprintln!("skipped: jpegtran is not installed (apt-get install libjpeg-turbo-progs)");
-        return None;
-    };
-    assert!(marked.success(), "jpegtran failed");
-    Some(std::fs::read(restart).expect("read the JPEG"))
-}
-
 #[test]
 fn a_large_upload_is_stored_as_it_arrives_and_its_strips_are_read_in_pieces() {
     let Some(servers) = servers("stored_as_received") else { return };
     let dir = std::env::temp_dir().join(random_name("dsobel-large"));
     std::fs::create_dir_all(dir.join("logs")).unwrap();
-    let Some(jpeg) = large_restart_jpeg(&dir) else { return };
+    let Some(jpeg) = restart_jpeg(&dir, "4000x3000") else { return };
     assert!(jpeg.len() > 4 << 20, "large enough to be stored in parts: {} bytes", jpeg.len());
     let want = processed_locally(&jpeg).expect("dsobel process takes it");
     let mut stack = Stack::new(&servers);

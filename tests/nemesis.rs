@@ -6,7 +6,9 @@
 //! spare loopback ports, never the shared servers; two backends and three workers from the
 //! built binary, each reaching Redis and RabbitMQ through a proxy of the test's
 //! ([`support::Proxy`]). Clients post mixed images (JPEGs with and without restart markers,
-//! progressive, PNGs, one damaged JPEG; automatic and explicit strip counts) to either backend,
+//! one of them large enough that its strips are read in pieces; progressive; PNGs, one over
+//! 2 MiB that is stored as it arrives; one damaged JPEG; automatic and explicit strip counts)
+//! to either backend,
 //! each upload with its own `Idempotency-Key`, and send it again with the same key whenever
 //! they get no answer or a `503`/`429`. The faults, each at least once and then at random:
 //!
@@ -177,7 +179,7 @@ fn inputs() -> Vec<Input> {
     let plain = fixture("q90-420.jpg");
     let mut damaged = plain.clone();
     damaged.truncate(plain.len() * 6 / 10);
-    let images: Vec<(String, Vec<u8>, &'static str)> = vec![
+    let mut images: Vec<(String, Vec<u8>, &'static str)> = vec![
         ("restart markers".into(), restart.clone(), ""),
         ("restart markers, 3 strips".into(), restart, "?fragments=3"),
         ("restart every MCU, 4 strips".into(), fixture("q98-444-restart1.jpg"), "?fragments=4"),
@@ -187,7 +189,16 @@ fn inputs() -> Vec<Input> {
         ("png 640x480".into(), test_png(640, 480, 7).0, ""),
         ("png 300x200, 5 strips".into(), test_png(300, 200, 8).0, "?fragments=5"),
         ("jpeg cut at 60 %".into(), damaged, ""),
+        // Over 2 MiB: stored in Redis as it arrives.
+        ("png 2000x1500, stored as it arrives".into(), test_png(2000, 1500, 9).0, ""),
     ];
+    // Its strips' intervals are read in pieces.
+    let dir = std::env::temp_dir().join(random_name("dsobel-nemesis-images"));
+    std::fs::create_dir_all(&dir).unwrap();
+    if let Some(large) = restart_jpeg(&dir, "3000x2000") {
+        images.push(("restart markers, 3000x2000 in pieces, 2 strips".into(), large, "?fragments=2"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     images
         .into_iter()
         .map(|(name, bytes, query)| {

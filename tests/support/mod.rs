@@ -631,3 +631,26 @@ pub fn start_upload(address: &str, body: &[u8], sent: usize) -> TcpStream {
     connection.write_all(&body[..sent]).expect("send the first bytes");
     connection
 }
+
+/// A JPEG of `size` (`WIDTHxHEIGHT`) with a restart marker every MCU row, written in `dir`:
+/// `dsobel gen-image`, then `jpegtran -restart 1`. `None` (with a note) where jpegtran is
+/// missing, except in CI, where that fails.
+pub fn restart_jpeg(dir: &std::path::Path, size: &str) -> Option<Vec<u8>> {
+    let plain = dir.join(format!("{size}.jpg"));
+    let restart = dir.join(format!("{size}-restart.jpg"));
+    let made = Command::new(env!("CARGO_BIN_EXE_dsobel"))
+        .args(["gen-image", "--size", size, "-o"])
+        .arg(&plain)
+        .output()
+        .expect("run dsobel gen-image");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let Ok(marked) =
+        Command::new("jpegtran").args(["-restart", "1", "-outfile"]).arg(&restart).arg(&plain).status()
+    else {
+        assert!(std::env::var_os("CI").is_none(), "jpegtran is not installed (CI is set, so this fails)");
+        eprintln!("skipped: jpegtran is not installed (apt-get install libjpeg-turbo-progs)");
+        return None;
+    };
+    assert!(marked.success(), "jpegtran failed");
+    Some(std::fs::read(restart).expect("read the JPEG"))
+}

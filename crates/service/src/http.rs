@@ -16,6 +16,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bytes::{Bytes, BytesMut};
 use dsobel_kernel::{DEFAULT_THRESHOLD, Magnitude, OutputMode};
+use dsobel_transport::ValueSink;
 use futures_util::Stream;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +31,6 @@ use crate::model::{JobId, JobOptions, JobState};
 use crate::telemetry::{Metrics, RequestLabels};
 use crate::wakeups::JobWatch;
 use crate::web;
-use dsobel_transport::ValueSink;
 
 /// Shared state of the handlers.
 pub struct AppState {

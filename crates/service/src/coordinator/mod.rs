@@ -27,6 +27,7 @@ use bytes::Bytes;
 use dsobel_codec::{Format, Limits, RestartIndex, probe};
 use dsobel_kernel::plan_strips;
 use dsobel_kernel::png::stitch;
+use dsobel_transport::ValueSink;
 use futures_util::future::try_join_all;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -42,7 +43,6 @@ use crate::retry::until_connected;
 use crate::telemetry::{Metrics, OutcomeLabels};
 use crate::transport::Transport;
 use crate::wakeups::{JobWatch, Wakeups};
-use dsobel_transport::ValueSink;
 
 /// The thinnest strip a job is cut into, in rows (its halo adds one row above and one below).
 pub const MIN_STRIP_ROWS: usize = 4;
