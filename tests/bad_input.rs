@@ -7,7 +7,6 @@
 mod support;
 
 use std::io::Cursor;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::*;
@@ -179,22 +178,8 @@ fn every_bad_image_gets_its_code_and_plain_words_at_every_door() {
     let cases = cases();
     check_cli(&cases);
 
-    let address = format!("127.0.0.1:{}", free_port());
-    let embedded = Command::new(env!("CARGO_BIN_EXE_dsobel"))
-        .args(["serve", "--listen", &address])
-        .env_remove("DSOBEL_AMQP_URL")
-        .env_remove("DSOBEL_REDIS_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dsobel serve");
-    let _embedded = Proc { child: embedded, name: "embedded serve".into(), address: Some(address.clone()) };
-    wait_until(Duration::from_secs(20), || {
-        http("GET", &address, "/readyz", b"").is_some_and(|r| r.status == 200)
-    })
-    .expect("the embedded server starts");
-    check_http("embedded", &address, &cases);
+    let embedded = embedded_serve();
+    check_http("embedded", embedded.address.as_deref().unwrap(), &cases);
 
     let Some(servers) = servers("every_bad_image (distributed)") else { return };
     let stack = Stack::new(&servers);

@@ -493,5 +493,15 @@ fn a_large_upload_is_stored_as_it_arrives_and_its_strips_are_read_in_pieces() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(uploads().is_empty(), "{:?}", uploads());
     assert_eq!(log_lines(&dir.join("logs"), "job queued").len(), 2, "the cut upload made no job");
+
+    // The embedded mode reads a large body the same way (its restart markers found as it
+    // arrives, its memory store taking it whole): the same pixels from the same cut.
+    let embedded = embedded_serve();
+    let address = embedded.address.clone().unwrap();
+    let id = submit(&address, &jpeg, "?fragments=2");
+    let status = wait_job(&address, &id, Duration::from_secs(60));
+    assert_eq!((&status["state"], &status["cut"]), (&"done".into(), &"restart-intervals".into()), "{status}");
+    let result = http("GET", &address, &format!("/result/{id}"), b"").unwrap();
+    assert!(decode_png(&result.body) == want, "embedded: differs from dsobel process");
     let _ = std::fs::remove_dir_all(&dir);
 }

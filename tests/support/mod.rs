@@ -654,3 +654,24 @@ pub fn restart_jpeg(dir: &std::path::Path, size: &str) -> Option<Vec<u8>> {
     assert!(marked.success(), "jpegtran failed");
     Some(std::fs::read(restart).expect("read the JPEG"))
 }
+
+/// Starts `dsobel serve` in the embedded mode (no RabbitMQ, no Redis) on a free port and waits
+/// until it is ready.
+pub fn embedded_serve() -> Proc {
+    let address = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_dsobel"))
+        .args(["serve", "--listen", &address])
+        .env_remove("DSOBEL_AMQP_URL")
+        .env_remove("DSOBEL_REDIS_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dsobel serve");
+    let proc = Proc { child, name: "embedded serve".into(), address: Some(address.clone()) };
+    wait_until(Duration::from_secs(20), || {
+        http("GET", &address, "/readyz", b"").is_some_and(|r| r.status == 200)
+    })
+    .expect("the embedded server starts");
+    proc
+}

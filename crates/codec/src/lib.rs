@@ -20,8 +20,8 @@ pub mod pipeline;
 pub use decode::{Format, Probe, decode_luma, probe};
 pub use error::{DecodeError, ErrorCode};
 pub use jpeg::restart::{
-    PIECE_BYTES, PieceStart, RestartIndex, StripBytes, decode_restart_strip, decode_restart_strip_in_pieces,
-    piece_ranges,
+    PIECE_BYTES, PieceStart, RestartIndex, RestartScanner, StripBytes, decode_restart_strip,
+    decode_restart_strip_in_pieces, piece_ranges,
 };
 pub use limits::Limits;
 pub use orientation::LumaImage;

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bytes::{Bytes, BytesMut};
+use dsobel_codec::RestartScanner;
 use dsobel_kernel::{DEFAULT_THRESHOLD, Magnitude, OutputMode};
 use dsobel_transport::ValueSink;
 use futures_util::Stream;
@@ -23,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client_limits::{ClientLimits, StreamSlot};
 use crate::config::{ExposeSecret, SecretString};
-use crate::coordinator::{Coordinator, Submitted, Upload};
+use crate::coordinator::{Coordinator, Markers, Submitted, Upload};
 use crate::error::{ApiError, JobsError};
 use crate::health;
 use crate::jobs::JobStatus;
@@ -316,12 +317,29 @@ fn is_multipart(request: &Request) -> bool {
         .is_some_and(|v| v.starts_with("multipart/form-data"))
 }
 
-/// The smallest upload stored while it is received ([`read_body_storing`]): below it, one
-/// write of the whole upload costs less than the parts.
-const STORED_AS_RECEIVED_BYTES: u64 = 2 << 20;
+/// The smallest raw body read chunk by chunk ([`read_large_body`]): stored while it arrives
+/// where the store takes parts, its restart markers found on the way. Below it, one write of
+/// the whole upload costs less than the parts, and a scan afterwards little.
+const LARGE_UPLOAD_BYTES: u64 = 2 << 20;
+
+/// An upload as read from its request.
+struct Received {
+    bytes: Bytes,
+    /// Whether the bytes are in the store already.
+    stored: bool,
+    /// A JPEG's restart markers, when they were looked for on the way.
+    markers: Markers,
+}
+
+impl Received {
+    fn whole(bytes: Bytes) -> Received {
+        Received { bytes, stored: false, markers: Markers::Unscanned }
+    }
+}
 
 /// Reads the upload: the raw body, or the first file part of a form (whose option fields go
-/// into `options`). A raw body is written to `sink`, when given, as it arrives.
+/// into `options`). A large raw body of a declared length is read chunk by chunk and written
+/// to `sink`, when given, as it arrives.
 async fn read_upload(
     request: Request,
     declared: Option<u64>,
@@ -329,20 +347,20 @@ async fn read_upload(
     idle: Duration,
     options: &mut UploadOptions,
     sink: Option<Box<dyn ValueSink>>,
-) -> Result<(Bytes, bool), ApiError> {
+) -> Result<Received, ApiError> {
     let request = idle_limited(request, idle);
     let too_large = || ApiError::PayloadTooLarge { limit };
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
     if !is_multipart(&request) {
-        return match (sink, declared) {
-            (Some(sink), Some(declared)) => {
-                read_body_storing(request.into_body(), declared, limit, sink).await
+        return match declared {
+            Some(declared) if declared >= LARGE_UPLOAD_BYTES => {
+                read_large_body(request.into_body(), declared, limit, sink).await
             }
             _ => axum::body::to_bytes(request.into_body(), limit as usize)
                 .await
-                .map(|bytes| (bytes, false))
+                .map(Received::whole)
                 .map_err(|e| body_error(&e, limit)),
         };
     }
@@ -390,41 +408,53 @@ async fn read_upload(
         }
     }
     image
-        .map(|image| (image, false))
+        .map(Received::whole)
         .ok_or_else(|| ApiError::MissingFile("the form has no file part; attach the image as a file".into()))
 }
 
 /// Chunks of a body received and not yet written to the store, at most.
 const QUEUED_PARTS: usize = 64;
 
-/// Reads a raw body of `declared` bytes whole while a task of its own writes its chunks to
-/// `sink` ([`store_parts`]), so that receiving seldom waits for the store (up to
-/// [`QUEUED_PARTS`] chunks wait for it) and the upload is in the store by the time its last
-/// byte is in. A sink that fails is dropped (the upload is then stored whole when it is
-/// submitted). The flag is true when the sink stored all of it.
-async fn read_body_storing(
+/// Reads a raw body of `declared` bytes whole, finding a JPEG's restart markers as its
+/// chunks arrive ([`RestartScanner`]), while a task of its own writes the chunks to `sink`,
+/// when given ([`store_parts`]): receiving seldom waits for the store (up to [`QUEUED_PARTS`]
+/// chunks wait for it), and the upload is in the store by the time its last byte is in. A sink
+/// that fails is dropped (the upload is then stored whole when it is submitted).
+async fn read_large_body(
     body: Body,
     declared: u64,
     limit: u64,
-    sink: Box<dyn ValueSink>,
-) -> Result<(Bytes, bool), ApiError> {
+    sink: Option<Box<dyn ValueSink>>,
+) -> Result<Received, ApiError> {
     use futures_util::StreamExt;
     let (parts, queued) = tokio::sync::mpsc::channel(QUEUED_PARTS);
-    let storing = tokio::spawn(store_parts(sink, queued, declared));
+    let storing = sink.map(|sink| tokio::spawn(store_parts(sink, queued, declared)));
     let mut stream = body.into_data_stream();
     let mut bytes = BytesMut::with_capacity(declared.min(limit) as usize);
+    let mut scanner = RestartScanner::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| body_error(&e, limit))?;
         if (bytes.len() + chunk.len()) as u64 > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
         bytes.extend_from_slice(&chunk);
-        // A sink that failed takes no more: the upload is then stored whole.
-        let _ = parts.send(chunk).await;
+        if storing.is_some() {
+            // A sink that failed takes no more: the upload is then stored whole.
+            let _ = parts.send(chunk).await;
+        }
+        scanner.feed(&bytes);
     }
     drop(parts);
-    let stored = storing.await.unwrap_or(false);
-    Ok((bytes.freeze(), stored))
+    let stored = match storing {
+        Some(storing) => storing.await.unwrap_or(false),
+        None => false,
+    };
+    let bytes = bytes.freeze();
+    let markers = match scanner.finish(&bytes) {
+        Some(index) => Markers::Indexed(Box::new(index)),
+        None => Markers::Unusable,
+    };
+    Ok(Received { bytes, stored, markers })
 }
 
 /// Writes the chunks of a body to `sink` as they come (all that wait, in one write), and sets
@@ -525,9 +555,7 @@ async fn upload(
     let id = JobId::random();
     let sink = match declared {
         Some(len)
-            if len >= STORED_AS_RECEIVED_BYTES
-                && len <= state.max_upload_bytes
-                && !is_multipart(&request) =>
+            if len >= LARGE_UPLOAD_BYTES && len <= state.max_upload_bytes && !is_multipart(&request) =>
         {
             state.coordinator.upload_sink(&id, len).await
         }
@@ -535,12 +563,13 @@ async fn upload(
     };
     let reading =
         read_upload(request, declared, state.max_upload_bytes, state.body_idle_timeout, &mut options, sink);
-    let (bytes, stored) = tokio::time::timeout(state.upload_timeout, reading).await.map_err(|_| {
-        ApiError::RequestTimeout(format!(
-            "the upload's body took longer than {} s in all",
-            state.upload_timeout.as_secs()
-        ))
-    })??;
+    let Received { bytes, stored, markers } =
+        tokio::time::timeout(state.upload_timeout, reading).await.map_err(|_| {
+            ApiError::RequestTimeout(format!(
+                "the upload's body took longer than {} s in all",
+                state.upload_timeout.as_secs()
+            ))
+        })??;
     tracing::debug!(
         job_id = %id,
         bytes = bytes.len(),
@@ -565,7 +594,7 @@ async fn upload(
             return Err(refusal);
         }
     };
-    let upload = Upload { id, bytes, stored };
+    let upload = Upload { id, bytes, stored, markers };
     let (id, mut watch, replayed) = match key {
         Some(key) => match state.coordinator.submit_once(&key, upload, job_options).await? {
             Submitted::New(record, watch) => (record.id, watch, false),

@@ -82,59 +82,145 @@ pub fn piece_ranges(scan: &Range<u64>, first_interval: u64, pieces: &[PieceStart
     ranges
 }
 
+/// The headers' facts an index needs, read once the scan has started.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    width: usize,
+    height: usize,
+    header_len: usize,
+    /// Intervals the header promises.
+    expected: usize,
+    interval_mcus: usize,
+    mcus_per_row: usize,
+    rows_per_mcu_row: usize,
+}
+
+/// How far into a file [`RestartScanner`] looks for the start of the scan before it leaves
+/// the file to [`RestartIndex::read`] at the end (headers are rarely longer than a few
+/// hundred kilobytes).
+const HEADER_SEARCH: usize = 1 << 20;
+
+/// Finds a JPEG's restart markers while its bytes arrive: [`RestartScanner::feed`] it the
+/// bytes received so far after each chunk, and [`RestartScanner::finish`] it the whole file;
+/// the index is the one [`RestartIndex::read`] gives for the file, found while it was still
+/// arriving (each byte is looked at once).
+#[derive(Debug, Default)]
+pub struct RestartScanner {
+    layout: Option<Layout>,
+    /// The headers were not found where they should be: [`Self::finish`] reads the file whole.
+    gave_up: bool,
+    /// The file has no index (no restart interval, an EXIF rotation, a marker out of place).
+    none: bool,
+    starts: Vec<usize>,
+    /// The next byte of the scan to look at.
+    at: usize,
+    /// Where the scan's data ends (its end marker), once seen.
+    end: Option<usize>,
+}
+
+impl RestartScanner {
+    /// A scanner for a new file.
+    pub fn new() -> RestartScanner {
+        RestartScanner::default()
+    }
+
+    /// Looks at the bytes of `so_far` (the file's first bytes, a longer prefix each call) that
+    /// it has not looked at yet.
+    pub fn feed(&mut self, so_far: &[u8]) {
+        if self.gave_up || self.none || self.end.is_some() {
+            return;
+        }
+        if self.layout.is_none() {
+            let Some(jpeg) = BaselineJpeg::parse(so_far) else {
+                // Not there yet, or not a file this decoder takes (the end decides which).
+                self.gave_up =
+                    so_far.len() > HEADER_SEARCH || (so_far.len() >= 2 && !so_far.starts_with(&[0xFF, 0xD8]));
+                return;
+            };
+            if jpeg.restart_interval == 0 || jpeg_orientation(&jpeg) != Orientation::NoTransforms {
+                self.none = true;
+                return;
+            }
+            let header_len = so_far.len() - jpeg.scan.len();
+            let expected = (jpeg.mcus_per_row * jpeg.mcu_rows).div_ceil(jpeg.restart_interval);
+            self.layout = Some(Layout {
+                width: jpeg.width,
+                height: jpeg.height,
+                header_len,
+                expected,
+                interval_mcus: jpeg.restart_interval,
+                mcus_per_row: jpeg.mcus_per_row,
+                rows_per_mcu_row: jpeg.rows_per_mcu_row(),
+            });
+            self.starts = Vec::with_capacity(expected);
+            self.starts.push(header_len);
+            self.at = header_len;
+        }
+        // In entropy-coded data a 0xFF byte is followed by 0x00 (a stuffed byte), another 0xFF
+        // (fill), RST0..RST7, or the marker that ends the scan.
+        while let Some(offset) = memchr::memchr(0xFF, &so_far[self.at..]) {
+            let position = self.at + offset;
+            match so_far.get(position + 1) {
+                Some(&marker @ 0xD0..=0xD7) => {
+                    if usize::from(marker - 0xD0) != (self.starts.len() - 1) % 8 {
+                        self.none = true;
+                        return;
+                    }
+                    self.starts.push(position + 2);
+                    self.at = position + 2;
+                }
+                Some(0x00) => self.at = position + 2,
+                Some(0xFF) => self.at = position + 1,
+                Some(_) => {
+                    self.end = Some(position);
+                    return;
+                }
+                // What follows this 0xFF has not arrived yet.
+                None => {
+                    self.at = position;
+                    return;
+                }
+            }
+        }
+        self.at = so_far.len();
+    }
+
+    /// The index of the whole file `bytes` (of which every earlier call saw a prefix).
+    pub fn finish(mut self, bytes: &[u8]) -> Option<RestartIndex> {
+        self.feed(bytes);
+        if self.gave_up {
+            return RestartIndex::read(bytes);
+        }
+        let layout = self.layout.filter(|_| !self.none)?;
+        if self.starts.len() != layout.expected || layout.expected < 2 {
+            return None;
+        }
+        Some(RestartIndex {
+            width: layout.width,
+            height: layout.height,
+            header_len: layout.header_len,
+            starts: self.starts,
+            // A file that ends on a 0xFF, or without an end marker: its data runs to the end.
+            end: self.end.unwrap_or(bytes.len()),
+            interval_mcus: layout.interval_mcus,
+            mcus_per_row: layout.mcus_per_row,
+            rows_per_mcu_row: layout.rows_per_mcu_row,
+        })
+    }
+}
+
 impl RestartIndex {
     /// Indexes the restart intervals of `bytes`. `None` when the file is not a baseline JPEG
     /// that dsobel's own decoder takes, has no restart interval, needs an EXIF rotation or
     /// flip (its strips would not be rows of the output), or its markers are not where the
     /// header says they must be (then the file is decoded whole, and its damage reported there).
     pub fn read(bytes: &[u8]) -> Option<RestartIndex> {
-        let jpeg = BaselineJpeg::parse(bytes)?;
-        if jpeg.restart_interval == 0 || jpeg_orientation(&jpeg) != Orientation::NoTransforms {
+        let mut scanner = RestartScanner::new();
+        scanner.feed(bytes);
+        if scanner.gave_up {
             return None;
         }
-        let header_len = bytes.len() - jpeg.scan.len();
-        let total_mcus = jpeg.mcus_per_row * jpeg.mcu_rows;
-        let expected = total_mcus.div_ceil(jpeg.restart_interval);
-        let mut starts = Vec::with_capacity(expected);
-        starts.push(header_len);
-        let mut end = bytes.len();
-        let scan = jpeg.scan;
-        let mut at = 0;
-        // In entropy-coded data a 0xFF byte is followed by 0x00 (a stuffed byte), another 0xFF
-        // (fill), RST0..RST7, or the marker that ends the scan.
-        while let Some(offset) = memchr::memchr(0xFF, &scan[at..]) {
-            let position = at + offset;
-            match scan.get(position + 1) {
-                Some(0xD0..=0xD7) => {
-                    let marker = scan[position + 1] - 0xD0;
-                    if usize::from(marker) != (starts.len() - 1) % 8 {
-                        return None;
-                    }
-                    starts.push(header_len + position + 2);
-                    at = position + 2;
-                }
-                Some(0x00) => at = position + 2,
-                Some(0xFF) => at = position + 1,
-                Some(_) => {
-                    end = header_len + position;
-                    break;
-                }
-                None => break,
-            }
-        }
-        if starts.len() != expected || expected < 2 {
-            return None;
-        }
-        Some(RestartIndex {
-            width: jpeg.width,
-            height: jpeg.height,
-            header_len,
-            starts,
-            end,
-            interval_mcus: jpeg.restart_interval,
-            mcus_per_row: jpeg.mcus_per_row,
-            rows_per_mcu_row: jpeg.rows_per_mcu_row(),
-        })
+        scanner.finish(bytes)
     }
 
     /// Number of restart intervals.
@@ -373,6 +459,45 @@ mod tests {
             Some(piece(k - 1))
         });
         assert!(matches!(misplaced, Err(DecodeError::Corrupt { .. })), "{misplaced:?}");
+    }
+
+    #[test]
+    fn a_file_scanned_while_it_arrives_gets_the_index_of_the_whole_file() {
+        let mut files: Vec<Vec<u8>> = [
+            "q50-420-restart.jpg",
+            "q98-444-restart1.jpg",
+            "gray-q100-restart.jpg",
+            "q90-420.jpg",
+            "progressive-420.jpg",
+        ]
+        .into_iter()
+        .map(fixture)
+        .collect();
+        let restart = fixture("q50-420-restart.jpg");
+        let index = RestartIndex::read(&restart).unwrap();
+        // A marker out of sequence, a file cut in its data, one ending on a 0xFF, and not a JPEG.
+        let mut renumbered = restart.clone();
+        renumbered[index.starts[2] - 1] = 0xD6;
+        files.push(renumbered);
+        files.push(restart[..restart.len() * 7 / 10].to_vec());
+        files.push([&restart[..index.starts[3]], &[0xFF][..]].concat());
+        files.push(b"\x89PNG\r\n\x1a\n and the rest".to_vec());
+        let mut rng = 7u64;
+        for bytes in &files {
+            let whole = RestartIndex::read(bytes);
+            for chunk in [1, 2, 3, 64, 1000, usize::MAX] {
+                let mut scanner = RestartScanner::new();
+                let mut received = 0;
+                while received < bytes.len() {
+                    // Chunks of this size, or of random sizes up to it.
+                    rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let size = if chunk == 3 { 1 + (rng >> 33) as usize % 700 } else { chunk };
+                    received = (received + size.min(bytes.len())).min(bytes.len());
+                    scanner.feed(&bytes[..received]);
+                }
+                assert_eq!(scanner.finish(bytes), whole, "chunks of {chunk}");
+            }
+        }
     }
 
     #[test]

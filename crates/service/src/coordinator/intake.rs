@@ -72,6 +72,7 @@ impl Coordinator {
     async fn cut(
         &self,
         bytes: &[u8],
+        markers: Markers,
         format: Format,
         width: usize,
         height: usize,
@@ -87,13 +88,18 @@ impl Coordinator {
         if count <= 1 {
             return Cut::Whole;
         }
+        let index = || match markers {
+            Markers::Unscanned => RestartIndex::read(bytes).map(Box::new),
+            Markers::Indexed(index) => Some(index),
+            Markers::Unusable => None,
+        };
         if format == Format::Jpeg
-            && let Some(index) = RestartIndex::read(bytes)
+            && let Some(index) = index()
         {
             let possible = count.min(index.max_strips());
             // An explicit count is kept exactly; otherwise fewer strips are fine.
             if possible >= 2 && (asked.is_none() || possible == count) {
-                return Cut::Restart(Box::new(index), possible);
+                return Cut::Restart(index, possible);
             }
         }
         if asked.is_none() {
@@ -216,7 +222,7 @@ impl Coordinator {
         upload: Upload,
         options: JobOptions,
     ) -> Result<(JobRecord, JobWatch), JobsError> {
-        let Upload { id, bytes, stored } = upload;
+        let Upload { id, bytes, stored, markers } = upload;
         let refused = |e: JobsError| {
             if stored {
                 self.discard_upload(&id);
@@ -245,8 +251,9 @@ impl Coordinator {
                 })
             });
             let stop_storing = store_upload.as_ref().map(|s| s.abort_handle());
-            let cut =
-                self.cut(&bytes, probe.format, width as usize, height as usize, options.fragments).await;
+            let cut = self
+                .cut(&bytes, markers, probe.format, width as usize, height as usize, options.fragments)
+                .await;
             drop(bytes);
             let tasks = self.tasks(&id, &upload_key, &cut, width as usize, height as usize, &options);
             let record = JobRecord {

@@ -57,13 +57,25 @@ pub struct Upload {
     pub bytes: Bytes,
     /// Whether the bytes are stored already.
     pub stored: bool,
+    /// A JPEG's restart markers, if they were found while the upload arrived.
+    pub markers: Markers,
 }
 
 impl Upload {
     /// An upload held in memory only, for a job of a new id.
     pub fn new(bytes: Bytes) -> Upload {
-        Upload { id: JobId::random(), bytes, stored: false }
+        Upload { id: JobId::random(), bytes, stored: false, markers: Markers::Unscanned }
     }
+}
+
+/// What is known of an upload's restart markers before it is cut.
+pub enum Markers {
+    /// Not looked for yet: the cut reads them if it needs them.
+    Unscanned,
+    /// Found while the upload arrived ([`dsobel_codec::RestartScanner`]).
+    Indexed(Box<RestartIndex>),
+    /// Looked for: the upload has none that a split can use.
+    Unusable,
 }
 
 /// What an upload with an idempotency key became.
