@@ -9,7 +9,7 @@ impl Coordinator {
     /// whether this call stitched it.
     pub async fn try_stitch(&self, id: &JobId) -> Result<bool, JobsError> {
         let t = &self.transport;
-        let Some((mut record, failure)) = load_state(t, id).await? else {
+        let Some((record, failure)) = load_state(t, id).await? else {
             t.store.set_remove(&t.keys.pending(), id).await?;
             return Ok(false);
         };
@@ -38,6 +38,20 @@ impl Coordinator {
         if !t.store.put_if_absent(&t.keys.stitch_lock(id), Bytes::from_static(b"1"), STITCH_LOCK_TTL).await? {
             return Ok(false);
         }
+        let stitched = self.stitch_locked(id, record).await;
+        if stitched.is_err() {
+            // Let the lock go, so that the next sweep (here or on another replica) tries again
+            // instead of waiting out the lock's TTL; if the store cannot take even that, the
+            // TTL frees it.
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), t.store.delete(&[t.keys.stitch_lock(id)])).await;
+        }
+        stitched
+    }
+
+    /// [`Self::try_stitch`] once this process holds the job's stitch lock.
+    async fn stitch_locked(&self, id: &JobId, mut record: JobRecord) -> Result<bool, JobsError> {
+        let t = &self.transport;
         let started = Instant::now();
         let strips_key = t.keys.strips(id);
         let mut strips = Vec::with_capacity(record.strips_total as usize);
@@ -45,9 +59,8 @@ impl Coordinator {
             let bytes = t.store.hash_get(&strips_key, &index.to_string()).await?;
             match bytes.as_deref().and_then(StripResult::from_bytes) {
                 Some(strip) => strips.push(strip),
+                // Expired or unreadable: the lock goes, so a later sweep can decide.
                 None => {
-                    // Expired or unreadable: let the lock go so a later sweep can decide.
-                    t.store.delete(&[t.keys.stitch_lock(id)]).await?;
                     return Err(JobsError::Inconsistent(format!(
                         "strip {index} of job {id} is missing or unreadable"
                     )));

@@ -10,7 +10,7 @@ use dsobel_service::model::{
 };
 use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_png};
+use crate::helpers::{TestApp, spawn_app, spawn_app_on, spawn_app_with, test_png};
 
 /// Stores a one-strip job record and returns its strip task (not yet published) and the key
 /// of the strip's input rows.
@@ -116,4 +116,78 @@ async fn shutdown_finishes_accepted_jobs() {
     // The server is gone, but the work it accepted was finished before it stopped.
     let status = coordinator.status(&id).await.unwrap();
     assert_eq!(status.state, JobState::Done);
+}
+
+/// The memory store, except that the first `put` of a job's result fails, as a Redis
+/// connection lost in the middle of a stitch would.
+struct ResultPutFailsOnce {
+    inner: dsobel_transport::MemoryStore,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+type StoreResult<T> = Result<T, dsobel_transport::TransportError>;
+
+#[async_trait::async_trait]
+impl dsobel_transport::Store for ResultPutFailsOnce {
+    async fn put(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<()> {
+        if key.ends_with(":result") && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(dsobel_transport::TransportError::Unavailable {
+                service: "store",
+                detail: "SET: broken pipe (on purpose)".into(),
+            });
+        }
+        self.inner.put(key, value, ttl).await
+    }
+    async fn put_if_absent(&self, key: &str, value: Bytes, ttl: Duration) -> StoreResult<bool> {
+        self.inner.put_if_absent(key, value, ttl).await
+    }
+    async fn get(&self, key: &str) -> StoreResult<Option<Bytes>> {
+        self.inner.get(key).await
+    }
+    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Bytes>>> {
+        self.inner.get_many(keys).await
+    }
+    async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> StoreResult<Option<Bytes>> {
+        self.inner.get_range(key, range).await
+    }
+    async fn delete(&self, keys: &[String]) -> StoreResult<()> {
+        self.inner.delete(keys).await
+    }
+    async fn hash_put(&self, key: &str, field: &str, value: Bytes, ttl: Duration) -> StoreResult<bool> {
+        self.inner.hash_put(key, field, value, ttl).await
+    }
+    async fn hash_len(&self, key: &str) -> StoreResult<u64> {
+        self.inner.hash_len(key).await
+    }
+    async fn hash_get(&self, key: &str, field: &str) -> StoreResult<Option<Bytes>> {
+        self.inner.hash_get(key, field).await
+    }
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> StoreResult<()> {
+        self.inner.set_add(key, member, ttl).await
+    }
+    async fn set_remove(&self, key: &str, member: &str) -> StoreResult<()> {
+        self.inner.set_remove(key, member).await
+    }
+    async fn set_members(&self, key: &str) -> StoreResult<Vec<String>> {
+        self.inner.set_members(key).await
+    }
+    async fn health_check(&self) -> StoreResult<()> {
+        self.inner.health_check().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stitch_that_fails_half_way_lets_its_lock_go_and_the_next_sweep_finishes_the_job() {
+    let app = spawn_app_on(&[], |mut transport| {
+        let inner = dsobel_transport::MemoryStore::new();
+        transport.store = std::sync::Arc::new(ResultPutFailsOnce { inner, failed: false.into() });
+        transport
+    })
+    .await;
+    let (png, _) = test_png(64, 48);
+    let id = app.submit(png, "?fragments=2").await;
+    // The stitch lock lives a minute: held on after the failed write, the job would wait that
+    // long for the next stitch.
+    let status = wait_state(&app, &id, "done").await;
+    assert_eq!(status["strips_total"], 2);
 }

@@ -29,6 +29,12 @@ pub struct TestApp {
 
 /// Starts a server with the given extra flags (e.g. `["--max-jobs-in-flight", "0"]`).
 pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
+    spawn_app_on(flags, |transport| transport).await
+}
+
+/// [`spawn_app_with`] on the in-memory transport as `adapt` changes it (a store that fails
+/// on purpose, say).
+pub async fn spawn_app_on(flags: &[&str], adapt: impl FnOnce(Transport) -> Transport) -> TestApp {
     let mut argv = vec!["dsobel-test", "--listen", "127.0.0.1:0", "--sweep-interval-ms", "100"];
     if !flags.contains(&"--workers") {
         argv.extend(["--workers", "2"]);
@@ -37,7 +43,7 @@ pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     let args = Cli::try_parse_from(argv).expect("valid test flags").serve;
     let listener = tokio::net::TcpListener::bind(args.listen).await.expect("bind port 0");
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let transport = Transport::memory(&args.transport);
+    let transport = adapt(Transport::memory(&args.transport));
     let shutdown = CancellationToken::new();
     let (tx, rx) = tokio::sync::oneshot::channel::<Serving>();
     let server = tokio::spawn(serve_with(args, transport, listener, shutdown.clone(), move |s| {
