@@ -462,11 +462,18 @@ fn a_large_upload_is_stored_as_it_arrives_and_its_strips_are_read_in_pieces() {
 
     // Split along its intervals, each strip read in pieces of about a megabyte: the pixels of
     // `dsobel process`, and the upload was in the store when its last byte arrived.
-    let id = submit(&address, &jpeg, "?fragments=2");
-    let status = wait_job(&address, &id, Duration::from_secs(60));
-    assert_eq!((&status["state"], &status["cut"]), (&"done".into(), &"restart-intervals".into()), "{status}");
-    let result = http("GET", &address, &format!("/result/{id}"), b"").unwrap();
-    assert!(decode_png(&result.body) == want, "differs from dsobel process");
+    let split_in_two_exactly = |address: &str, mode: &str| {
+        let id = submit(address, &jpeg, "?fragments=2");
+        let status = wait_job(address, &id, Duration::from_secs(60));
+        assert_eq!(
+            (&status["state"], &status["cut"]),
+            (&"done".into(), &"restart-intervals".into()),
+            "{status}"
+        );
+        let result = http("GET", address, &format!("/result/{id}"), b"").unwrap();
+        assert!(decode_png(&result.body) == want, "{mode}: differs from dsobel process");
+    };
+    split_in_two_exactly(&address, "distributed");
     let queued = log_lines(&dir.join("logs"), "job queued");
     assert!(queued.iter().any(|l| l["fields"]["stored_as_received"] == true), "{queued:?}");
     let strips = log_lines(&dir.join("logs"), "strip input read and decoded");
@@ -497,11 +504,6 @@ fn a_large_upload_is_stored_as_it_arrives_and_its_strips_are_read_in_pieces() {
     // The embedded mode reads a large body the same way (its restart markers found as it
     // arrives, its memory store taking it whole): the same pixels from the same cut.
     let embedded = embedded_serve();
-    let address = embedded.address.clone().unwrap();
-    let id = submit(&address, &jpeg, "?fragments=2");
-    let status = wait_job(&address, &id, Duration::from_secs(60));
-    assert_eq!((&status["state"], &status["cut"]), (&"done".into(), &"restart-intervals".into()), "{status}");
-    let result = http("GET", &address, &format!("/result/{id}"), b"").unwrap();
-    assert!(decode_png(&result.body) == want, "embedded: differs from dsobel process");
+    split_in_two_exactly(embedded.address.as_deref().unwrap(), "embedded");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -61,13 +61,6 @@ pub struct Upload {
     pub markers: Markers,
 }
 
-impl Upload {
-    /// An upload held in memory only, for a job of a new id.
-    pub fn new(bytes: Bytes) -> Upload {
-        Upload { id: JobId::random(), bytes, stored: false, markers: Markers::Unscanned }
-    }
-}
-
 /// What is known of an upload's restart markers before it is cut.
 pub enum Markers {
     /// Not looked for yet: the cut reads them if it needs them.

@@ -63,6 +63,18 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// Opens a connection of its own and sends `POST /upload` declaring `declared` bytes,
+    /// followed by `first` of them: the caller sends the rest slowly, or never.
+    pub async fn start_upload(&self, declared: usize, first: &[u8]) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let address = self.address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+        let head = format!("POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Length: {declared}\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.expect("send the head");
+        stream.write_all(first).await.expect("send the first bytes");
+        stream
+    }
+
     /// Uploads raw bytes with a query string; returns the response.
     pub async fn upload(&self, bytes: Vec<u8>, query: &str) -> reqwest::Response {
         self.client.post(self.url(&format!("/upload{query}"))).body(bytes).send().await.expect("request")

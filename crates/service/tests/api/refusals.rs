@@ -217,11 +217,8 @@ async fn a_wrong_method_gets_the_json_error_and_a_stalled_body_is_dropped() {
     assert_error(wrong, 405, "method-not-allowed").await;
 
     // Headers that promise 1000 bytes, 10 of them, then silence.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = app.address.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let head = format!("POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Length: 1000\r\n\r\n0123456789");
-    stream.write_all(head.as_bytes()).await.unwrap();
+    use tokio::io::AsyncReadExt;
+    let mut stream = app.start_upload(1000, b"0123456789").await;
     let started = std::time::Instant::now();
     let mut answer = Vec::new();
     let read =
@@ -294,10 +291,7 @@ async fn a_flood_of_half_open_connections_does_not_lock_out_a_normal_request() {
 async fn an_upload_that_takes_too_long_in_all_is_dropped_with_408() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_app_with(&["--upload-timeout-secs", "1", "--body-idle-timeout-secs", "30"]).await;
-    let address = app.address.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let head = format!("POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Length: 1000\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let stream = app.start_upload(1000, b"").await;
     // A byte every 200 ms: never idle for long, but slow in all.
     let (mut reader, mut writer) = stream.into_split();
     let slow = tokio::spawn(async move {
@@ -393,13 +387,9 @@ async fn one_client_is_held_to_its_rate_and_its_open_event_streams() {
 
 #[tokio::test]
 async fn uploads_being_received_share_a_memory_budget() {
-    use tokio::io::AsyncWriteExt;
     let app = spawn_app_with(&["--upload-memory-bytes", "100000", "--max-upload-bytes", "60000"]).await;
-    let address = app.address.trim_start_matches("http://").to_owned();
     // One upload declares 60,000 bytes and sends them slowly: it holds 60,000 of the 100,000.
-    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let head = format!("POST /upload HTTP/1.1\r\nHost: {address}\r\nContent-Length: 60000\r\n\r\n0123456789");
-    slow.write_all(head.as_bytes()).await.unwrap();
+    let slow = app.start_upload(60_000, b"0123456789").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     // Another of 50,000 does not fit: 429 too-busy with Retry-After, before its body is kept.
     let refused = app.upload(vec![7u8; 50_000], "").await;
