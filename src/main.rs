@@ -8,6 +8,7 @@
 
 mod cli;
 mod engine_bench;
+mod inputs;
 mod process;
 mod serve;
 mod submit;
@@ -34,9 +35,11 @@ enum Command {
     Process(process::ProcessArgs),
     /// Run the HTTP service and web page (embedded mode unless --amqp-url and --redis-url).
     Serve(Box<dsobel_service::config::ServeArgs>),
-    /// Consume strips from RabbitMQ, filter them, store results in Redis.
+    /// Take tasks (whole images or strips) from RabbitMQ, compute them, store the results in
+    /// Redis; needs both servers (--amqp-url, --redis-url).
     Worker(Box<serve::WorkerCommand>),
-    /// Send images to a dsobel server and save the results, with live progress.
+    /// Send images (files, or directories with --recursive) to a dsobel server and save the
+    /// results, with live progress.
     Submit(submit::SubmitArgs),
     #[cfg(feature = "bench")]
     /// Load-test a dsobel URL (or an embedded server) with closed-loop clients; `matrix` and

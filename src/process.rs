@@ -5,7 +5,7 @@
 //! stop the others; the exit code says whether any failed.
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -17,9 +17,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::cli::{FilterArgs, LimitArgs};
-
-/// Extensions picked up when walking a directory.
-const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+use crate::inputs::{image_files, output_name};
 
 /// Arguments of `dsobel process`.
 #[derive(Debug, Args)]
@@ -77,50 +75,14 @@ impl Source {
     }
 }
 
-fn is_image_path(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-fn walk(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read directory {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            if recursive {
-                walk(&path, recursive, found)?;
-            }
-        } else if is_image_path(&path) {
-            found.push(path);
-        }
-    }
-    Ok(())
-}
-
-fn output_name(input: &Path) -> String {
-    let stem = input.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-    format!("{stem}-edges.png")
-}
-
 /// Resolves inputs and outputs into (source, sink) pairs, refusing ambiguous requests.
 fn plan(args: &ProcessArgs) -> Result<Vec<(Source, Sink)>> {
     let mut sources = Vec::new();
     for input in &args.inputs {
         if input.as_os_str() == "-" {
             sources.push(Source::Stdin);
-        } else if input.is_dir() {
-            let mut found = Vec::new();
-            walk(input, args.recursive, &mut found)?;
-            if found.is_empty() {
-                eprintln!("warning: no images found in {}", input.display());
-            }
-            sources.extend(found.into_iter().map(Source::File));
         } else {
-            sources.push(Source::File(input.clone()));
+            sources.extend(image_files(input, args.recursive)?.into_iter().map(Source::File));
         }
     }
     if sources.iter().filter(|s| matches!(s, Source::Stdin)).count() > 1 {

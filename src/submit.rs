@@ -10,18 +10,22 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use dsobel_client::{Client, JobResult, JobState, JobStatus, Upload};
+use dsobel_client::{Client, ErrorCode, JobId, JobResult, JobState, JobStatus, Upload};
 use dsobel_service::config::SecretString;
-use dsobel_service::model::JOB_LOST;
+
+use crate::inputs::{image_files, output_name};
 use futures_util::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Arguments of `dsobel submit`.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// Image files to send.
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    /// Image files, or directories of images, to send.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Walk directories recursively.
+    #[arg(short, long)]
+    pub recursive: bool,
     /// Base URL of a dsobel server (or of nginx in front of it).
     #[arg(long, env = "DSOBEL_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
@@ -61,8 +65,7 @@ fn output_path(args: &SubmitArgs, input: &Path) -> PathBuf {
     if let Some(out) = &args.output_file {
         return out.clone();
     }
-    let stem = input.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-    let name = format!("{stem}-edges.png");
+    let name = output_name(input);
     match &args.out_dir {
         Some(dir) => dir.join(name),
         None => input.with_file_name(name),
@@ -79,7 +82,7 @@ async fn one(client: &Client, path: &Path, query: &str, out: &Path, bar: &Progre
     // `job-lost`, or, for the moment before the server notices, reads as unknown. This file is
     // still here, so it is sent once more, as a new job.
     let followed = match client.follow(&id, |status| show(bar, status)).await {
-        Ok(status) if status.error.as_ref().is_some_and(|e| e.code == JOB_LOST) => None,
+        Ok(status) if status.error.as_ref().is_some_and(|e| e.code == ErrorCode::JobLost) => None,
         Ok(status) => Some(status),
         Err(e) if e.code() == "not-found" => None,
         Err(e) => return Err(e.into()),
@@ -104,9 +107,9 @@ async fn one(client: &Client, path: &Path, query: &str, out: &Path, bar: &Progre
     Ok(())
 }
 
-async fn upload(client: &Client, bytes: Vec<u8>, query: &str, bar: &ProgressBar) -> Result<String> {
+async fn upload(client: &Client, bytes: Vec<u8>, query: &str, bar: &ProgressBar) -> Result<JobId> {
     // One key for every attempt: a retry after a lost answer gets the same job, not a second.
-    let key = dsobel_service::model::JobId::random().to_string();
+    let key = JobId::random().to_string();
     let mut attempt = 0;
     loop {
         match client.upload_once(bytes.clone(), query, Some(&key)).await {
@@ -135,7 +138,7 @@ async fn save(png: &[u8], out: &Path) -> Result<()> {
 fn show(bar: &ProgressBar, status: &JobStatus) {
     bar.set_length(u64::from(status.strips_total).max(1));
     bar.set_position(u64::from(status.strips_done));
-    bar.set_message(format!("{:?}", status.state).to_lowercase());
+    bar.set_message(status.state.as_str());
 }
 
 fn query(args: &SubmitArgs) -> String {
@@ -157,11 +160,12 @@ fn query(args: &SubmitArgs) -> String {
 
 /// Runs `dsobel submit`; returns the exit code.
 pub fn run(args: SubmitArgs) -> Result<i32> {
-    if args.output_file.is_some() && args.files.len() != 1 {
-        bail!(
-            "-o/--output-file takes exactly one input ({} given); use --out-dir for several",
-            args.files.len()
-        );
+    let mut files = Vec::new();
+    for input in &args.inputs {
+        files.extend(image_files(input, args.recursive)?);
+    }
+    if args.output_file.is_some() && files.len() != 1 {
+        bail!("-o/--output-file takes exactly one image ({} given); use --out-dir for several", files.len());
     }
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -178,7 +182,7 @@ pub fn run(args: SubmitArgs) -> Result<i32> {
         });
         let style = ProgressStyle::with_template("{prefix:>24} {bar:30.cyan/blue} {pos}/{len} strips  {msg}")
             .expect("valid template");
-        let jobs = args.files.iter().map(|path| {
+        let jobs = files.iter().map(|path| {
             let bar = bars.add(ProgressBar::new(1).with_style(style.clone()));
             bar.set_prefix(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
             let out = output_path(&args, path);

@@ -167,7 +167,7 @@ fn a_strip_that_keeps_failing_is_dead_lettered_and_fails_its_job() {
     let id = submit(&address, &png, "?fragments=1");
     // Before any worker runs, replace the upload in Redis with a value of the wrong type:
     // every read fails, so every delivery fails, until the queue gives up on it.
-    let key = format!("{}:job:{id}:upload", stack.namespace);
+    let key = format!("{}:job:{{{id}}}:upload", stack.namespace);
     let mut redis = std::net::TcpStream::connect("127.0.0.1:6379").unwrap();
     let command = format!(
         "*2\r\n$3\r\nDEL\r\n${}\r\n{key}\r\n*4\r\n$4\r\nHSET\r\n${}\r\n{key}\r\n$1\r\nx\r\n$1\r\ny\r\n",
@@ -343,7 +343,7 @@ fn a_decode_killed_after_handing_out_strips_is_redone_without_counting_twice() {
     left.retain(|k| k.contains(&id) && !k.ends_with(":stitch"));
     left.sort();
     let mut expected =
-        vec![format!("{}:job:{id}", stack.namespace), format!("{}:job:{id}:result", stack.namespace)];
+        vec![format!("{}:job:{{{id}}}", stack.namespace), format!("{}:job:{{{id}}}:result", stack.namespace)];
     expected.sort();
     assert_eq!(left, expected);
 }

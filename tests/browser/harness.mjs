@@ -16,7 +16,7 @@ export const nginxTemplate = path.join(repoRoot, 'deploy', 'nginx', 'nginx.conf'
 export const dsobelBin = path.resolve(here, process.env.DSOBEL_BIN || path.join('..', '..', 'target', 'debug', 'dsobel'));
 export const photosDir = process.env.DSOBEL_PHOTOS
   ? path.resolve(repoRoot, process.env.DSOBEL_PHOTOS)
-  : path.resolve(repoRoot, '..', 'shared', 'testdata', 'photos');
+  : path.resolve(repoRoot, 'tests', 'data', 'photos');
 export const chromiumPath = process.env.DSOBEL_CHROMIUM || '/usr/bin/chromium';
 
 const CHROMIUM_ARGS = [

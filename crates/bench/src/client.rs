@@ -94,21 +94,21 @@ async fn steps(
     let id = match client.upload(image.bytes.clone(), &target.query).await? {
         Upload::Finished { id, png } => {
             // `?wait=` answered with the PNG itself: one request did it all.
-            record.job_id = id.unwrap_or_default();
+            record.job_id = id.map(String::from).unwrap_or_default();
             record.upload_ms = Some(t.elapsed().as_secs_f64() * 1e3);
             return check_png(record, &png);
         }
         Upload::Accepted(links) => links.id,
     };
     record.upload_ms = Some(t.elapsed().as_secs_f64() * 1e3);
-    record.job_id = id.clone();
+    record.job_id = id.to_string();
 
     // 2. Wait: the event stream until the job is over (with /status as the fallback when a
     // stream ends early, e.g. a backend restarting behind a proxy).
     let status = client.follow(&id, |_| {}).await?;
     apply_status(record, &status);
     if status.state != JobState::Done {
-        let code = status.error.map_or_else(|| format!("{:?}", status.state).to_lowercase(), |e| e.code);
+        let code = status.error.map_or_else(|| status.state.as_str().to_owned(), |e| e.code.to_string());
         return Err(Failure::new(422, code));
     }
 

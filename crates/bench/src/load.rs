@@ -167,7 +167,7 @@ pub struct Embedded {
     /// Its base URL.
     pub base: String,
     shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<Result<(), dsobel_service::error::SetupError>>,
 }
 
 #[derive(Parser)]

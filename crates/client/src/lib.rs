@@ -15,104 +15,13 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::sse::SseParser;
 
-/// The life of a job, as `/status` says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    /// Waiting in the queue.
-    Queued,
-    /// Being computed.
-    Processing,
-    /// The PNG is ready.
-    Done,
-    /// It failed; see [`JobStatus::error`].
-    Failed,
-    /// It was cancelled.
-    Cancelled,
-}
-
-impl JobState {
-    /// Done, failed or cancelled: nothing more will happen to the job.
-    pub fn is_over(self) -> bool {
-        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
-    }
-}
-
-/// Why a job failed (or was refused): a stable code and a sentence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobError {
-    /// Stable kebab-case code (`corrupt-image`, `too-busy`, …).
-    pub code: String,
-    /// What happened, for people.
-    pub message: String,
-}
-
-/// Stage durations of a job, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Timings {
-    /// Decoding the upload (the worker of a whole-image job).
-    pub decode: Option<f64>,
-    /// Longest wait of a task in the queue.
-    pub queue_wait: Option<f64>,
-    /// Filtering, summed over strips (CPU time).
-    pub filter: Option<f64>,
-    /// Encoding, summed over strips (CPU time).
-    pub encode: Option<f64>,
-    /// Stitching (backend).
-    pub stitch: Option<f64>,
-    /// Upload accepted → result ready.
-    pub total: Option<f64>,
-}
-
-/// What `/status/{id}` (and every event of `/events/{id}`) carries.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct JobStatus {
-    /// The job id.
-    pub id: String,
-    /// Where the job is.
-    pub state: JobState,
-    /// Strips finished.
-    pub strips_done: u32,
-    /// Strips of the job.
-    pub strips_total: u32,
-    /// How the job was cut (`whole`, `restart-intervals`, `decode-and-split`).
-    #[serde(default)]
-    pub cut: String,
-    /// Output width.
-    pub width: u32,
-    /// Output height.
-    pub height: u32,
-    /// Upload size in bytes.
-    pub input_bytes: u64,
-    /// PNG size once done.
-    pub result_bytes: Option<u64>,
-    /// Stage durations.
-    #[serde(default)]
-    pub timings_ms: Timings,
-    /// Why it failed or was cancelled.
-    pub error: Option<JobError>,
-    /// When the upload was accepted (RFC 3339).
-    #[serde(default)]
-    pub created_at: String,
-}
-
-/// The links of an accepted upload (`202`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct JobLinks {
-    /// The job id.
-    pub id: String,
-    /// `/status/{id}`.
-    pub status_url: String,
-    /// `/result/{id}`.
-    pub result_url: String,
-    /// `/events/{id}`.
-    pub events_url: String,
-}
+pub use dsobel_api::{
+    Cut, ErrorBody, ErrorCode, JobError, JobId, JobLinks, JobOptions, JobState, JobStatus, Timings,
+};
 
 /// What an upload got.
 #[derive(Debug, Clone)]
@@ -122,7 +31,7 @@ pub enum Upload {
     /// `200` to an upload with `wait=`: the PNG itself, with the job id the server named.
     Finished {
         /// The job id, when the server named it.
-        id: Option<String>,
+        id: Option<JobId>,
         /// The PNG.
         png: Bytes,
     },
@@ -279,7 +188,7 @@ impl Client {
                 let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
                 let id = header("x-dsobel-job-id")
                     .or_else(|| header("location").and_then(|l| l.rsplit('/').next()))
-                    .map(str::to_owned);
+                    .and_then(JobId::parse);
                 let png = response.bytes().await.map_err(|e| self.transport(e))?;
                 Ok(Upload::Finished { id, png })
             }
@@ -288,7 +197,7 @@ impl Client {
     }
 
     /// The job's status.
-    pub async fn status(&self, id: &str) -> Result<JobStatus, ClientError> {
+    pub async fn status(&self, id: &JobId) -> Result<JobStatus, ClientError> {
         let response = self.send(self.request(Method::GET, &format!("/status/{id}"))).await?;
         if response.status() != StatusCode::OK {
             return Err(refusal(response).await);
@@ -297,7 +206,7 @@ impl Client {
     }
 
     /// The job's PNG, or its status while it is not finished.
-    pub async fn result(&self, id: &str) -> Result<JobResult, ClientError> {
+    pub async fn result(&self, id: &JobId) -> Result<JobResult, ClientError> {
         let response = self.send(self.request(Method::GET, &format!("/result/{id}"))).await?;
         match response.status() {
             StatusCode::OK => Ok(JobResult::Ready(response.bytes().await.map_err(|e| self.transport(e))?)),
@@ -307,7 +216,7 @@ impl Client {
     }
 
     /// Cancels the job (`DELETE /jobs/{id}`); returns its status, `cancelled`.
-    pub async fn cancel(&self, id: &str) -> Result<JobStatus, ClientError> {
+    pub async fn cancel(&self, id: &JobId) -> Result<JobStatus, ClientError> {
         let response = self.send(self.request(Method::DELETE, &format!("/jobs/{id}"))).await?;
         if response.status() != StatusCode::OK {
             return Err(refusal(response).await);
@@ -320,7 +229,7 @@ impl Client {
     /// Returns the final status (done, failed or cancelled).
     pub async fn follow(
         &self,
-        id: &str,
+        id: &JobId,
         mut progress: impl FnMut(&JobStatus),
     ) -> Result<JobStatus, ClientError> {
         if let Some(status) = self.follow_events(id, &mut progress).await? {
@@ -339,7 +248,7 @@ impl Client {
     /// The event stream until the job is over; `None` when it broke before.
     async fn follow_events(
         &self,
-        id: &str,
+        id: &JobId,
         progress: &mut impl FnMut(&JobStatus),
     ) -> Result<Option<JobStatus>, ClientError> {
         let request = self.request(Method::GET, &format!("/events/{id}"));
@@ -372,9 +281,15 @@ pub async fn refusal(response: reqwest::Response) -> ClientError {
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    // The code is kept as text: a newer server's code is shown as it is.
+    #[derive(Deserialize)]
+    struct Detail {
+        code: String,
+        message: String,
+    }
     #[derive(Deserialize)]
     struct Body {
-        error: JobError,
+        error: Detail,
     }
     let body = response.bytes().await.ok().and_then(|b| serde_json::from_slice::<Body>(&b).ok());
     match body {

@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ServeArgs, WorkerArgs, cores};
 use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::error::SetupError;
 use crate::http::{AppState, router};
 use crate::telemetry::Metrics;
-use crate::transport::{SetupError, Transport};
+use crate::transport::Transport;
 use crate::worker::{Worker, WorkerConfig};
 
 /// A token cancelled on SIGTERM or SIGINT (Ctrl-C).
@@ -49,14 +50,16 @@ pub struct Serving {
 }
 
 /// Builds the backend (and, in embedded mode, its worker tasks) on an already-connected
-/// transport, serves on `listener` until `shutdown`, then drains.
+/// transport, serves on `listener` until `shutdown`, then drains: requests in flight, then (in
+/// embedded mode) the jobs accepted, then the background loops and tasks, each within the
+/// grace period.
 pub async fn serve_with(
     args: ServeArgs,
     transport: Transport,
     listener: TcpListener,
     shutdown: CancellationToken,
     ready: impl FnOnce(Serving),
-) -> std::io::Result<()> {
+) -> Result<(), SetupError> {
     let metrics = Metrics::new();
     let config = CoordinatorConfig {
         limits: args.limits(),
@@ -69,20 +72,22 @@ pub async fn serve_with(
         sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
         max_deliveries: args.transport.max_deliveries,
         max_strips: usize::from(args.max_fragments),
+        max_background_stitches: 2 * cores(),
+        stitch_delay: Duration::from_millis(args.drill_stitch_delay_ms),
     };
     let coordinator = Coordinator::new(transport.clone(), config, metrics.clone());
-    let background_stop = CancellationToken::new();
-    let background = tokio::spawn(coordinator.clone().run_background(background_stop.clone()));
+    let loops_stop = CancellationToken::new();
+    let loops = tokio::spawn(coordinator.clone().run_loops(loops_stop.clone()));
     let workers_stop = CancellationToken::new();
     let embedded_workers = if transport.embedded {
         let slots = args.workers.unwrap_or_else(cores).max(1);
         let config = WorkerConfig::new(&args.lifetimes, Duration::ZERO);
-        let worker = Worker::new(transport.clone(), metrics.clone(), config);
+        let worker = Worker::new(transport.clone(), metrics.clone(), config, workers_stop.clone());
         tracing::info!(
             workers = slots,
             "embedded mode: in-memory queue and store, worker tasks in this process"
         );
-        Some(tokio::spawn(worker.run(slots, 1, workers_stop.clone())))
+        Some(tokio::spawn(worker.run(slots, 1)))
     } else {
         tracing::info!(queue = %args.transport.queue, "distributed mode: RabbitMQ and Redis");
         None
@@ -99,7 +104,7 @@ pub async fn serve_with(
         upload_timeout: Duration::from_secs(args.upload_timeout_secs.max(1)),
         client_limits: crate::client_limits::ClientLimits::new(args.client_limits()),
     });
-    let address = listener.local_addr()?;
+    let address = listener.local_addr().map_err(SetupError::Serve)?;
     tracing::info!(%address, backend = %dsobel_kernel::Backend::detect(), "dsobel listening on http://{address}/");
     let coordinator_for_drain = coordinator.clone();
     let metrics_for_listener = metrics.clone();
@@ -128,8 +133,9 @@ pub async fn serve_with(
     {
         tracing::warn!("embedded workers still busy after the grace period");
     }
-    background_stop.cancel();
-    let _ = background.await;
+    loops_stop.cancel();
+    let _ = loops.await;
+    coordinator_for_drain.stop_background(grace).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -141,12 +147,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), SetupError> {
     let transport = Transport::from_args(&args.transport).await?;
-    serve_with(args, transport, listener, shutdown, |_| {}).await.map_err(|e| {
-        SetupError::Connect(dsobel_transport::TransportError::Unavailable {
-            service: "http",
-            detail: e.to_string(),
-        })
-    })
+    serve_with(args, transport, listener, shutdown, |_| {}).await
 }
 
 /// `dsobel worker`: consumes strips until `shutdown`, then finishes the ones it holds.
@@ -163,16 +164,12 @@ pub async fn worker(
     let slots = args.workers.unwrap_or_else(cores).max(1);
     // Known before the health endpoint answers, so it is not "ready" with no task consuming.
     metrics.worker_slots.set(slots as i64);
-    let worker =
-        Worker::new(transport.clone(), metrics.clone(), WorkerConfig::new(&args.lifetimes, strip_delay));
+    let config = WorkerConfig::new(&args.lifetimes, strip_delay);
+    let worker = Worker::new(transport.clone(), metrics.clone(), config, shutdown.clone());
     let health = match args.health_listen {
         Some(address) => {
-            let listener = TcpListener::bind(address).await.map_err(|e| {
-                SetupError::Connect(dsobel_transport::TransportError::Unavailable {
-                    service: "http",
-                    detail: e.to_string(),
-                })
-            })?;
+            let listener =
+                TcpListener::bind(address).await.map_err(|source| SetupError::Bind { address, source })?;
             tracing::info!(%address, "worker health endpoints on http://{address}/healthz");
             let app: Router = crate::health::router(crate::health::Health {
                 transport: transport.clone(),
@@ -191,7 +188,7 @@ pub async fn worker(
         None => None,
     };
     tracing::info!(slots, prefetch = args.prefetch, backend = %dsobel_kernel::Backend::detect(), "worker consuming {}", args.transport.queue);
-    let run = tokio::spawn(worker.run(slots, args.prefetch, shutdown.clone()));
+    let run = tokio::spawn(worker.run(slots, args.prefetch));
     shutdown.cancelled().await;
     if tokio::time::timeout(args.shutdown.grace(), run).await.is_err() {
         tracing::warn!("strips still running after the grace period; they return to the queue");

@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use axum::http::HeaderMap;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, STREAMS_RETRY_SECS};
+use crate::locks::lock;
 
 /// The limits, as configured.
 #[derive(Debug, Clone, Copy, Default)]
@@ -91,7 +92,7 @@ impl ClientLimits {
         let Some(client) = client.filter(|_| rate > 0.0) else { return Ok(()) };
         let burst = (2.0 * rate).max(1.0);
         let now = Instant::now();
-        let Ok(mut buckets) = self.buckets.lock() else { return Ok(()) };
+        let mut buckets = lock(&self.buckets, "rate buckets");
         if buckets.len() >= BUCKETS_KEPT {
             buckets.retain(|_, b| b.tokens + now.duration_since(b.refilled).as_secs_f64() * rate < burst);
         }
@@ -113,13 +114,11 @@ impl ClientLimits {
     /// its most open. The stream counts until the returned slot is dropped.
     pub fn open_stream(self: &Arc<Self>, client: Option<IpAddr>) -> Result<StreamSlot, ApiError> {
         let (most, most_each) = (self.settings.max_event_streams, self.settings.max_event_streams_per_client);
-        let Ok(mut streams) = self.streams.lock() else {
-            return Ok(StreamSlot { limits: self.clone(), client: None, counted: false });
-        };
+        let mut streams = lock(&self.streams, "event streams");
         if most > 0 && streams.total >= most {
             return Err(ApiError::Throttled {
                 reason: format!("{most} event streams are open on this server, the most it keeps"),
-                retry_after: 5,
+                retry_after: STREAMS_RETRY_SECS,
             });
         }
         if let Some(client) = client {
@@ -127,13 +126,13 @@ impl ClientLimits {
             if most_each > 0 && *open >= most_each {
                 return Err(ApiError::Throttled {
                     reason: format!("{most_each} event streams are open from this address, the most allowed"),
-                    retry_after: 5,
+                    retry_after: STREAMS_RETRY_SECS,
                 });
             }
             *open += 1;
         }
         streams.total += 1;
-        Ok(StreamSlot { limits: self.clone(), client, counted: true })
+        Ok(StreamSlot { limits: self.clone(), client })
     }
 }
 
@@ -142,23 +141,18 @@ impl ClientLimits {
 pub struct StreamSlot {
     limits: Arc<ClientLimits>,
     client: Option<IpAddr>,
-    counted: bool,
 }
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        if !self.counted {
-            return;
-        }
-        if let Ok(mut streams) = self.limits.streams.lock() {
-            streams.total = streams.total.saturating_sub(1);
-            if let Some(client) = self.client
-                && let Some(open) = streams.by_client.get_mut(&client)
-            {
-                *open = open.saturating_sub(1);
-                if *open == 0 {
-                    streams.by_client.remove(&client);
-                }
+        let mut streams = lock(&self.limits.streams, "event streams");
+        streams.total = streams.total.saturating_sub(1);
+        if let Some(client) = self.client
+            && let Some(open) = streams.by_client.get_mut(&client)
+        {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                streams.by_client.remove(&client);
             }
         }
     }

@@ -7,14 +7,16 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use dsobel_codec::Limits;
 
-/// Where strips and results travel.
+/// Where tasks travel and results are kept.
 #[derive(Debug, Clone, Args)]
 pub struct TransportArgs {
-    /// RabbitMQ URL (amqp://user:pass@host:5672/%2f). Unset (with --redis-url unset): embedded
-    /// in-memory mode.
+    /// RabbitMQ URL (amqp://user:pass@host:5672/%2f). `serve` with neither this nor --redis-url
+    /// runs the embedded mode (in-memory queue and store, worker tasks inside it); `worker`
+    /// needs both.
     #[arg(long, env = "DSOBEL_AMQP_URL", hide_env_values = true, value_parser = secret)]
     pub amqp_url: Option<SecretString>,
-    /// Redis URL (redis://:password@host:6379/0). Unset (with --amqp-url unset): embedded.
+    /// Redis URL (redis://:password@host:6379/0). `serve` with neither this nor --amqp-url runs
+    /// the embedded mode; `worker` needs both.
     #[arg(long, env = "DSOBEL_REDIS_URL", hide_env_values = true, value_parser = secret)]
     pub redis_url: Option<SecretString>,
     /// Work queue name (its dead-letter queue is NAME.dead).
@@ -120,6 +122,10 @@ pub struct ServeArgs {
     /// How often pending jobs are checked for missed wake-ups, in milliseconds.
     #[arg(long, env = "DSOBEL_SWEEP_INTERVAL_MS", default_value_t = 1000)]
     pub sweep_interval_ms: u64,
+    /// Fault drill: hold each stitch this many milliseconds while it has its job's lock, to
+    /// rehearse a backend stopped in the middle of stitching. Never needed in production.
+    #[arg(long, env = "DSOBEL_DRILL_STITCH_DELAY_MS", default_value_t = 0)]
+    pub drill_stitch_delay_ms: u64,
     /// Stopping.
     #[command(flatten)]
     pub shutdown: ShutdownArgs,
@@ -185,7 +191,8 @@ impl ServeArgs {
 /// Settings of `dsobel worker`.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
-    /// Strips processed at once by this process (default: number of cores).
+    /// Tasks (whole images or strips) processed at once by this process (default: number of
+    /// cores).
     #[arg(long, env = "DSOBEL_WORKERS")]
     pub workers: Option<usize>,
     /// Unacknowledged tasks each worker task may hold. 1 keeps a whole image from waiting

@@ -1,18 +1,27 @@
-//! Errors, in three layers. [`StoreError`] is what reading and writing job state can fail
-//! with; [`JobsError`] is what the job operations (intake, settlement, status, cancel) refuse
-//! or fail with; [`ApiError`] is the HTTP edge, which maps every one of them to a status and a
-//! stable code in one place and answers with the JSON body
-//! `{"error": {"code": "...", "message": "..."}}` of DESIGN §4. Each error keeps its cause as
-//! its `source`, and logs print the whole chain ([`error_chain`]).
+//! Errors, in layers. [`StoreError`] is what reading and writing job state can fail with;
+//! [`JobsError`] is what the job operations (intake, settlement, status, cancel) refuse or fail
+//! with; [`ApiError`] is the HTTP edge; [`SetupError`] is what keeps `serve` or `worker` from
+//! starting. The edge maps every error to one stable [`ErrorCode`] here, and every code to its
+//! HTTP status and retry hint in one table ([`http_status`], [`retry_after`]), answering with
+//! the JSON body `{"error": {"code": "...", "message": "..."}}` of DESIGN §4. Each error keeps
+//! its cause as its `source`, and logs print the whole chain ([`error_chain`]).
 
 use std::error::Error;
+use std::net::SocketAddr;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use dsobel_codec::{DecodeError, ErrorCode};
+use dsobel_api::{ErrorBody, ErrorCode, JobError, JobId, JobState};
+use dsobel_codec::DecodeError;
 use dsobel_transport::TransportError;
 
-use crate::model::JobState;
+/// Seconds a client is told to wait when the server is at one of its own limits.
+pub const TOO_BUSY_RETRY_SECS: u32 = 2;
+/// Seconds a client is told to wait when the store or the queue is out, or the server is not
+/// ready.
+pub const UNAVAILABLE_RETRY_SECS: u32 = 5;
+/// Seconds a client is told to wait when it has its most event streams open.
+pub const STREAMS_RETRY_SECS: u32 = 5;
 
 /// What reading or writing job state in the store can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -23,10 +32,10 @@ pub enum StoreError {
     /// A value in the store is not what dsobel writes.
     #[error("unreadable {what} of job {id}")]
     Unreadable {
-        /// Which value (`record`).
+        /// Which value (`record`, `failure`).
         what: &'static str,
         /// The job.
-        id: String,
+        id: JobId,
         /// Why it does not parse.
         #[source]
         source: serde_json::Error,
@@ -37,7 +46,7 @@ pub enum StoreError {
         /// Which value (`record`, `failure`).
         what: &'static str,
         /// The job.
-        id: String,
+        id: JobId,
         /// Why.
         #[source]
         source: serde_json::Error,
@@ -52,6 +61,19 @@ pub enum StoreError {
     },
 }
 
+/// Which of the server's own limits an upload met.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Limit {
+    /// This backend holds its most jobs in flight (`DSOBEL_MAX_JOBS_IN_FLIGHT`).
+    #[error("too many jobs in flight ({0}, DSOBEL_MAX_JOBS_IN_FLIGHT)")]
+    JobsInFlight(usize),
+    /// The bodies being received fill the upload memory (`DSOBEL_UPLOAD_MEMORY_BYTES`).
+    #[error(
+        "the server is receiving as many uploads as its upload memory allows ({0} bytes, DSOBEL_UPLOAD_MEMORY_BYTES)"
+    )]
+    UploadMemory(u64),
+}
+
 /// What the job operations refuse or fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum JobsError {
@@ -60,21 +82,18 @@ pub enum JobsError {
     Refused(#[from] DecodeError),
     /// No such job, or it expired.
     #[error("no job {0} (unknown, or its result expired)")]
-    UnknownJob(String),
+    UnknownJob(JobId),
     /// The job ended (done or failed) before it could be cancelled.
-    #[error("job {id} is already {state:?} and cannot be cancelled")]
+    #[error("job {id} is already {} and cannot be cancelled", state.as_str())]
     AlreadyOver {
         /// The job id.
-        id: String,
+        id: JobId,
         /// How it ended.
         state: JobState,
     },
-    /// This backend has its maximum of jobs in flight.
-    #[error("too many jobs in flight ({limit}); retry in {TOO_BUSY_RETRY_SECS} s")]
-    TooBusy {
-        /// The in-flight limit.
-        limit: usize,
-    },
+    /// The server is at one of its own limits.
+    #[error("{0}; retry in {TOO_BUSY_RETRY_SECS} s")]
+    TooBusy(Limit),
     /// An upload with the same idempotency key is still being accepted, or was cut off.
     #[error(
         "an upload with this Idempotency-Key is still being accepted, or was cut off; send it again in a few seconds"
@@ -92,6 +111,9 @@ pub enum JobsError {
     /// The stored state of a job contradicts itself (a bug, or a store that lost part of it).
     #[error("{0}")]
     Inconsistent(String),
+    /// The process began shutting down before the operation finished.
+    #[error("the server is shutting down")]
+    Interrupted,
 }
 
 /// A step run on a task of its own (a blocking decode, a stitch, a store write) that panicked
@@ -112,11 +134,33 @@ impl From<TransportError> for JobsError {
     }
 }
 
-/// Seconds a client is told to wait when a backend has its maximum of jobs in flight.
-pub const TOO_BUSY_RETRY_SECS: u32 = 2;
-
-/// Seconds a client is told to wait when the store or the queue is out.
-const UNAVAILABLE_RETRY_SECS: u32 = 5;
+/// Why `serve` or `worker` could not start or keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// Only one of the two URLs was given.
+    #[error("set both --amqp-url and --redis-url (or neither, for the embedded mode)")]
+    HalfConfigured,
+    /// A worker needs real servers.
+    #[error(
+        "a worker needs --amqp-url and --redis-url (DSOBEL_AMQP_URL, DSOBEL_REDIS_URL); the embedded mode is `dsobel serve` with neither"
+    )]
+    WorkerNeedsServers,
+    /// A server could not be reached at start.
+    #[error(transparent)]
+    Connect(#[from] TransportError),
+    /// An address could not be listened on.
+    #[error("cannot listen on {address}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listener failed while serving.
+    #[error("the HTTP listener failed")]
+    Serve(#[source] std::io::Error),
+}
 
 /// An error and its causes, outermost first, joined with `": "`.
 pub fn error_chain(error: &dyn Error) -> String {
@@ -134,7 +178,8 @@ pub fn error_chain(error: &dyn Error) -> String {
 }
 
 /// Everything the API can refuse or fail with: what the HTTP edge itself decides (the
-/// request's shape, its body, the key, the client's rate), and the job operations' errors.
+/// request's shape, its body, the key, the client's rate, readiness), and the job operations'
+/// errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The body is larger than the upload limit.
@@ -158,25 +203,12 @@ pub enum ApiError {
     /// The API key is missing or wrong.
     #[error("missing or wrong API key: send Authorization: Bearer <key>")]
     Unauthorized,
-    /// No such job, or it expired.
-    #[error("no job {0} (unknown, or its result expired)")]
-    NotFound(String),
-    /// The job failed.
-    #[error("{message}")]
-    JobFailed {
-        /// The job's own error code.
-        code: String,
-        /// The job's own message.
-        message: String,
-    },
-    /// The server is at a limit of its own (not the client's): retry later.
-    #[error("{reason}; retry in {retry_after} s")]
-    Busy {
-        /// Which limit, in words.
-        reason: String,
-        /// Seconds to wait.
-        retry_after: u32,
-    },
+    /// No such path, or a path whose job id is not one.
+    #[error("no {0} here")]
+    UnknownPath(String),
+    /// The job failed or was cancelled: its own error.
+    #[error("{}", .0.message)]
+    JobFailed(JobError),
     /// A client went past its request rate or its open event streams.
     #[error("{reason}; retry in {retry_after} s")]
     Throttled {
@@ -185,113 +217,148 @@ pub enum ApiError {
         /// Seconds to wait.
         retry_after: u32,
     },
+    /// The broker or the store does not answer (readiness), with what failed.
+    #[error("not ready: {}", .0.join("; "))]
+    NotReady(Vec<String>),
     /// A job operation refused or failed.
     #[error(transparent)]
     Jobs(#[from] JobsError),
 }
 
-impl ApiError {
-    /// HTTP status and stable code.
-    pub fn status_and_code(&self) -> (StatusCode, &str) {
-        match self {
-            ApiError::PayloadTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge.as_str())
-            }
-            ApiError::MissingFile(_) => (StatusCode::BAD_REQUEST, "missing-file"),
-            ApiError::InvalidOption(_) => (StatusCode::BAD_REQUEST, "invalid-option"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request-timeout"),
-            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            // A job whose upload turned out undecodable in a worker answers as the door would
-            // have; any other failure is the job's own.
-            ApiError::JobFailed { code, .. } => match refusal_status(code) {
-                Some(status) => (status, code.as_str()),
-                None => (StatusCode::UNPROCESSABLE_ENTITY, "job-failed"),
-            },
-            ApiError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
-            ApiError::Busy { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-busy"),
-            ApiError::Jobs(e) => match e {
-                JobsError::Refused(e) => (decode_status(e.code()), e.code().as_str()),
-                JobsError::UnknownJob(_) => (StatusCode::NOT_FOUND, "not-found"),
-                JobsError::AlreadyOver { .. } => (StatusCode::CONFLICT, "job-finished"),
-                JobsError::TooBusy { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-busy"),
-                JobsError::KeyPending | JobsError::TimedOut | JobsError::Store(StoreError::Transport(_)) => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-                }
-                JobsError::Store(_) | JobsError::Crashed(_) | JobsError::Inconsistent(_) => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-                }
-            },
-        }
+impl From<Limit> for ApiError {
+    fn from(limit: Limit) -> Self {
+        ApiError::Jobs(JobsError::TooBusy(limit))
     }
+}
 
-    fn retry_after(&self) -> Option<u32> {
+/// The stable code of a decoder's refusal.
+pub fn decode_code(error: &DecodeError) -> ErrorCode {
+    use dsobel_codec::ErrorCode as Decode;
+    match error.code() {
+        Decode::EmptyInput => ErrorCode::EmptyInput,
+        Decode::UnsupportedFormat => ErrorCode::UnsupportedFormat,
+        Decode::UnsupportedImage => ErrorCode::UnsupportedImage,
+        Decode::CorruptImage => ErrorCode::CorruptImage,
+        Decode::ImageTooLarge => ErrorCode::ImageTooLarge,
+        Decode::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+    }
+}
+
+/// A job's failure from a decode error: its stable code and its message.
+pub fn decode_failure(error: &DecodeError) -> JobError {
+    JobError::new(decode_code(error), error.to_string())
+}
+
+/// The HTTP status of every code: the one table of the edge.
+pub fn http_status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::MissingFile | ErrorCode::EmptyInput | ErrorCode::InvalidOption => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::JobFinished => StatusCode::CONFLICT,
+        ErrorCode::Cancelled => StatusCode::GONE,
+        ErrorCode::ImageTooLarge | ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedFormat | ErrorCode::UnsupportedImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::CorruptImage | ErrorCode::JobFailed | ErrorCode::StripFailed | ErrorCode::InputExpired => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ErrorCode::RateLimited | ErrorCode::TooBusy => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unavailable | ErrorCode::JobLost => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Whether a job that ended with `code` is answered with that code itself (as the door would
+/// have refused its upload, or as its cancellation or loss says), rather than `job-failed`.
+fn answers_as_itself(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::EmptyInput
+            | ErrorCode::UnsupportedFormat
+            | ErrorCode::UnsupportedImage
+            | ErrorCode::CorruptImage
+            | ErrorCode::ImageTooLarge
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::Cancelled
+            | ErrorCode::JobLost
+    )
+}
+
+impl ApiError {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::Throttled { retry_after, .. } | ApiError::Busy { retry_after, .. } => {
-                Some(*retry_after)
-            }
-            ApiError::Jobs(JobsError::TooBusy { .. }) => Some(TOO_BUSY_RETRY_SECS),
-            _ if self.status_and_code().0 == StatusCode::SERVICE_UNAVAILABLE => Some(UNAVAILABLE_RETRY_SECS),
-            _ => None,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::MissingFile(_) => ErrorCode::MissingFile,
+            ApiError::InvalidOption(_) => ErrorCode::InvalidOption,
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::RequestTimeout(_) => ErrorCode::RequestTimeout,
+            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            ApiError::UnknownPath(_) => ErrorCode::NotFound,
+            ApiError::JobFailed(error) if answers_as_itself(error.code) => error.code,
+            ApiError::JobFailed(_) => ErrorCode::JobFailed,
+            ApiError::Throttled { .. } => ErrorCode::RateLimited,
+            ApiError::NotReady(_) => ErrorCode::Unavailable,
+            ApiError::Jobs(e) => match e {
+                JobsError::Refused(e) => decode_code(e),
+                JobsError::UnknownJob(_) => ErrorCode::NotFound,
+                JobsError::AlreadyOver { .. } => ErrorCode::JobFinished,
+                JobsError::TooBusy(_) => ErrorCode::TooBusy,
+                JobsError::KeyPending
+                | JobsError::TimedOut
+                | JobsError::Interrupted
+                | JobsError::Store(StoreError::Transport(_)) => ErrorCode::Unavailable,
+                JobsError::Store(_) | JobsError::Crashed(_) | JobsError::Inconsistent(_) => {
+                    ErrorCode::Internal
+                }
+            },
         }
     }
 
     /// The message a client reads: the error's own words for a refusal (never a library's
-    /// internals), and the whole chain of causes for a failure of the service.
-    fn message(&self) -> String {
-        match self.status_and_code().0 {
-            StatusCode::SERVICE_UNAVAILABLE => format!("service unavailable: {}", error_chain(self)),
-            StatusCode::INTERNAL_SERVER_ERROR => format!("internal error: {}", error_chain(self)),
+    /// internals), the whole chain of causes for a failure of the service, and a failed job's
+    /// own code when the answer's code is another.
+    fn message(&self, code: ErrorCode) -> String {
+        match (self, http_status(code)) {
+            (ApiError::NotReady(_), _) => self.to_string(),
+            (_, StatusCode::SERVICE_UNAVAILABLE) => format!("service unavailable: {}", error_chain(self)),
+            (_, StatusCode::INTERNAL_SERVER_ERROR) => format!("internal error: {}", error_chain(self)),
+            (ApiError::JobFailed(error), _) if error.code != code => {
+                format!("{} ({})", error.message, error.code)
+            }
             _ => self.to_string(),
         }
     }
 }
 
-/// The HTTP status of a decoder's refusal.
-fn decode_status(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::EmptyInput => StatusCode::BAD_REQUEST,
-        ErrorCode::UnsupportedFormat | ErrorCode::UnsupportedImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorCode::CorruptImage => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::ImageTooLarge | ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+/// The seconds a client is told to wait before trying again, for the answers worth retrying.
+pub fn retry_after(error: &ApiError, code: ErrorCode) -> Option<u32> {
+    match (error, code) {
+        (ApiError::Throttled { retry_after, .. }, _) => Some(*retry_after),
+        (_, ErrorCode::TooBusy) => Some(TOO_BUSY_RETRY_SECS),
+        (_, code) if http_status(code) == StatusCode::SERVICE_UNAVAILABLE => Some(UNAVAILABLE_RETRY_SECS),
+        _ => None,
     }
-}
-
-/// The HTTP status a job that ended with `code` is answered with, when the code has one of its
-/// own: a decoder's refusal (as at the door), a cancellation, or a job the store lost (the
-/// service's fault, and worth sending again); `None` for other codes.
-fn refusal_status(code: &str) -> Option<StatusCode> {
-    if code == crate::model::CANCELLED {
-        return Some(StatusCode::GONE);
-    }
-    if code == crate::model::JOB_LOST {
-        return Some(StatusCode::SERVICE_UNAVAILABLE);
-    }
-    ErrorCode::parse(code).map(decode_status)
-}
-
-/// The JSON body of an error.
-pub fn error_body(code: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({ "error": { "code": code, "message": message } })
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        if status.is_server_error() {
-            tracing::error!(error = %error_chain(&self), code, "request failed");
+        let code = self.code();
+        let status = http_status(code);
+        if status.is_server_error() && code != ErrorCode::Unavailable && code != ErrorCode::JobLost {
+            tracing::error!(error = %error_chain(&self), %code, "request failed");
         } else {
-            tracing::debug!(error = %error_chain(&self), code, "request refused");
+            tracing::debug!(error = %error_chain(&self), %code, "request refused");
         }
-        let mut message = self.message();
-        if let ApiError::JobFailed { code: job_code, .. } = &self
-            && job_code != code
-        {
-            message = format!("{message} ({job_code})");
+        let body = ErrorBody { error: JobError::new(code, self.message(code)) };
+        let mut json = serde_json::to_value(&body).expect("an error body serialises");
+        if let ApiError::NotReady(checks) = &self {
+            json["checks"] = serde_json::json!(checks);
         }
-        let mut response = (status, axum::Json(error_body(code, &message))).into_response();
-        if let Some(seconds) = self.retry_after() {
+        let mut response = (status, axum::Json(json)).into_response();
+        if let Some(seconds) = retry_after(&self, code) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
@@ -328,22 +395,42 @@ mod tests {
         assert!(text.ends_with("MGET: broken pipe"), "{text}");
         assert_eq!(retry.as_deref(), Some("5"));
 
-        let (status, text, retry) = answer(JobsError::TooBusy { limit: 3 }).await;
+        let (status, text, retry) = answer(JobsError::TooBusy(Limit::JobsInFlight(3))).await;
         assert_eq!((status, retry.as_deref()), (StatusCode::TOO_MANY_REQUESTS, Some("2")));
-        assert!(text.starts_with("too-busy | too many jobs in flight (3)"), "{text}");
+        assert!(text.starts_with("too-busy | too many jobs in flight (3"), "{text}");
 
-        let (status, text, _) = answer(JobsError::UnknownJob("abc".into())).await;
+        let id = JobId::random();
+        let (status, text, _) = answer(JobsError::UnknownJob(id.clone())).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        assert!(text.starts_with("not-found | no job abc"), "{text}");
+        assert!(text.starts_with(&format!("not-found | no job {id}")), "{text}");
 
         let unreadable = serde_json::from_slice::<u8>(b"{").unwrap_err();
-        let corrupt = StoreError::Unreadable { what: "record", id: "abc".into(), source: unreadable };
+        let corrupt = StoreError::Unreadable { what: "record", id: id.clone(), source: unreadable };
         let (status, text, retry) = answer(JobsError::from(corrupt)).await;
         assert_eq!((status, retry), (StatusCode::INTERNAL_SERVER_ERROR, None));
         assert!(
-            text.starts_with("internal | internal error: unreadable record of job abc: invalid type"),
+            text.starts_with(&format!(
+                "internal | internal error: unreadable record of job {id}: invalid type"
+            )),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_answers_with_its_door_code_or_job_failed() {
+        let corrupt = JobError::new(ErrorCode::CorruptImage, "corrupt JPEG image: bad Huffman code");
+        let (status, text, _) = answer(ApiError::JobFailed(corrupt)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(text, "corrupt-image | corrupt JPEG image: bad Huffman code");
+        let strip = JobError::new(ErrorCode::StripFailed, "strip 2 of 4 cannot be processed");
+        let (status, text, _) = answer(ApiError::JobFailed(strip)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(text, "job-failed | strip 2 of 4 cannot be processed (strip-failed)");
+        let (status, text, retry) = answer(ApiError::JobFailed(crate::model::job_lost())).await;
+        assert_eq!((status, retry.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("5")));
+        assert!(text.starts_with("job-lost | service unavailable: the result store"), "{text}");
+        let cancelled = JobError::new(ErrorCode::Cancelled, "the job was cancelled");
+        assert_eq!(answer(ApiError::JobFailed(cancelled)).await.0, StatusCode::GONE);
     }
 
     #[test]

@@ -8,12 +8,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::error::error_body;
+use crate::error::ApiError;
 use crate::telemetry::Metrics;
 use crate::transport::Transport;
 
@@ -58,11 +58,7 @@ async fn readyz(State(health): State<Health>) -> Response {
     if failures.is_empty() {
         return axum::Json(json!({ "status": "ready" })).into_response();
     }
-    let mut body = error_body("unavailable", &format!("not ready: {}", failures.join("; ")));
-    body["checks"] = json!(failures);
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
+    ApiError::NotReady(failures).into_response()
 }
 
 async fn metrics(State(health): State<Health>) -> Response {

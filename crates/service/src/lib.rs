@@ -20,6 +20,7 @@
 //! - [`app`]: the wiring of `serve` and `worker` around a listener and a shutdown token.
 
 pub mod app;
+pub mod background;
 pub mod client_limits;
 pub mod config;
 pub mod coordinator;
@@ -28,6 +29,7 @@ pub mod health;
 pub mod http;
 pub mod jobs;
 pub mod listener;
+mod locks;
 pub mod model;
 mod retry;
 pub mod telemetry;

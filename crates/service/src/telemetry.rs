@@ -4,7 +4,7 @@
 //! line about a job, in any process, can be found by its id.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -31,6 +31,9 @@ pub fn init_logging(format: LogFormat) {
         builder.with_ansi(std::io::stderr().is_terminal()).try_init()
     };
 }
+
+/// Stored records that did not parse (each one failed its job instead of being skipped).
+pub static UNREADABLE_RECORDS: LazyLock<Counter> = LazyLock::new(Counter::default);
 
 /// Labels of the request counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -170,7 +173,26 @@ impl Metrics {
             m.strips_published.clone(),
         );
         registry.register("jobs_finished", "Jobs finished, by outcome", m.jobs_finished.clone());
+        registry.register(
+            "poisoned_locks",
+            "Locks found poisoned by a panic (a bug; their data was used as it was)",
+            crate::locks::POISONED_LOCKS.clone(),
+        );
+        registry.register(
+            "unreadable_records",
+            "Stored records that did not parse (their jobs failed as internal errors)",
+            UNREADABLE_RECORDS.clone(),
+        );
         Metrics { registry: Arc::new(registry), ..m }
+    }
+
+    /// Counts a job that ended here (`done`, `failed` or `cancelled`) and, for one that is
+    /// done, its time from upload to result.
+    pub fn job_finished(&self, outcome: &str, total_ms: Option<f64>) {
+        self.jobs_finished.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc();
+        if let Some(total) = total_ms.filter(|_| outcome == "done") {
+            self.job_duration.observe(total / 1e3);
+        }
     }
 
     /// The Prometheus text exposition.

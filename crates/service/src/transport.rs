@@ -7,6 +7,7 @@ use dsobel_transport::memory::{MemoryNotifier, MemoryQueue, MemoryStore};
 use dsobel_transport::{JobQueue, Notifier, QueueConfig, Store, TransportError};
 
 use crate::config::{ExposeSecret, TransportArgs};
+use crate::error::SetupError;
 use crate::model::Keys;
 
 /// Queue, store, notifier and the key names, shared by every part of a process.
@@ -28,20 +29,6 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport").field("keys", &self.keys).field("embedded", &self.embedded).finish()
     }
-}
-
-/// Why the transport could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// Only one of the two URLs was given.
-    #[error("set both --amqp-url and --redis-url (or neither, for the embedded mode)")]
-    HalfConfigured,
-    /// A worker needs real servers.
-    #[error("a worker needs --amqp-url and --redis-url (DSOBEL_AMQP_URL, DSOBEL_REDIS_URL)")]
-    WorkerNeedsServers,
-    /// A server could not be reached at start.
-    #[error(transparent)]
-    Connect(#[from] TransportError),
 }
 
 impl Transport {

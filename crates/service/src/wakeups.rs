@@ -11,10 +11,13 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::locks::lock;
+use crate::model::JobId;
+
 /// The jobs watched in this process.
 #[derive(Debug, Default)]
 pub struct Wakeups {
-    jobs: Arc<Mutex<HashMap<String, Watched>>>,
+    jobs: Arc<Mutex<HashMap<JobId, Watched>>>,
 }
 
 #[derive(Debug)]
@@ -26,17 +29,17 @@ struct Watched {
 
 impl Wakeups {
     /// Starts watching job `id`.
-    pub fn watch(&self, id: &str) -> JobWatch {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn watch(&self, id: &JobId) -> JobWatch {
+        let mut jobs = lock(&self.jobs, "watched jobs");
         let watched =
-            jobs.entry(id.to_owned()).or_insert_with(|| Watched { news: watch::channel(0).0, watchers: 0 });
+            jobs.entry(id.clone()).or_insert_with(|| Watched { news: watch::channel(0).0, watchers: 0 });
         watched.watchers += 1;
-        JobWatch { id: id.to_owned(), news: watched.news.subscribe(), jobs: self.jobs.clone() }
+        JobWatch { id: id.clone(), news: watched.news.subscribe(), jobs: self.jobs.clone() }
     }
 
     /// Wakes whoever watches job `id` (nobody, often: then this costs a lookup).
-    pub fn wake(&self, id: &str) {
-        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn wake(&self, id: &JobId) {
+        let jobs = lock(&self.jobs, "watched jobs");
         if let Some(watched) = jobs.get(id) {
             watched.news.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -44,16 +47,16 @@ impl Wakeups {
 
     /// Jobs watched right now.
     pub fn watched(&self) -> usize {
-        self.jobs.lock().map(|jobs| jobs.len()).unwrap_or(0)
+        lock(&self.jobs, "watched jobs").len()
     }
 }
 
 /// One watcher of one job; stops watching when dropped.
 #[derive(Debug)]
 pub struct JobWatch {
-    id: String,
+    id: JobId,
     news: watch::Receiver<u64>,
-    jobs: Arc<Mutex<HashMap<String, Watched>>>,
+    jobs: Arc<Mutex<HashMap<JobId, Watched>>>,
 }
 
 impl JobWatch {
@@ -66,7 +69,7 @@ impl JobWatch {
 
 impl Drop for JobWatch {
     fn drop(&mut self) {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut jobs = lock(&self.jobs, "watched jobs");
         if let Some(watched) = jobs.get_mut(&self.id) {
             watched.watchers -= 1;
             if watched.watchers == 0 {
@@ -89,21 +92,23 @@ mod tests {
     #[tokio::test]
     async fn a_wake_up_before_the_wait_is_kept_and_other_jobs_do_not_wake() {
         let wakeups = Wakeups::default();
-        let mut a = wakeups.watch("a");
-        let mut b = wakeups.watch("b");
-        wakeups.wake("a");
+        let (id_a, id_b) = (JobId::random(), JobId::random());
+        let mut a = wakeups.watch(&id_a);
+        let mut b = wakeups.watch(&id_b);
+        wakeups.wake(&id_a);
         assert!(a.wait(soon()).await, "the wake-up that came first is seen");
         assert!(!a.wait(soon()).await, "and seen once");
         assert!(!b.wait(soon()).await, "another job's news does not wake b");
-        wakeups.wake("nobody-watches-this");
+        wakeups.wake(&JobId::random());
     }
 
     #[tokio::test]
     async fn every_watcher_of_a_job_is_woken_and_entries_go_with_their_watchers() {
         let wakeups = Wakeups::default();
-        let (mut first, mut second) = (wakeups.watch("job"), wakeups.watch("job"));
+        let job = JobId::random();
+        let (mut first, mut second) = (wakeups.watch(&job), wakeups.watch(&job));
         assert_eq!(wakeups.watched(), 1);
-        wakeups.wake("job");
+        wakeups.wake(&job);
         assert!(first.wait(soon()).await && second.wait(soon()).await);
         drop(first);
         assert_eq!(wakeups.watched(), 1);

@@ -1,120 +1,39 @@
 //! Intake: an upload's header is probed, its bytes stored once, its record written and its
-//! task(s) published, cut as DESIGN §3 says (whole, restart intervals, or decoded and handed out).
+//! task(s) published, cut as [`super::cut`] decides. Idempotency keys make a resent upload
+//! find the job the first one made.
 
-use super::*;
+use std::time::{Duration, Instant};
 
-/// How a job is cut into tasks.
-enum Cut {
-    /// One whole-image task.
-    Whole,
-    /// One task that decodes the image and hands out this many strips as their rows appear.
-    Decode(usize),
-    /// This many strip tasks, each reading its rows from the JPEG's restart intervals.
-    Restart(Box<RestartIndex>, usize),
-}
+use bytes::Bytes;
+use dsobel_codec::probe;
+use dsobel_kernel::plan_strips;
+use dsobel_transport::ValueSink;
+use futures_util::future::try_join_all;
+use tracing::Instrument;
 
-impl Cut {
-    fn strips(&self) -> usize {
-        match self {
-            Cut::Whole => 1,
-            Cut::Decode(n) | Cut::Restart(_, n) => *n,
-        }
-    }
+use super::cut::{Plan, Shape};
+use super::{Coordinator, Submitted, Upload};
+use crate::error::{JobsError, Limit, error_chain};
+use crate::jobs::{load_record, save_record};
+use crate::model::{
+    ImageTask, JobId, JobOptions, JobRecord, JobState, StripSource, StripTask, Task, Timings, now_ms,
+};
+use crate::wakeups::JobWatch;
 
-    fn name(&self) -> &'static str {
-        match self {
-            Cut::Whole => CUT_WHOLE,
-            Cut::Decode(_) => CUT_DECODE,
-            Cut::Restart(..) => CUT_RESTART,
-        }
-    }
-}
+/// Longest time an upload may spend talking to the queue and the store before it is answered
+/// with 503.
+const TRANSPORT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long an idempotency key is held before its job's record is stored: three times the
+/// bound on a submission, so that only a backend that died mid-submission leaves it unused.
+pub const IDEMPOTENCY_CLAIM: Duration = Duration::from_secs(30);
 
 impl Coordinator {
-    /// The queue's consumers and the messages waiting in it, as the broker reports them
-    /// (cached for a moment: a burst of uploads asks once).
-    async fn queue_load(&self) -> (u32, u64) {
-        let cached =
-            self.queue_load.lock().ok().and_then(|c| *c).filter(|(at, ..)| at.elapsed() < QUEUE_LOAD_MAX_AGE);
-        if let Some((_, consumers, ready)) = cached {
-            return (consumers, ready);
-        }
-        let queue = &self.transport.queue;
-        let (consumers, ready) = tokio::join!(queue.consumer_count(), queue.depth());
-        let (consumers, ready) = (consumers.unwrap_or(1), ready.unwrap_or(0));
-        if let Ok(mut c) = self.queue_load.lock() {
-            *c = Some((Instant::now(), consumers, ready));
-        }
-        (consumers, ready)
-    }
-
-    /// How many strips to cut on its own: one per idle worker, but none while tasks wait in
-    /// the queue (the workers already have jobs to chew on, and a whole-image task is the
-    /// cheapest way through) and no strip under the minimum size. A worker counts as busy for
-    /// each job of this backend still in flight.
-    async fn auto_strips(&self, width: usize, height: usize) -> usize {
-        let (consumers, ready) = self.queue_load().await;
-        if ready > 0 {
-            return 1;
-        }
-        let idle = (consumers as usize).saturating_sub(self.in_flight());
-        let pixels = (width * height) as u64;
-        let most = (pixels / self.config.min_strip_pixels.max(1)).max(1) as usize;
-        idle.min(most).clamp(1, height.max(1))
-    }
-
-    /// How the job is cut (DESIGN §3). Asked-for strips are cut as asked: from a JPEG's restart
-    /// intervals when they can give that many, else by the worker that decodes. On its own
-    /// ([`Self::auto_strips`]) a job is split only when its strips can be read from restart
-    /// intervals: a split decoded by one worker did not pay in measurements (the decode, which
-    /// stays on one worker, is most of the work), so such jobs stay whole, where a worker with
-    /// a spare core overlaps the decode with the filter itself.
-    async fn cut(
-        &self,
-        bytes: &[u8],
-        markers: Markers,
-        format: Format,
-        width: usize,
-        height: usize,
-        asked: Option<u32>,
-    ) -> Cut {
-        // No strip thinner than MIN_STRIP_ROWS, and no more than the configured maximum: one
-        // upload must not turn into thousands of tasks that other jobs wait behind.
-        let most = (height / MIN_STRIP_ROWS).clamp(1, self.config.max_strips.max(1));
-        let count = match asked {
-            Some(n) => (n as usize).clamp(1, most),
-            None => self.auto_strips(width, height).await.min(most),
-        };
-        if count <= 1 {
-            return Cut::Whole;
-        }
-        let index = || match markers {
-            Markers::Unscanned => RestartIndex::read(bytes).map(Box::new),
-            Markers::Indexed(index) => Some(index),
-            Markers::Unusable => None,
-        };
-        if format == Format::Jpeg
-            && let Some(index) = index()
-        {
-            let possible = count.min(index.max_strips());
-            // An explicit count is kept exactly; otherwise fewer strips are fine.
-            if possible >= 2 && (asked.is_none() || possible == count) {
-                return Cut::Restart(index, possible);
-            }
-        }
-        if asked.is_none() {
-            return Cut::Whole;
-        }
-        // Decoded rows travel through the store: no strip's rows over the maximum.
-        let least = ((width * height) as u64).div_ceil(self.config.max_strip_bytes.max(1)) as usize;
-        Cut::Decode(count.max(least).min(height.max(1)))
-    }
-
     /// Refuses new work while this backend has its maximum of jobs in flight (checked before an
     /// upload's body is read, and again when it is submitted).
     pub fn admit(&self) -> Result<(), JobsError> {
-        if self.in_flight() >= self.config.max_jobs_in_flight {
-            return Err(JobsError::TooBusy { limit: self.config.max_jobs_in_flight });
+        if self.local.len() >= self.config.max_jobs_in_flight {
+            return Err(JobsError::TooBusy(Limit::JobsInFlight(self.config.max_jobs_in_flight)));
         }
         Ok(())
     }
@@ -144,7 +63,12 @@ impl Coordinator {
         upload: Upload,
         options: JobOptions,
     ) -> Result<(JobRecord, JobWatch), JobsError> {
-        self.submit_as(upload, options).await
+        let (id, stored) = (upload.id.clone(), upload.stored);
+        let submitted = self.submit_as(upload, options).await;
+        if submitted.is_err() && stored {
+            self.discard_upload(&id);
+        }
+        submitted
     }
 
     /// [`Self::submit`] under an idempotency key: the first upload with `key` (within the
@@ -162,9 +86,8 @@ impl Coordinator {
         options: JobOptions,
     ) -> Result<Submitted, JobsError> {
         let id = upload.id.clone();
-        let stored = upload.stored;
         let earlier = self.earlier_job(key, &id).await;
-        if !matches!(earlier, Ok(None)) && stored {
+        if !matches!(earlier, Ok(None)) && upload.stored {
             // Not this upload's job after all: its stored bytes go.
             self.discard_upload(&id);
         }
@@ -174,7 +97,7 @@ impl Coordinator {
         }
         let t = &self.transport;
         let claim = t.keys.idempotency(key);
-        match self.submit_as(upload, options).await {
+        match self.submit(upload, options).await {
             Ok((record, watch)) => {
                 let kept = t.store.put(&claim, Bytes::from(id.to_string()), self.config.result_ttl).await;
                 if let Err(e) = kept {
@@ -212,7 +135,7 @@ impl Coordinator {
     /// its TTL would remove it anyway).
     pub fn discard_upload(&self, id: &JobId) {
         let (store, key) = (self.transport.store.clone(), self.transport.keys.upload(id));
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), store.delete(&[key])).await;
         });
     }
@@ -223,43 +146,34 @@ impl Coordinator {
         options: JobOptions,
     ) -> Result<(JobRecord, JobWatch), JobsError> {
         let Upload { id, bytes, stored, markers } = upload;
-        let refused = |e: JobsError| {
-            if stored {
-                self.discard_upload(&id);
-            }
-            e
-        };
-        self.admit().map_err(refused)?;
+        self.admit()?;
         let created_ms = now_ms();
         // Header checks first: a pixel bomb or a non-image is refused here, at the door.
-        let probe = probe(&bytes, &self.config.limits).map_err(|e| refused(e.into()))?;
+        let probe = probe(&bytes, &self.config.limits)?;
         let (width, height) = probe.upright();
+        let shape = Shape { format: probe.format, width: width as usize, height: height as usize };
         let watch = self.wakeups.watch(&id);
         let span = tracing::info_span!("job", job_id = %id);
-        async {
-            let started = Instant::now();
-            let t = &self.transport;
-            let upload_key = t.keys.upload(&id);
-            let input_bytes = bytes.len() as u64;
-            // The upload goes to the store on a task of its own while the cut is decided: for a
-            // large JPEG, finding its restart markers takes milliseconds that the write covers.
-            let store_upload = (!stored).then(|| {
-                tokio::spawn({
-                    let (store, key, bytes, ttl) =
-                        (t.store.clone(), upload_key.clone(), bytes.clone(), self.config.work_ttl);
-                    async move { store.put(&key, bytes, ttl).await }
-                })
-            });
-            let stop_storing = store_upload.as_ref().map(|s| s.abort_handle());
-            let cut = self
-                .cut(&bytes, markers, probe.format, width as usize, height as usize, options.fragments)
-                .await;
-            drop(bytes);
-            let tasks = self.tasks(&id, &upload_key, &cut, width as usize, height as usize, &options);
+        let t = &self.transport;
+        let started = Instant::now();
+        let upload_key = t.keys.upload(&id);
+        let input_bytes = bytes.len() as u64;
+        let queue_it = async {
+            // The upload goes to the store while the cut is decided: for a large JPEG, reading
+            // the broker's load takes a round trip that the write covers.
+            let store_upload = async {
+                if !stored {
+                    t.store.put(&upload_key, bytes, self.config.work_ttl).await?;
+                }
+                Ok::<(), JobsError>(())
+            };
+            let (store_upload, plan) =
+                tokio::join!(store_upload, self.plan(&shape, markers, options.fragments));
+            store_upload?;
             let record = JobRecord {
                 id: id.clone(),
                 state: JobState::Queued,
-                strips_total: cut.strips() as u32,
+                strips_total: plan.strips() as u32,
                 width,
                 height,
                 input_bytes,
@@ -269,55 +183,57 @@ impl Coordinator {
                 error: None,
                 created_ms,
                 compression: self.config.compression,
-                cut: cut.name().to_owned(),
+                cut: plan.cut(),
+                notes: self.notes(&options, &plan, shape.height),
             };
-            let queue_it = async {
-                if let Some(store_upload) = store_upload {
-                    store_upload.await.map_err(|source| Crashed { what: "storing the upload", source })??;
-                }
-                save_record(t, &record, self.config.result_ttl).await?;
-                t.store.set_add(&t.keys.pending(), &id, self.config.result_ttl).await?;
-                if let Ok(mut jobs) = self.local_jobs.lock() {
-                    jobs.insert(id.clone(), record.clone());
-                    self.metrics.jobs_in_flight.inc();
-                }
-                try_join_all(tasks.iter().map(|task| t.queue.publish(task.to_body()))).await?;
-                Ok::<(), JobsError>(())
-            };
-            let outcome = tokio::time::timeout(TRANSPORT_DEADLINE, queue_it).await;
-            if let Some(stop) = stop_storing {
-                stop.abort();
-            }
-            match outcome {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(self.abandon(&id, e).await),
-                Err(_) => {
-                    return Err(self.abandon(&id, JobsError::TimedOut).await);
-                }
-            }
+            save_record(t, &record, self.config.result_ttl).await?;
+            t.store.set_add(&t.keys.pending(), id.as_str(), self.config.result_ttl).await?;
+            self.local.insert(record.clone());
+            let tasks = self.tasks(&id, &upload_key, &plan, &shape, &options);
+            try_join_all(tasks.iter().map(|task| t.queue.publish(task.to_body()))).await?;
+            Ok::<JobRecord, JobsError>(record)
+        };
+        let record = match tokio::time::timeout(TRANSPORT_DEADLINE, queue_it.instrument(span.clone())).await {
+            Ok(Ok(record)) => record,
+            Ok(Err(e)) => return Err(self.abandon(&id, e).await),
+            Err(_) => return Err(self.abandon(&id, JobsError::TimedOut).await),
+        };
+        span.in_scope(|| {
             tracing::info!(
                 width,
                 height,
                 strips = record.strips_total,
-                cut = cut.name(),
+                cut = record.cut.as_str(),
                 stored_as_received = stored,
                 queued_ms = started.elapsed().as_secs_f64() * 1e3,
                 "job queued"
-            );
-            Ok((record, watch))
-        }
-        .instrument(span)
-        .await
+            )
+        });
+        Ok((record, watch))
     }
 
-    /// The tasks of a job, as [`Self::cut`] decided.
+    /// What the cut changed of what was asked, in words for `/status`.
+    fn notes(&self, options: &JobOptions, plan: &Plan, height: usize) -> Vec<String> {
+        match options.fragments {
+            Some(asked) if asked as usize != plan.strips() => vec![format!(
+                "fragments={asked} was asked; the job was cut into {} strips (at most DSOBEL_MAX_FRAGMENTS={} \
+                 and none thinner than 4 rows: {} for this image's {height} rows; a split decoded by one worker also \
+                 needs enough strips to keep each under DSOBEL_MAX_STRIP_BYTES)",
+                plan.strips(),
+                self.config.max_strips,
+                self.most_strips(height),
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The tasks of a job, as [`Self::plan`] decided.
     fn tasks(
         &self,
         id: &JobId,
         upload_key: &str,
-        cut: &Cut,
-        width: usize,
-        height: usize,
+        plan: &Plan,
+        shape: &Shape,
         options: &JobOptions,
     ) -> Vec<Task> {
         let compression = self.config.compression;
@@ -333,10 +249,10 @@ impl Coordinator {
                 enqueued_ms: now_ms(),
             })
         };
-        match cut {
-            Cut::Whole => vec![image(1)],
-            Cut::Decode(count) => vec![image(*count)],
-            Cut::Restart(index, count) => plan_strips(width, height, *count)
+        match plan {
+            Plan::Whole => vec![image(1)],
+            Plan::Decode(count) => vec![image(*count)],
+            Plan::Restart(index, count) => plan_strips(shape.width, shape.height, *count)
                 .iter()
                 .map(|spec| {
                     let part = index.strip_bytes(spec);
@@ -355,14 +271,14 @@ impl Coordinator {
     }
 
     /// Cleans up what a failed submission left behind (best effort) and passes the error on.
-    async fn abandon(&self, id: &str, error: JobsError) -> JobsError {
+    async fn abandon(&self, id: &JobId, error: JobsError) -> JobsError {
         tracing::warn!(job_id = %id, error = %error_chain(&error), "upload abandoned");
-        self.local_finish(id);
+        self.local.remove(id);
         let t = &self.transport;
         let keys = vec![t.keys.upload(id), t.keys.job(id)];
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             let _ = t.store.delete(&keys).await;
-            let _ = t.store.set_remove(&t.keys.pending(), id).await;
+            let _ = t.store.set_remove(&t.keys.pending(), id.as_str()).await;
         })
         .await;
         error

@@ -1,7 +1,19 @@
 //! The background loops of a backend: wake-ups from the workers, the sweeper that settles what
-//! a missed wake-up left (and finds jobs the store lost), and the dead-letter consumer.
+//! a missed wake-up left (and finds jobs the store lost), and the dead-letter consumer. Each
+//! runs until shutdown and ends at its next step after it; stitches a wake-up asks for run as
+//! the coordinator's background tasks.
 
-use super::*;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::Coordinator;
+use crate::error::error_chain;
+use crate::jobs::{load_record, record_lost};
+use crate::model::{Event, JobId, JobRecord, Task};
+use crate::retry::until_connected;
 
 impl Coordinator {
     /// Waits until no job is pending (or `deadline` passes); true when all are settled.
@@ -17,8 +29,8 @@ impl Coordinator {
         false
     }
 
-    /// Runs the background duties until `shutdown`: wake-ups, the sweeper, dead letters.
-    pub async fn run_background(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Runs the background loops until `shutdown`: wake-ups, the sweeper, dead letters.
+    pub async fn run_loops(self: Arc<Self>, shutdown: CancellationToken) {
         tokio::join!(
             self.clone().listen(shutdown.clone()),
             self.clone().sweep(shutdown.clone()),
@@ -40,21 +52,8 @@ impl Coordinator {
                 let Some(event) = Event::decode(&message) else { continue };
                 self.wakeups.wake(event.job_id());
                 match event {
-                    Event::StripDone(id) => {
-                        let me = self.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = me.try_stitch(&id).await {
-                                tracing::warn!(job_id = %id, error = %error_chain(&e), "stitch attempt failed; the sweeper will retry");
-                            }
-                        });
-                    }
-                    Event::Done(id) => self.local_finish(&id),
-                    Event::Failed(id) => {
-                        let me = self.clone();
-                        tokio::spawn(async move {
-                            let _ = me.try_stitch(&id).await;
-                        });
-                    }
+                    Event::StripDone(id) | Event::Failed(id) => self.stitch_in_background(id),
+                    Event::Done(id) => self.local.remove(&id),
                 }
             }
             tracing::warn!("wake-up subscription lost; resubscribing");
@@ -66,11 +65,9 @@ impl Coordinator {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! { _ = tick.tick() => {}, _ = shutdown.cancelled() => return }
-            // Read before the pending set: a job is in the pending set before it is counted
-            // here, so a job of this list missing from that set has finished, or the store
-            // lost it.
-            let local: Vec<JobRecord> =
-                self.local_jobs.lock().map(|j| j.values().cloned().collect()).unwrap_or_default();
+            // Read before the pending set: a job is in the pending set before it is held here,
+            // so a job of this list missing from that set has finished, or the store lost it.
+            let local = self.local.records();
             // Members that are not job ids (none are written) are left alone.
             let pending: Vec<JobId> =
                 match self.transport.store.set_members(&self.transport.keys.pending()).await {
@@ -81,12 +78,21 @@ impl Coordinator {
                     }
                 };
             for id in &pending {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                if self.is_stitching(id) {
+                    continue;
+                }
                 if let Err(e) = self.try_stitch(id).await {
                     tracing::debug!(job_id = %id, error = %error_chain(&e), "sweep could not settle job");
                 }
             }
             let pending: HashSet<&JobId> = pending.iter().collect();
             for record in local.into_iter().filter(|r| !pending.contains(&r.id)) {
+                if shutdown.is_cancelled() {
+                    return;
+                }
                 self.settle_unlisted(record).await;
             }
         }
@@ -103,24 +109,22 @@ impl Coordinator {
             Ok(Some(stored)) if !stored.state.is_over() => {
                 // Not over and not pending: the store lost the pending entry (a crash before
                 // its fsync). Listed again, the sweep keeps settling the job.
-                if let Err(e) = t.store.set_add(&t.keys.pending(), &id, self.config.result_ttl).await {
+                if let Err(e) = t.store.set_add(&t.keys.pending(), id.as_str(), self.config.result_ttl).await
+                {
                     tracing::debug!(job_id = %id, error = %e, "could not list a job as pending again yet");
                 }
             }
             Ok(Some(_)) => {
                 // Its waiters here may have missed the wake-up too.
                 self.wakeups.wake(&id);
-                self.local_finish(&id);
+                self.local.remove(&id);
             }
             Ok(None) => match record_lost(t, record, self.config.result_ttl).await {
                 Ok(()) => {
                     tracing::warn!(job_id = %id, "the store lost this job; it ends failed");
-                    self.metrics
-                        .jobs_finished
-                        .get_or_create(&OutcomeLabels { outcome: "failed".into() })
-                        .inc();
+                    self.metrics.job_finished("failed", None);
                     self.wakeups.wake(&id);
-                    self.local_finish(&id);
+                    self.local.remove(&id);
                 }
                 Err(e) => {
                     tracing::debug!(job_id = %id, error = %error_chain(&e), "could not record a lost job yet")
@@ -148,7 +152,10 @@ impl Coordinator {
                         Err(e) => {
                             tracing::warn!(job_id = %task.job_id(), error = %error_chain(&e), "could not record a dead letter; will retry");
                             let _ = delivery.requeue().await;
-                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                                _ = shutdown.cancelled() => return,
+                            }
                         }
                     },
                     Err(e) => {

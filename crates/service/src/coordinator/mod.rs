@@ -11,45 +11,45 @@
 //! makes sure one backend stitches each job once, however many replicas run or restart. Dead
 //! letters are consumed here too: each turns its job `failed` with the reason.
 //!
-//! The work is split by responsibility: `intake` (probe the header, store the upload, write
-//! the record, publish the task(s)), `settle` (stitch, finish, fail, cancel, clean up, dead
-//! letters) and `loops` (the wake-up listener, the sweeper, the dead-letter consumer).
+//! The work is split by responsibility: `intake` (store the upload, write the record, publish
+//! the task(s)), `cut` (how many strips, and how they are read), `settle` (stitch, finish,
+//! fail, cancel, dead letters), `loops` (the wake-up listener, the sweeper, the dead-letter
+//! consumer) and `local` (the jobs this backend holds, which admission counts). Every task the
+//! coordinator starts in the background is owned by its [`Background`], bounded, and waited
+//! for (or stopped, giving back its lock) at shutdown.
 
+mod cut;
 mod intake;
+mod local;
 mod loops;
 mod settle;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dsobel_codec::{Format, Limits, RestartIndex, probe};
-use dsobel_kernel::plan_strips;
-use dsobel_kernel::png::stitch;
-use dsobel_transport::ValueSink;
-use futures_util::future::try_join_all;
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
+use dsobel_codec::{Limits, RestartIndex};
+use tokio::sync::Semaphore;
 
-use crate::error::{Crashed, JobsError, error_chain};
-use crate::jobs::{self, JobStatus, load_failure, load_record, load_state, record_lost, save_record};
-use crate::model::{
-    CANCELLED, CUT_DECODE, CUT_RESTART, CUT_WHOLE, Event, INPUT_EXPIRED, ImageTask, JobError, JobId,
-    JobOptions, JobRecord, JobState, STRIP_FAILED, StripResult, StripSource, StripTask, Task, Timings,
-    now_ms,
-};
-use crate::retry::until_connected;
-use crate::telemetry::{Metrics, OutcomeLabels};
+use crate::background::Background;
+use crate::error::JobsError;
+use crate::jobs::{self, status_from};
+use crate::locks::lock;
+use crate::model::{JobId, JobRecord, JobState, JobStatus, job_lost};
+use crate::telemetry::Metrics;
 use crate::transport::Transport;
 use crate::wakeups::{JobWatch, Wakeups};
+
+pub use intake::IDEMPOTENCY_CLAIM;
+use local::LocalJobs;
 
 /// The thinnest strip a job is cut into, in rows (its halo adds one row above and one below).
 pub const MIN_STRIP_ROWS: usize = 4;
 
-/// An upload as received: the id its job will have, its bytes, and whether they are already
-/// in the store under the job's upload key (written as they arrived, through
-/// [`Coordinator::upload_sink`]).
+/// An upload as received: the id its job will have, its bytes, whether they are already in
+/// the store under the job's upload key (written as they arrived, through
+/// [`Coordinator::upload_sink`]), and its restart markers, found while it arrived.
 pub struct Upload {
     /// The job's id, if the upload makes a job.
     pub id: JobId,
@@ -57,18 +57,9 @@ pub struct Upload {
     pub bytes: Bytes,
     /// Whether the bytes are stored already.
     pub stored: bool,
-    /// A JPEG's restart markers, if they were found while the upload arrived.
-    pub markers: Markers,
-}
-
-/// What is known of an upload's restart markers before it is cut.
-pub enum Markers {
-    /// Not looked for yet: the cut reads them if it needs them.
-    Unscanned,
-    /// Found while the upload arrived ([`dsobel_codec::RestartScanner`]).
-    Indexed(Box<RestartIndex>),
-    /// Looked for: the upload has none that a split can use.
-    Unusable,
+    /// A JPEG's restart markers, looked for while the upload arrived
+    /// ([`dsobel_codec::RestartScanner`]); `None` when it has none a split can use.
+    pub markers: Option<Box<RestartIndex>>,
 }
 
 /// What an upload with an idempotency key became.
@@ -102,19 +93,11 @@ pub struct CoordinatorConfig {
     pub max_deliveries: u32,
     /// Most strips one job may be cut into, whatever `fragments` asks.
     pub max_strips: usize,
+    /// Most stitches run in the background at once (wake-ups past it are left to the sweeper).
+    pub max_background_stitches: usize,
+    /// Fault drill: each stitch waits this long while holding its job's lock.
+    pub stitch_delay: Duration,
 }
-
-/// Longest time an upload may spend talking to the queue and the store before it is answered
-/// with 503.
-const TRANSPORT_DEADLINE: Duration = Duration::from_secs(10);
-
-/// How long an idempotency key is held before its job's record is stored: three times the
-/// bound on a submission, so that only a backend that died mid-submission leaves it unused.
-pub const IDEMPOTENCY_CLAIM: Duration = Duration::from_secs(30);
-/// How long the broker's counts of consumers and waiting messages are reused.
-const QUEUE_LOAD_MAX_AGE: Duration = Duration::from_millis(250);
-/// How long the stitch lock is held at most (a stitcher that dies frees it after this).
-const STITCH_LOCK_TTL: Duration = Duration::from_secs(60);
 
 /// The coordinator of one backend process.
 pub struct Coordinator {
@@ -122,22 +105,32 @@ pub struct Coordinator {
     config: CoordinatorConfig,
     metrics: Metrics,
     wakeups: Wakeups,
-    /// Jobs accepted by this process and not finished: the in-flight count for backpressure.
-    local_jobs: Mutex<HashMap<JobId, JobRecord>>,
+    /// Jobs accepted by this process and not finished.
+    local: LocalJobs,
     /// The broker's last answer on consumers and waiting messages, and when it came.
     queue_load: Mutex<Option<(Instant, u32, u64)>>,
+    /// The tasks this coordinator started in the background.
+    background: Background,
+    /// Jobs a background stitch of this process is working on.
+    stitching: Mutex<HashSet<JobId>>,
+    /// Room for background stitches ([`CoordinatorConfig::max_background_stitches`]).
+    stitch_slots: Arc<Semaphore>,
 }
 
 impl Coordinator {
     /// A coordinator over a transport.
     pub fn new(transport: Transport, config: CoordinatorConfig, metrics: Metrics) -> Arc<Self> {
+        let stitch_slots = Arc::new(Semaphore::new(config.max_background_stitches.max(1)));
         Arc::new(Coordinator {
             transport,
+            local: LocalJobs::new(metrics.clone()),
             config,
             metrics,
             wakeups: Wakeups::default(),
-            local_jobs: Mutex::new(HashMap::new()),
             queue_load: Mutex::new(None),
+            background: Background::new(),
+            stitching: Mutex::new(HashSet::new()),
+            stitch_slots,
         })
     }
 
@@ -151,34 +144,57 @@ impl Coordinator {
         &self.config
     }
 
+    /// The tasks this coordinator runs in the background (for the HTTP layer's own, and for
+    /// shutdown).
+    pub fn background(&self) -> &Background {
+        &self.background
+    }
+
     /// Starts watching job `id`'s wake-ups (for `/events` and `?wait=`).
-    pub fn watch(&self, id: &str) -> JobWatch {
+    pub fn watch(&self, id: &JobId) -> JobWatch {
         self.wakeups.watch(id)
     }
 
-    fn in_flight(&self) -> usize {
-        self.local_jobs.lock().map(|j| j.len()).unwrap_or(0)
+    /// Whether this backend is stitching job `id` in the background right now.
+    pub fn is_stitching(&self, id: &JobId) -> bool {
+        lock(&self.stitching, "jobs being stitched").contains(id)
     }
 
-    fn local_finish(&self, id: &str) {
-        let removed = self.local_jobs.lock().map(|mut j| j.remove(id).is_some()).unwrap_or(false);
-        if removed {
-            self.metrics.jobs_in_flight.dec();
+    /// The status of a job. A job this backend accepted and still holds is never unknown:
+    /// if the store lost it, it reads failed (`job-lost`) at once, before the sweeper records
+    /// that.
+    pub async fn status(&self, id: &JobId) -> Result<JobStatus, JobsError> {
+        let answer = jobs::status(&self.transport, id).await;
+        if let Err(JobsError::UnknownJob(_)) = answer
+            && let Some(held) = self.held_but_lost(id)
+        {
+            return Ok(held);
         }
+        answer
     }
 
-    /// The status of a job.
-    pub async fn status(&self, id: &str) -> Result<JobStatus, JobsError> {
-        jobs::status(&self.transport, id).await
+    /// The status of a job and, once it is done, its PNG, in one round trip to the store (a
+    /// job this backend holds is never unknown, as for [`Self::status`]).
+    pub async fn status_and_result(&self, id: &JobId) -> Result<(JobStatus, Option<Bytes>), JobsError> {
+        let answer = jobs::status_and_result(&self.transport, id).await;
+        if let Err(JobsError::UnknownJob(_)) = answer
+            && let Some(held) = self.held_but_lost(id)
+        {
+            return Ok((held, None));
+        }
+        answer
     }
 
-    /// The PNG of a finished job.
-    pub async fn result_png(&self, id: &str) -> Result<Option<Bytes>, JobsError> {
-        Ok(self.transport.store.get(&self.transport.keys.result(id)).await?)
+    /// The status of a job this backend holds whose record the store no longer has.
+    fn held_but_lost(&self, id: &JobId) -> Option<JobStatus> {
+        let record = self.local.get(id)?.ended(Some(job_lost()));
+        let error = record.error.clone();
+        Some(status_from(record, JobState::Failed, 0, error))
     }
 
-    /// The status of a job and, once it is done, its PNG, in one round trip to the store.
-    pub async fn status_and_result(&self, id: &str) -> Result<(JobStatus, Option<Bytes>), JobsError> {
-        jobs::status_and_result(&self.transport, id).await
+    /// Stops the background tasks: each gets `grace` to finish; a stitch still running after
+    /// it lets its job's lock go. True when all finished in time.
+    pub async fn stop_background(&self, grace: Duration) -> bool {
+        self.background.stop(grace).await
     }
 }

@@ -1,20 +1,54 @@
 //! Settlement: a split job is stitched once all its strips are stored (once, under a lock,
-//! however many replicas run); finished, failed and cancelled jobs are recorded and their work
-//! keys deleted; a dead letter fails its job.
+//! however many replicas run); failed and cancelled jobs are recorded and their work keys
+//! deleted; a dead letter fails its job.
 
-use super::*;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dsobel_kernel::png::stitch;
+
+use super::Coordinator;
+use crate::error::{Crashed, JobsError, error_chain};
+use crate::jobs::{self, delete_work, finish_done, load_failure, load_record, load_state};
+use crate::model::{
+    ErrorCode, JobError, JobId, JobRecord, JobState, JobStatus, StripResult, Task, Timings, now_ms,
+};
+
+/// How long the stitch lock is held at most (a stitcher that dies frees it after this).
+const STITCH_LOCK_TTL: Duration = Duration::from_secs(60);
 
 impl Coordinator {
-    /// Stitches the job if all its strips are stored and nobody else is stitching it. Returns
-    /// whether this call stitched it.
+    /// Stitches job `id` in the background, unless this process is stitching it already or
+    /// has its most stitches running (the sweeper then comes back to it).
+    pub(super) fn stitch_in_background(self: &std::sync::Arc<Self>, id: JobId) {
+        let Ok(slot) = self.stitch_slots.clone().try_acquire_owned() else {
+            tracing::debug!(job_id = %id, "the most stitches run already; the sweeper will come back to this job");
+            return;
+        };
+        if !crate::locks::lock(&self.stitching, "jobs being stitched").insert(id.clone()) {
+            return;
+        }
+        let me = self.clone();
+        self.background.spawn(async move {
+            if let Err(e) = me.try_stitch(&id).await {
+                tracing::warn!(job_id = %id, error = %error_chain(&e), "stitch attempt failed; the sweeper will retry");
+            }
+            crate::locks::lock(&me.stitching, "jobs being stitched").remove(&id);
+            drop(slot);
+        });
+    }
+
+    /// Stitches the job if all its strips are stored and nobody else is stitching it, or
+    /// settles it if it is over. Returns whether this call stitched it.
     pub async fn try_stitch(&self, id: &JobId) -> Result<bool, JobsError> {
         let t = &self.transport;
         let Some((record, failure)) = load_state(t, id).await? else {
-            t.store.set_remove(&t.keys.pending(), id).await?;
+            t.store.set_remove(&t.keys.pending(), id.as_str()).await?;
             return Ok(false);
         };
         if record.state.is_over() {
-            self.settle_finished(id, record.state).await?;
+            t.store.set_remove(&t.keys.pending(), id.as_str()).await?;
+            self.local.remove(id);
             return Ok(false);
         }
         if let Some(failure) = failure {
@@ -29,16 +63,17 @@ impl Coordinator {
             return Ok(false);
         }
         // A whole-image job is finished by its worker; nothing to stitch.
-        if record.is_whole() {
-            return Ok(false);
-        }
-        if t.store.hash_len(&t.keys.strips(id)).await? < record.strips_total as u64 {
+        if record.is_whole() || t.store.hash_len(&t.keys.strips(id)).await? < record.strips_total as u64 {
             return Ok(false);
         }
         if !t.store.put_if_absent(&t.keys.stitch_lock(id), Bytes::from_static(b"1"), STITCH_LOCK_TTL).await? {
             return Ok(false);
         }
-        let stitched = self.stitch_locked(id, record).await;
+        // The stitch gets the grace period at shutdown; stopped after it, it lets the lock go.
+        let stitched = tokio::select! {
+            stitched = self.stitch_locked(record) => stitched,
+            _ = self.background.aborting().cancelled() => Err(JobsError::Interrupted),
+        };
         if stitched.is_err() {
             // Let the lock go, so that the next sweep (here or on another replica) tries again
             // instead of waiting out the lock's TTL; if the store cannot take even that, the
@@ -50,10 +85,14 @@ impl Coordinator {
     }
 
     /// [`Self::try_stitch`] once this process holds the job's stitch lock.
-    async fn stitch_locked(&self, id: &JobId, mut record: JobRecord) -> Result<bool, JobsError> {
+    async fn stitch_locked(&self, mut record: JobRecord) -> Result<bool, JobsError> {
         let t = &self.transport;
+        let id = record.id.clone();
         let started = Instant::now();
-        let strips_key = t.keys.strips(id);
+        if !self.config.stitch_delay.is_zero() {
+            tokio::time::sleep(self.config.stitch_delay).await;
+        }
+        let strips_key = t.keys.strips(&id);
         let mut strips = Vec::with_capacity(record.strips_total as usize);
         for index in 0..record.strips_total {
             let bytes = t.store.hash_get(&strips_key, &index.to_string()).await?;
@@ -74,65 +113,33 @@ impl Coordinator {
         let encode = strips.iter().map(|s| ms(s.encode)).sum();
         let output = record.options.output;
         let (width, height) = (record.width, record.height);
-        let png = tokio::task::spawn_blocking(move || {
+        let png: Bytes = tokio::task::spawn_blocking(move || {
             stitch(width, height, output, strips.iter().map(|s| &s.encoded)).into()
         })
         .await
         .map_err(|source| Crashed { what: "the stitcher", source })?;
-        let png: Bytes = png;
         let stitch_time = started.elapsed();
-        t.store.put(&t.keys.result(id), png.clone(), self.config.result_ttl).await?;
-        record.state = JobState::Done;
-        record.result_bytes = Some(png.len() as u64);
         record.timings = Timings {
             queue_wait: Some(queue_wait),
             filter: Some(filter),
             encode: Some(encode),
             stitch: Some(ms(stitch_time)),
-            total: Some(now_ms().saturating_sub(record.created_ms) as f64),
             ..record.timings
         };
-        save_record(t, &record, self.config.result_ttl).await?;
+        let record = finish_done(t, record, png, self.config.result_ttl).await?;
         self.metrics.stitch.observe(stitch_time.as_secs_f64());
         self.metrics.stitches.inc();
-        if let Some(total) = record.timings.total {
-            self.metrics.job_duration.observe(total / 1e3);
-        }
-        self.metrics.jobs_finished.get_or_create(&OutcomeLabels { outcome: "done".into() }).inc();
-        self.cleanup(id, record.strips_total).await;
-        let _ = t.notifier.publish(&Event::Done(id.clone()).encode()).await;
+        self.metrics.job_finished("done", record.timings.total);
         // This process may not hear its own wake-up (its subscription may be reconnecting).
-        self.wakeups.wake(id);
-        self.local_finish(id);
+        self.wakeups.wake(&id);
+        self.local.remove(&id);
         tracing::info!(
             job_id = %id,
-            bytes = png.len(),
+            bytes = record.result_bytes,
             stitch_ms = stitch_time.as_secs_f64() * 1e3,
             "job done"
         );
         Ok(true)
-    }
-
-    /// Deletes a finished job's upload, strip inputs and partial results, and takes it off the
-    /// pending set.
-    async fn cleanup(&self, id: &str, strips: u32) {
-        let t = &self.transport;
-        let mut keys: Vec<String> = (0..strips).map(|i| t.keys.input(id, i)).collect();
-        keys.push(t.keys.strips(id));
-        keys.push(t.keys.upload(id));
-        keys.push(t.keys.started(id));
-        if let Err(e) = t.store.delete(&keys).await {
-            tracing::warn!(job_id = %id, error = %e, "could not delete a finished job's work keys; they will expire");
-        }
-        let _ = t.store.set_remove(&t.keys.pending(), id).await;
-    }
-
-    async fn settle_finished(&self, id: &str, state: JobState) -> Result<(), JobsError> {
-        self.transport.store.set_remove(&self.transport.keys.pending(), id).await?;
-        if state.is_over() {
-            self.local_finish(id);
-        }
-        Ok(())
     }
 
     /// Whether a job that is not over can no longer finish: its upload lives
@@ -147,7 +154,7 @@ impl Coordinator {
     /// Records a job failed (or cancelled) with `failure` and deletes its work keys, once:
     /// every replica hears of the failure and tries, and the one that takes the job's stitch
     /// lock does it (the others only wake their waiters).
-    async fn finish_failed(&self, mut record: JobRecord, failure: JobError) -> Result<(), JobsError> {
+    async fn finish_failed(&self, record: JobRecord, failure: JobError) -> Result<(), JobsError> {
         let id = record.id.clone();
         let t = &self.transport;
         if !t.store.put_if_absent(&t.keys.stitch_lock(&id), Bytes::from_static(b"1"), STITCH_LOCK_TTL).await?
@@ -155,20 +162,16 @@ impl Coordinator {
             self.wakeups.wake(&id);
             return Ok(());
         }
-        let cancelled = failure.code == CANCELLED;
-        record.state = if cancelled { JobState::Cancelled } else { JobState::Failed };
-        record.error = Some(failure.clone());
-        record.timings.total = Some(now_ms().saturating_sub(record.created_ms) as f64);
-        if let Err(e) = save_record(t, &record, self.config.result_ttl).await {
+        let record = record.ended(Some(failure.clone()));
+        if let Err(e) = jobs::save_record(t, &record, self.config.result_ttl).await {
             let _ = t.store.delete(&[t.keys.stitch_lock(&id)]).await;
             return Err(e.into());
         }
-        self.cleanup(&id, record.strips_total).await;
-        let outcome = if cancelled { "cancelled" } else { "failed" };
-        self.metrics.jobs_finished.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc();
+        delete_work(t, &record).await;
+        self.metrics.job_finished(record.state.as_str(), None);
         self.wakeups.wake(&id);
-        self.local_finish(&id);
-        if cancelled {
+        self.local.remove(&id);
+        if record.state == JobState::Cancelled {
             tracing::info!(job_id = %id, "job cancelled");
         } else {
             tracing::warn!(job_id = %id, code = %failure.code, reason = %failure.message, "job failed");
@@ -186,35 +189,35 @@ impl Coordinator {
         match status.state {
             JobState::Cancelled => return Ok(status),
             JobState::Done | JobState::Failed => {
-                return Err(JobsError::AlreadyOver { id: id.to_string(), state: status.state });
+                return Err(JobsError::AlreadyOver { id: id.clone(), state: status.state });
             }
             JobState::Queued | JobState::Processing => {}
         }
-        let error = JobError { code: CANCELLED.into(), message: "the job was cancelled".into() };
+        let error = JobError::new(ErrorCode::Cancelled, "the job was cancelled");
         jobs::mark_failed(t, id, &error, self.config.result_ttl).await?;
         // The first reason wins: a failure recorded just before this cancel stands.
         let Some((record, failure)) = load_state(t, id).await? else {
-            return Err(JobsError::UnknownJob(id.to_string()));
+            return Err(JobsError::UnknownJob(id.clone()));
         };
         let failure = failure.unwrap_or(error);
-        if failure.code != CANCELLED {
-            self.finish_failed(record, failure).await?;
-            return Err(JobsError::AlreadyOver { id: id.to_string(), state: JobState::Failed });
-        }
+        let cancelled = failure.code == ErrorCode::Cancelled;
         self.finish_failed(record, failure).await?;
+        if !cancelled {
+            return Err(JobsError::AlreadyOver { id: id.clone(), state: JobState::Failed });
+        }
         jobs::status(t, id).await
     }
 
     /// Marks a job failed because one of its tasks was dead-lettered.
     pub async fn fail_from_dead_letter(&self, task: &Task) -> Result<(), JobsError> {
-        let error = JobError {
-            code: STRIP_FAILED.into(),
-            message: format!(
+        let error = JobError::new(
+            ErrorCode::StripFailed,
+            format!(
                 "{} could not be processed (a worker gave up on it, or it failed after {} deliveries)",
                 task.describe(),
                 self.config.max_deliveries
             ),
-        };
+        );
         let id = task.job_id();
         jobs::mark_failed(&self.transport, id, &error, self.config.result_ttl).await?;
         if let Some(record) = load_record(&self.transport, id).await?
@@ -229,11 +232,11 @@ impl Coordinator {
 
 /// Why an overdue job ([`Coordinator::overdue`]) failed.
 fn overdue_failure(work_ttl: Duration) -> JobError {
-    JobError {
-        code: INPUT_EXPIRED.into(),
-        message: format!(
+    JobError::new(
+        ErrorCode::InputExpired,
+        format!(
             "the job did not finish within {} s, after which its data is no longer kept (part of it was lost on the way); submit it again",
             (work_ttl * 2).as_secs()
         ),
-    }
+    )
 }

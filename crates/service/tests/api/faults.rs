@@ -32,10 +32,11 @@ async fn plant_job(app: &TestApp, w: u32, h: u32) -> (Task, String) {
         error: None,
         created_ms: now_ms(),
         compression: 6,
-        cut: "decode-and-split".into(),
+        cut: dsobel_service::model::Cut::DecodeAndSplit,
+        notes: Vec::new(),
     };
     dsobel_service::jobs::save_record(t, &record, Duration::from_secs(60)).await.unwrap();
-    t.store.set_add(&t.keys.pending(), &id, Duration::from_secs(60)).await.unwrap();
+    t.store.set_add(&t.keys.pending(), id.as_str(), Duration::from_secs(60)).await.unwrap();
     let key = t.keys.input(&id, 0);
     let spec = dsobel_kernel::plan_strips(w as usize, h as usize, 1)[0];
     let task = StripTask::new(&id, &spec, &options, 6, StripSource::Rows { key: key.clone() });
@@ -61,7 +62,7 @@ async fn a_poison_strip_fails_its_job_with_the_reason() {
     // Input of the wrong size: the kernel refuses it, which can never succeed on retry.
     t.store.put(&input_key, Bytes::from_static(&[1, 2, 3]), Duration::from_secs(60)).await.unwrap();
     t.queue.publish(task.to_body()).await.unwrap();
-    let status = wait_state(&app, task.job_id(), "failed").await;
+    let status = wait_state(&app, task.job_id().as_str(), "failed").await;
     assert_eq!(status["error"]["code"], "strip-failed");
     let result = app.client.get(app.url(&format!("/result/{}", task.job_id()))).send().await.unwrap();
     assert_eq!(result.status(), 422);
@@ -80,7 +81,7 @@ async fn a_strip_that_keeps_failing_is_dead_lettered_after_bounded_deliveries() 
     // from the worker's point of view, retried until the delivery limit.
     t.store.hash_put(&input_key, "x", Bytes::from_static(b"y"), Duration::from_secs(60)).await.unwrap();
     t.queue.publish(task.to_body()).await.unwrap();
-    let status = wait_state(&app, task.job_id(), "failed").await;
+    let status = wait_state(&app, task.job_id().as_str(), "failed").await;
     let message = status["error"]["message"].as_str().unwrap();
     assert!(message.contains("after 3 deliveries"), "{message}");
     assert_eq!(app.metric("dsobel_strip_redeliveries_total").await, 2.0);
@@ -98,7 +99,7 @@ async fn a_redelivered_strip_is_counted_once_and_stitched_once() {
     // The same task twice, as after a redelivery.
     t.queue.publish(task.to_body()).await.unwrap();
     t.queue.publish(task.to_body()).await.unwrap();
-    let status = wait_state(&app, task.job_id(), "done").await;
+    let status = wait_state(&app, task.job_id().as_str(), "done").await;
     assert_eq!(status["strips_done"], 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.metric("dsobel_stitches_total").await, 1.0);
@@ -114,7 +115,7 @@ async fn shutdown_finishes_accepted_jobs() {
     let coordinator = app.coordinator.clone();
     app.stop().await;
     // The server is gone, but the work it accepted was finished before it stopped.
-    let status = coordinator.status(&id).await.unwrap();
+    let status = coordinator.status(&JobId::parse(&id).unwrap()).await.unwrap();
     assert_eq!(status.state, JobState::Done);
 }
 

@@ -24,7 +24,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub coordinator: Arc<Coordinator>,
     pub shutdown: CancellationToken,
-    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub server: tokio::task::JoinHandle<Result<(), dsobel_service::error::SetupError>>,
 }
 
 /// Starts a server with the given extra flags (e.g. `["--max-jobs-in-flight", "0"]`).

@@ -1,0 +1,93 @@
+//! Store keys of one namespace.
+//!
+//! Every key of a job is `{namespace}:job:{<id>}:…`: the braces make the id a Redis Cluster
+//! hash tag, so all of a job's keys live on one slot and its multi-key reads, transactions
+//! and wake-up channel stay on one shard. Keys that belong to no job are left untagged, so
+//! Redis spreads them over the slots by their whole name: an idempotency claim
+//! (`{namespace}:idempotency:<key>`) is read and written alone, never with another key.
+
+use super::JobId;
+
+/// Store keys of one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    namespace: String,
+}
+
+impl Keys {
+    /// Keys under `namespace` (e.g. `dsobel`).
+    pub fn new(namespace: &str) -> Self {
+        Keys { namespace: namespace.to_owned() }
+    }
+
+    /// The prefix every key of job `id` starts with.
+    fn of(&self, id: &JobId) -> String {
+        format!("{}:job:{{{id}}}", self.namespace)
+    }
+
+    /// The job record.
+    pub fn job(&self, id: &JobId) -> String {
+        self.of(id)
+    }
+    /// The upload's bytes.
+    pub fn upload(&self, id: &JobId) -> String {
+        format!("{}:upload", self.of(id))
+    }
+    /// A strip's input rows (own rows plus halo), stored by the worker that decoded them.
+    pub fn input(&self, id: &JobId, strip: u32) -> String {
+        format!("{}:in:{strip}", self.of(id))
+    }
+    /// The hash of finished strips (field = strip index).
+    pub fn strips(&self, id: &JobId) -> String {
+        format!("{}:strips", self.of(id))
+    }
+    /// The finished PNG.
+    pub fn result(&self, id: &JobId) -> String {
+        format!("{}:result", self.of(id))
+    }
+    /// The lock taken by the backend that stitches.
+    pub fn stitch_lock(&self, id: &JobId) -> String {
+        format!("{}:stitch", self.of(id))
+    }
+    /// Set by the worker that starts an image task, so that `/status` says `processing`.
+    pub fn started(&self, id: &JobId) -> String {
+        format!("{}:started", self.of(id))
+    }
+    /// A job's failure, written once by whoever sees it first.
+    pub fn failure(&self, id: &JobId) -> String {
+        format!("{}:failure", self.of(id))
+    }
+    /// Every work key of a job with `strips` strips: what is deleted once it is over (its
+    /// record, failure and result stay until they expire).
+    pub fn work(&self, id: &JobId, strips: u32) -> Vec<String> {
+        let mut keys: Vec<String> = (0..strips).map(|i| self.input(id, i)).collect();
+        keys.extend([self.strips(id), self.upload(id), self.started(id)]);
+        keys
+    }
+    /// The job an idempotency key made.
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}:idempotency:{key}", self.namespace)
+    }
+    /// The set of jobs not yet stitched or failed.
+    pub fn pending(&self) -> String {
+        format!("{}:pending", self.namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jobs_keys_share_its_hash_tag() {
+        let (keys, id) = (Keys::new("ns"), JobId::random());
+        let tag = format!("{{{id}}}");
+        for key in keys.work(&id, 3).into_iter().chain([keys.job(&id), keys.failure(&id), keys.result(&id)]) {
+            assert!(key.starts_with("ns:job:"), "{key}");
+            let open = key.find('{').unwrap();
+            let close = key[open..].find('}').unwrap() + open;
+            assert_eq!(&key[open..=close], tag, "the first braces of {key} hold the id");
+        }
+        assert!(!keys.idempotency("k").contains('{'));
+    }
+}

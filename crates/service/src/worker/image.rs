@@ -1,0 +1,242 @@
+//! Image tasks: decode the upload, then either filter, encode and finish the whole image here,
+//! or hand each strip's rows to the queue as soon as they are decoded (a split job) and compute
+//! the last strip here.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use dsobel_codec::{Limits, ProcessOptions, StripsError, decode_strips, process_bytes};
+use dsobel_kernel::png::CompressionLevel;
+use dsobel_kernel::{KernelError, StripSpec, encode_strip_from_rows};
+use dsobel_transport::{Delivery, TransportError};
+
+use super::setback::Setback;
+use super::{JobLookup, Outcome, Worker};
+use crate::error::Crashed;
+use crate::jobs::finish_done;
+use crate::model::{ImageTask, JobRecord, StripResult, StripSource, StripTask, Task, Timings};
+
+/// What became of one strip a decoding worker meant to hand out.
+enum HandOut {
+    /// Queued for the workers, or found already computed.
+    Queued,
+    /// The job is over (cancelled or failed): stop decoding it.
+    JobOver,
+}
+
+/// Why a split job's decode stopped handing out strips.
+#[derive(Debug)]
+enum SplitStop {
+    /// The strips could not be stored or queued (the receiving side gave up).
+    Abandoned,
+    /// The last strip could not be computed.
+    Kernel(KernelError),
+}
+
+impl std::fmt::Display for SplitStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SplitStop::Abandoned => f.write_str("handing out strips stopped"),
+            SplitStop::Kernel(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The limits an image task carries (the upload's byte size was checked at the door).
+fn task_limits(task: &ImageTask) -> Limits {
+    Limits { max_pixels: task.max_pixels, max_dimension: task.max_dimension, max_bytes: u64::MAX }
+}
+
+impl Worker {
+    pub(super) async fn handle_image(&self, task: ImageTask, delivery: Delivery) -> Outcome {
+        let queue_wait = self.arrived(task.enqueued_ms, &delivery);
+        let record = match self.open_job(&task.job_id).await {
+            Ok(JobLookup::Open(record)) => *record,
+            Ok(JobLookup::Over) => {
+                let _ = delivery.ack().await;
+                return Outcome::Skipped;
+            }
+            Ok(JobLookup::Missing) => return self.job_missing(&Task::Image(task), delivery).await,
+            Err(e) => return self.requeue(delivery, &e.into()).await,
+        };
+        let upload = match self.transport.store.get(&task.upload_key).await {
+            Ok(Some(upload)) => upload,
+            Ok(None) => return self.input_gone(&Task::Image(task), queue_wait, delivery).await,
+            Err(e) => return self.requeue(delivery, &e.into()).await,
+        };
+        // `/status` says `processing` from now on (a hint: losing it only delays that word).
+        let t = &self.transport;
+        let started_key = t.keys.started(&task.job_id);
+        if let Err(e) = t.store.put(&started_key, Bytes::from_static(b"1"), self.config.work_ttl).await {
+            tracing::debug!(error = %e, "could not mark the job started");
+        }
+        if task.strips > 1 {
+            self.decode_and_split(task, record, upload, queue_wait, delivery).await
+        } else {
+            self.whole_image(task, record, upload, queue_wait, delivery).await
+        }
+    }
+
+    /// A whole-image job: decode, filter and encode here, store the PNG, finish the job.
+    async fn whole_image(
+        &self,
+        task: ImageTask,
+        mut record: JobRecord,
+        upload: Bytes,
+        queue_wait: Duration,
+        delivery: Delivery,
+    ) -> Outcome {
+        let options = ProcessOptions {
+            params: task.options.params(),
+            limits: task_limits(&task),
+            strips: Some(1),
+            compression: CompressionLevel(task.compression),
+            overlap_decode: self.spare_core(),
+        };
+        self.drill_delay().await;
+        let processed = match tokio::task::spawn_blocking(move || process_bytes(&upload, &options)).await {
+            Ok(Ok(processed)) => processed,
+            Ok(Err(e)) => return self.computation_failed(&Task::Image(task), delivery, Ok(e)).await,
+            Err(e) => return self.computation_failed(&Task::Image(task), delivery, Err(e)).await,
+        };
+        let timings = processed.timings;
+        self.metrics.decode.observe(timings.decode.as_secs_f64());
+        self.metrics.filter.observe(timings.filter_encode.as_secs_f64());
+        let ms = |d: Duration| Some(d.as_secs_f64() * 1e3);
+        record.width = processed.width as u32;
+        record.height = processed.height as u32;
+        record.timings = Timings {
+            queue_wait: ms(queue_wait),
+            decode: ms(timings.decode),
+            filter: ms(timings.filter_encode),
+            ..Timings::default()
+        };
+        let record =
+            match finish_done(&self.transport, record, Bytes::from(processed.png), self.config.result_ttl)
+                .await
+            {
+                Ok(record) => record,
+                Err(e) => return self.requeue(delivery, &e.into()).await,
+            };
+        if let Err(e) = delivery.ack().await {
+            tracing::warn!(error = %e, "acknowledgement failed after the job was finished");
+        }
+        self.metrics.strips_processed.inc();
+        self.metrics.job_finished("done", record.timings.total);
+        tracing::info!(bytes = record.result_bytes, total_ms = record.timings.total, "job done");
+        Outcome::Done
+    }
+
+    /// A split job's decode: hand each strip's rows to the queue as soon as they are decoded,
+    /// and compute the last strip here. A redelivered decode hands out again only the strips
+    /// whose results are not stored; a strip task sent twice is stored once.
+    async fn decode_and_split(
+        &self,
+        task: ImageTask,
+        record: JobRecord,
+        upload: Bytes,
+        queue_wait: Duration,
+        delivery: Delivery,
+    ) -> Outcome {
+        let count = task.strips as usize;
+        if record.strips_total as usize != count {
+            let contradiction = Setback::Contradiction("the task and its job disagree on the strips".into());
+            return self.poison(&Task::Image(task), delivery, &contradiction).await;
+        }
+        let (sender, mut ready) = tokio::sync::mpsc::channel::<(StripSpec, Bytes)>(count);
+        let (limits, params) = (task_limits(&task), task.options.params());
+        let level = CompressionLevel(task.compression);
+        let two_threads = self.spare_core();
+        let decoding = tokio::task::spawn_blocking(move || {
+            let mut own = None;
+            let decoded = decode_strips(&upload, &limits, count, two_threads, |spec, rows| {
+                if spec.index + 1 < spec.count {
+                    let rows = Bytes::copy_from_slice(rows);
+                    return sender.blocking_send((*spec, rows)).map_err(|_| SplitStop::Abandoned);
+                }
+                own = Some((
+                    *spec,
+                    encode_strip_from_rows(spec, rows, &params, level).map_err(SplitStop::Kernel)?,
+                ));
+                Ok(())
+            });
+            (decoded, own)
+        });
+        let mut handed_out = Ok(HandOut::Queued);
+        while let Some((spec, rows)) = ready.recv().await {
+            handed_out = self.hand_out(&task, &spec, rows).await;
+            if !matches!(handed_out, Ok(HandOut::Queued)) {
+                break;
+            }
+        }
+        // Stops the decode if handing out failed or the job ended meanwhile.
+        drop(ready);
+        let (decoded, own) = match decoding.await {
+            Ok(done) => done,
+            Err(source) => {
+                return self.requeue(delivery, &Crashed { what: "the decode", source }.into()).await;
+            }
+        };
+        match handed_out {
+            Ok(HandOut::Queued) => {}
+            Ok(HandOut::JobOver) => {
+                tracing::info!("the job ended while its strips were handed out; stopping");
+                let _ = delivery.ack().await;
+                return Outcome::Skipped;
+            }
+            Err(e) => return self.requeue(delivery, &e.into()).await,
+        }
+        match decoded {
+            Ok(size) if size == (record.width as usize, record.height as usize) => {}
+            Ok((w, h)) => {
+                let reason = format!(
+                    "the image decodes to {w}x{h}, not the {}x{} its header says",
+                    record.width, record.height
+                );
+                return self.poison(&Task::Image(task), delivery, &Setback::Contradiction(reason)).await;
+            }
+            Err(StripsError::Decode(e)) => {
+                return self.set_back(&Task::Image(task), delivery, Setback::BadImage(e)).await;
+            }
+            Err(StripsError::Consumer(SplitStop::Kernel(e))) => {
+                return self.set_back(&Task::Image(task), delivery, Setback::Kernel(e)).await;
+            }
+            Err(StripsError::Consumer(SplitStop::Abandoned)) => {
+                return self.requeue(delivery, &Setback::Stopped("handing out strips stopped")).await;
+            }
+        }
+        let Some((spec, (encoded, timings))) = own else {
+            return self.requeue(delivery, &Setback::Stopped("the last strip was never decoded")).await;
+        };
+        let result = StripResult { encoded, queue_wait, filter: timings.filter, encode: timings.encode };
+        self.store_strip(&task.job_id, spec.index as u32, result, delivery).await
+    }
+
+    /// Stores one decoded strip's rows and queues its task, unless its result is stored
+    /// already (a redelivered decode) or the job ended meanwhile (cancelled or failed).
+    async fn hand_out(
+        &self,
+        task: &ImageTask,
+        spec: &StripSpec,
+        rows: Bytes,
+    ) -> Result<HandOut, TransportError> {
+        let t = &self.transport;
+        let index = spec.index as u32;
+        if t.store.get(&t.keys.failure(&task.job_id)).await?.is_some() {
+            return Ok(HandOut::JobOver);
+        }
+        if t.store.hash_get(&t.keys.strips(&task.job_id), &index.to_string()).await?.is_some() {
+            return Ok(HandOut::Queued);
+        }
+        let key = t.keys.input(&task.job_id, index);
+        t.store.put(&key, rows, self.config.work_ttl).await?;
+        let strip =
+            StripTask::new(&task.job_id, spec, &task.options, task.compression, StripSource::Rows { key });
+        t.queue.publish(Task::Strip(strip).to_body()).await?;
+        self.metrics.strips_published.inc();
+        tracing::debug!(strip = index, "strip handed out");
+        // The drill stretches the decode, so a test can stop the worker half way.
+        self.drill_delay().await;
+        Ok(HandOut::Queued)
+    }
+}
