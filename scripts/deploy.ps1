@@ -8,7 +8,7 @@
     1.1 infra     RabbitMQ and the two Redis roles (RabbitMQ only with Memorystore)
     1.2 apps      build and push the images, roll out backend, worker, frontend
     2   workers   Terraform deploy/terraform/workers (worker VMs on the internal LBs)
-  Needs gcloud (logged in), terraform >= 1.6, kubectl and docker (buildx) on PATH.
+  Needs gcloud (logged in), terraform >= 1.9, kubectl and docker (buildx) on PATH.
   Settings: the same environment variables as scripts/deploy.sh (GCP_PROJECT, GCP_REGION,
   GCP_ZONES, GCP_SPOT, GCP_STORE, GCP_BATCH_BUCKETS, GCP_BILLING_ACCOUNT, BUDGET_AMOUNT,
   ALERT_EMAIL, TF_STATE_BUCKET, IMAGE_TAG, DSOBEL_DOMAIN, K8S_OVERLAY, AUTO_APPROVE).

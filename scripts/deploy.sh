@@ -9,7 +9,7 @@
 #
 #   scripts/deploy.sh [all|cluster|infra|images|image-dsobel|image-web|apps|backend|worker|frontend|workers|destroy]
 #
-# Needs: gcloud (logged in), terraform >= 1.6, kubectl, docker (with buildx).
+# Needs: gcloud (logged in), terraform >= 1.9, kubectl, docker (with buildx).
 # Settings (environment):
 #   GCP_PROJECT         project id (required)
 #   GCP_REGION          default us-central1
