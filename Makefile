@@ -2,7 +2,8 @@
 # targets run scripts/deploy.sh (see docs/deploy.md) and need GCP_PROJECT set.
 #
 #   make up                 full stack on this machine with Docker Compose
-#   make deploy             cluster -> RabbitMQ/Redis -> apps -> worker VMs (GCP)
+#   make deploy             cluster -> RabbitMQ/Redis -> apps -> worker VMs (GCP; GCP_STORE=memorystore,
+#                           GCP_BATCH_BUCKETS=... as in docs/deploy.md)
 #   make destroy            everything `make deploy` created (works from any partial state)
 #   make validate-deploy    offline checks of deploy/ and a rehearsal of deploy/destroy (no cloud needed)
 
@@ -56,7 +57,7 @@ secrets: ## create the gitignored Secret env files of OVERLAY with random passwo
 cluster: ## pipeline 1: VPC, GKE cluster, node pools, registry (Terraform)
 	scripts/deploy.sh cluster
 
-infra: ## pipeline 1.1: RabbitMQ and Redis on the infra pool
+infra: ## pipeline 1.1: RabbitMQ and the store's two Redis roles on the infra pool (RabbitMQ only with GCP_STORE=memorystore)
 	scripts/deploy.sh infra
 
 apps: ## pipelines 1.2-1.4: build, push and roll out backend, worker, frontend

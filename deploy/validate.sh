@@ -8,7 +8,8 @@
 #
 # Checks, in order:
 #   terraform-fmt    terraform fmt -check over deploy/terraform
-#   kustomize        every overlay (and the HTTPS component) renders
+#   kustomize        every overlay renders, and the gke overlay with its components:
+#                    HTTPS, and HTTPS + Memorystore + batches (gke-memorystore)
 #   k8s-schemas      kubernetes-validate --strict on every rendered object that
 #                    has a schema (CRDs are listed and checked for references instead)
 #   k8s-consistency  cross-references: selectors, Secrets/ConfigMaps, node pools,
@@ -21,9 +22,14 @@
 #   ShellCheck       the shell scripts (scripts/, deploy/)
 #   compose          deploy/compose.yaml structure (docker compose config when Docker has compose)
 #   cloud-init       the worker VM template renders to valid cloud-config YAML
+#   nginx            the frontend's template against the backend's upload limit, then
+#                    a real nginx (Debian's) in front of a stand-in backend: a 60 MiB
+#                    upload passes through as it arrives, nothing in the client-body
+#                    temp folder (deploy/tools/check_nginx.py)
 #   tf-schema        every .tf file of both stacks against the google provider's real
 #                    schema (resource types, arguments, blocks, required ones,
-#                    references), from the prebuilt bindings on PyPI
+#                    references, the documented values of enum-like arguments),
+#                    from the prebuilt bindings on PyPI
 #   gke-rules        GKE / Google Cloud rules no schema states (deploy/rehearsal/check_gke_rules.py)
 #   rehearsal        make deploy, make destroy (from every partial state) and the
 #                    pipelines end to end against recording stand-ins for gcloud,
@@ -134,7 +140,8 @@ install_rehearsal_tools() {
 PROVIDER_SCHEMA=""
 install_provider_schema() {
   step "google provider $GOOGLE_PROVIDER_VERSION schema ($PROVIDER_SCHEMA_PKG $PROVIDER_SCHEMA_PKG_VERSION from PyPI)"
-  PROVIDER_SCHEMA="$TOOLS/google-provider-$GOOGLE_PROVIDER_VERSION.schema.json"
+  # v2: with the documented possible values of arguments (tf_schema_check.py format 2).
+  PROVIDER_SCHEMA="$TOOLS/google-provider-$GOOGLE_PROVIDER_VERSION.schema-v2.json"
   if [ -s "$PROVIDER_SCHEMA" ]; then
     echo "cached: $PROVIDER_SCHEMA"
     return 0
@@ -274,17 +281,32 @@ render_overlays() {
   while IFS= read -r f; do
     cp "$f" "${f%.example}"
   done < <(find "$WORK/k8s" -name '*.env.example')
-  # The gke overlay with the HTTPS component, as scripts/deploy.sh builds it.
-  mkdir -p "$WORK/k8s/overlays/gke-https"
+  # The gke overlay with the HTTPS component, and with every component at once
+  # (HTTPS, the store on Memorystore, batches on Cloud Storage), as
+  # scripts/deploy.sh builds them; the components' placeholders stay in.
+  mkdir -p "$WORK/k8s/overlays/gke-https" "$WORK/k8s/overlays/gke-memorystore"
   cat >"$WORK/k8s/overlays/gke-https/kustomization.yaml" <<'EOF'
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [../gke]
 components: [../../components/gke-https]
 EOF
+  cat >"$WORK/k8s/overlays/gke-memorystore/kustomization.yaml" <<'EOF'
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [../gke]
+components: [../../components/gke-https, ../../components/memorystore, ../../components/batch-gcs]
+# What scripts/deploy.sh merges in from the Terraform outputs (these are examples).
+secretGenerator:
+  - name: dsobel-app
+    behavior: merge
+    literals:
+      - DSOBEL_REDIS_URL=redis://10.40.0.2:6379
+      - DSOBEL_REDIS_BYTES_URL=redis://10.40.0.4:6379
+EOF
   mkdir -p "$WORK/rendered"
   local ok=1 o
-  for o in local gke gke-keda gke-https; do
+  for o in local gke gke-keda gke-https gke-memorystore; do
     if "$KUBECTL" kustomize "$WORK/k8s/overlays/$o" >"$WORK/rendered/$o.yaml"; then
       echo "$o: $(grep -c '^kind:' "$WORK/rendered/$o.yaml") objects"
     else
@@ -292,7 +314,7 @@ EOF
       ok=0
     fi
   done
-  if [ $ok = 1 ]; then pass kustomize "overlays local, gke, gke-keda, gke+https"; else fail kustomize; fi
+  if [ $ok = 1 ]; then pass kustomize "overlays local, gke, gke-keda, gke+https, gke+https+memorystore+batch-gcs"; else fail kustomize; fi
   [ $ok = 1 ]
 }
 
@@ -423,6 +445,20 @@ print("cloud-init renders; unit runs the worker read-only, without capabilities;
 PY
 }
 
+check_nginx() {
+  step "nginx: the frontend template, and a 60 MiB upload through a real nginx"
+  local nginx
+  nginx=$(command -v nginx || true)
+  if [ -z "$nginx" ] && [ -x /usr/sbin/nginx ]; then nginx=/usr/sbin/nginx; fi
+  if [ -z "$nginx" ]; then
+    echo "nginx is not installed; installing it from Debian"
+    apt_install nginx
+    nginx=/usr/sbin/nginx
+  fi
+  "$nginx" -v
+  check nginx "$VENV/bin/python" deploy/tools/check_nginx.py "$ROOT" --nginx "$nginx"
+}
+
 tf_schema() {
   step "Terraform against the google provider $GOOGLE_PROVIDER_VERSION schema"
   check tf-schema "$REHEARSAL_VENV/bin/python" deploy/rehearsal/tf_schema_check.py --schema "$PROVIDER_SCHEMA" \
@@ -481,6 +517,7 @@ run_actionlint
 run_shellcheck
 check_compose
 check_cloud_init
+check_nginx
 
 printf '\n==== deployment validation summary\n'
 printf '%s\n' "${RESULTS[@]}"

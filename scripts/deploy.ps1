@@ -5,13 +5,13 @@
 .DESCRIPTION
   Same order and the same commands as scripts/deploy.sh:
     1   cluster   Terraform deploy/terraform/cluster (VPC, GKE, node pools, registry)
-    1.1 infra     RabbitMQ and Redis
+    1.1 infra     RabbitMQ and the two Redis roles (RabbitMQ only with Memorystore)
     1.2 apps      build and push the images, roll out backend, worker, frontend
     2   workers   Terraform deploy/terraform/workers (worker VMs on the internal LBs)
-  Needs gcloud (logged in), terraform >= 1.6, kubectl and docker (buildx) on PATH.
+  Needs gcloud (logged in), terraform >= 1.9, kubectl and docker (buildx) on PATH.
   Settings: the same environment variables as scripts/deploy.sh (GCP_PROJECT, GCP_REGION,
-  GCP_ZONES, GCP_SPOT, GCP_BILLING_ACCOUNT, BUDGET_AMOUNT, ALERT_EMAIL, TF_STATE_BUCKET,
-  IMAGE_TAG, DSOBEL_DOMAIN, K8S_OVERLAY, AUTO_APPROVE).
+  GCP_ZONES, GCP_SPOT, GCP_STORE, GCP_BATCH_BUCKETS, GCP_BILLING_ACCOUNT, BUDGET_AMOUNT,
+  ALERT_EMAIL, TF_STATE_BUCKET, IMAGE_TAG, DSOBEL_DOMAIN, K8S_OVERLAY, AUTO_APPROVE).
 
 .EXAMPLE
   $env:GCP_PROJECT = "my-project"; ./scripts/deploy.ps1 all
@@ -93,8 +93,26 @@ function Hcl-List([string]$Text) {
   return "[" + ($items -join ",") + "]"
 }
 
+# The store and the batch buckets a run applies: as given, else what the
+# cluster stack has, else the defaults (as scripts/deploy.sh store_setting and
+# batch_setting). Needs Tf-Init "cluster" first.
+function Store-Setting {
+  if ($env:GCP_STORE) { return $env:GCP_STORE }
+  return (Out-Or 'store' 'in-cluster')
+}
+
+function Batch-Setting {
+  if ($env:GCP_BATCH_BUCKETS) { return $env:GCP_BATCH_BUCKETS }
+  $prev = (& terraform -chdir=deploy/terraform/cluster output -json batch_buckets 2>$null) -join ""
+  if ($LASTEXITCODE -eq 0 -and $prev.StartsWith("{")) { return $prev }
+  return ""
+}
+
 function Cluster-Vars {
   $v = @("-var", "project_id=$Project", "-var", "region=$Region")
+  $v += @("-var", "store=$(Store-Setting)")
+  $buckets = Batch-Setting
+  if ($buckets) { $v += @("-var", "batch_buckets=$buckets") }
   if ($env:GCP_ZONES) { $v += @("-var", "node_zones=$(Hcl-List $env:GCP_ZONES)") }
   if ($env:GCP_SPOT -eq "1") { $v += @("-var", "app_spot=true") }
   if ($env:GITHUB_REPOSITORY_FOR_WIF) { $v += @("-var", "github_repository=$($env:GITHUB_REPOSITORY_FOR_WIF)") }
@@ -158,6 +176,12 @@ function Check-Secrets {
       throw "deploy/k8s/overlays/gke/secrets/$f.env is missing: run 'make secrets' (or scripts/gen-secrets.sh gke) first"
     }
   }
+  # app.env files written before the store had two roles lack the bytes store.
+  if (-not (Select-String -Quiet -Pattern '^DSOBEL_REDIS_BYTES_URL=' -Path "deploy/k8s/overlays/gke/secrets/app.env")) {
+    throw ("deploy/k8s/overlays/gke/secrets/app.env has no DSOBEL_REDIS_BYTES_URL (the bytes store). Add the line " +
+      "DSOBEL_REDIS_BYTES_URL=redis://:REDIS_PASSWORD@redis-bytes.dsobel.svc.cluster.local:6379/0 " +
+      "with the password of redis.env (and to the DSOBEL_APP_ENV secret of the pipelines).")
+  }
 }
 
 # The HTTPS domain, as scripts/deploy.sh domain: DSOBEL_DOMAIN, the sslip.io
@@ -172,22 +196,50 @@ function Get-Domain {
 # deploy/k8s (gitignored), with relative paths only (kustomize refuses
 # absolute ones).
 function Render-Dir {
+  $reg = Registry
+  $store = (Out-Or 'store' '')
+  if (-not $store) {
+    throw "the cluster stack's state has no output 'store': it was applied before the store had two roles. Run 'make cluster' (or deploy.ps1 all) first."
+  }
   $dir = "deploy/k8s/.deploy-" + [guid]::NewGuid().ToString("N").Substring(0, 8)
   New-Item -ItemType Directory $dir | Out-Null
-  $reg = Registry
   $dom = Get-Domain
+  $stores = (Out-Or 'batch_stores' '')
+  $components = @()
+  if ($dom) { $components += "../components/gke-https" }
+  if ($store -eq "memorystore") { $components += "../components/memorystore" }
+  if ($stores) { $components += "../components/batch-gcs" }
   $lines = @("apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization", "resources: [../overlays/$Overlay]")
-  if ($dom) { $lines += "components: [../components/gke-https]" }
+  if ($components.Count -gt 0) { $lines += "components: [" + ($components -join ", ") + "]" }
   $lines += "images:"
   foreach ($img in @("dsobel", "dsobel-web")) {
     $digest = Image-Digest "$reg/$img"
     if ($digest) { $lines += "  - {name: $Placeholder/$img, newName: $reg/$img, digest: $digest}" }
   }
+  if ($store -eq "memorystore") {
+    $lines += "secretGenerator:"
+    $lines += "  - name: dsobel-app"
+    $lines += "    behavior: merge"
+    $lines += "    literals:"
+    $lines += "      - DSOBEL_REDIS_URL=$(Out 'memorystore_state_seeds')"
+    $lines += "      - DSOBEL_REDIS_BYTES_URL=$(Out 'memorystore_bytes_seeds')"
+  }
   $lines += "patches:"
   $lines += "  - target: {kind: Service, name: rabbitmq-internal}"
   $lines += "    patch: '[{`"op`": `"add`", `"path`": `"/spec/loadBalancerIP`", `"value`": `"$(Out 'rabbitmq_ilb_ip')`"}]'"
-  $lines += "  - target: {kind: Service, name: redis-internal}"
-  $lines += "    patch: '[{`"op`": `"add`", `"path`": `"/spec/loadBalancerIP`", `"value`": `"$(Out 'redis_ilb_ip')`"}]'"
+  if ($store -eq "memorystore") {
+    $lines += "  - target: {kind: NetworkPolicy, name: memorystore-clients}"
+    $lines += "    patch: '[{`"op`": `"replace`", `"path`": `"/spec/egress/0/to/0/ipBlock/cidr`", `"value`": `"$(Out 'store_subnet_cidr')`"}]'"
+  } else {
+    $lines += "  - target: {kind: Service, name: redis-internal}"
+    $lines += "    patch: '[{`"op`": `"add`", `"path`": `"/spec/loadBalancerIP`", `"value`": `"$(Out 'redis_ilb_ip')`"}]'"
+    $lines += "  - target: {kind: Service, name: redis-bytes-internal}"
+    $lines += "    patch: '[{`"op`": `"add`", `"path`": `"/spec/loadBalancerIP`", `"value`": `"$(Out 'redis_bytes_ilb_ip')`"}]'"
+  }
+  if ($stores) {
+    $lines += "  - target: {kind: ConfigMap, name: dsobel-config}"
+    $lines += "    patch: '[{`"op`": `"replace`", `"path`": `"/data/DSOBEL_BATCH_STORES`", `"value`": `"$stores`"}]'"
+  }
   $lines += "  - target: {kind: Ingress, name: frontend}"
   $lines += "    patch: '[{`"op`": `"replace`", `"path`": `"/metadata/annotations/kubernetes.io~1ingress.global-static-ip-name`", `"value`": `"$(Out 'web_address_name')`"}]'"
   if ($dom) {
@@ -212,12 +264,17 @@ function Apply-Components([string]$Components) {
 }
 
 function Deploy-Infra {
-  Log "1.1: RabbitMQ and Redis"
+  Log "1.1: RabbitMQ and the store"
   Check-Secrets
   Get-Credentials
   Apply-Components "rabbitmq,redis"
   Run kubectl -n $Namespace rollout status statefulset/rabbitmq --timeout=10m
-  Run kubectl -n $Namespace rollout status statefulset/redis --timeout=5m
+  if ((Out 'store') -eq "memorystore") {
+    Write-Host "store: Memorystore for Redis Cluster (Terraform), nothing to roll out"
+  } else {
+    Run kubectl -n $Namespace rollout status statefulset/redis --timeout=5m
+    Run kubectl -n $Namespace rollout status statefulset/redis-bytes --timeout=5m
+  }
 }
 
 function Build-Image([string]$Name) {
@@ -295,9 +352,24 @@ function Workers-Vars([string]$Mode = "apply") {
     if ($LASTEXITCODE -ne 0 -or -not $zones.StartsWith("[")) { $zones = "[]" }
     $zones = $zones -replace '\s', ''
   }
+  # The store: Memorystore's seed lists (no password), or the two in-cluster
+  # Redis roles behind their internal load balancers (password from Secret Manager).
+  if ((Out-Or 'store' 'in-cluster') -eq "memorystore") {
+    $stateUrl = (Out 'memorystore_state_seeds')
+    $bytesUrl = (Out 'memorystore_bytes_seeds')
+    $auth = "false"
+  } else {
+    $stateUrl = "redis://$(Out-Or 'redis_ilb_ip' '0.0.0.0'):6379/0"
+    $bytesUrl = "redis://$(Out-Or 'redis_bytes_ilb_ip' '0.0.0.0'):6379/0"
+    $auth = "true"
+  }
+  $buckets = (& terraform -chdir=deploy/terraform/cluster output -json batch_buckets 2>$null) -join ""
+  if ($LASTEXITCODE -ne 0 -or -not $buckets.StartsWith("{")) { $buckets = "{}" }
   $v = @("-var", "project_id=$Project", "-var", "region=$Region",
     "-var", "network=$(Out-Or 'network' 'dsobel-vpc')", "-var", "subnetwork=$(Out-Or 'workers_subnetwork' 'dsobel-workers')",
-    "-var", "rabbitmq_address=$(Out-Or 'rabbitmq_ilb_ip' '0.0.0.0'):5672", "-var", "redis_address=$(Out-Or 'redis_ilb_ip' '0.0.0.0'):6379",
+    "-var", "rabbitmq_address=$(Out-Or 'rabbitmq_ilb_ip' '0.0.0.0'):5672", "-var", "state_store_url=$stateUrl",
+    "-var", "bytes_store_url=$bytesUrl", "-var", "store_auth=$auth",
+    "-var", "batch_buckets=$buckets", "-var", "batch_stores=$(Out-Or 'batch_stores' '')",
     "-var", "artifact_repository_id=$(Out-Or 'artifact_repository_id' 'dsobel')",
     "-var", "image=$image", "-var", "zones=$zones")
   if ($env:GCP_SPOT -eq "1") { $v += @("-var", "spot=true") }
@@ -339,15 +411,23 @@ function Destroy-All {
   if ($wstate) { Tf "workers" (@("destroy", "-input=false") + $Approve + (Workers-Vars "destroy")) }
   Tf-Init "cluster" | Out-Null
   $cstate = & terraform -chdir=deploy/terraform/cluster state list 2>$null
+  $kept = ""
   if ($cstate) {
+    $kept = (Out-Or 'batch_buckets_created' '')
     try { Get-Credentials; & kubectl delete namespace $Namespace --ignore-not-found --wait=true --timeout=10m } catch { Write-Warning $_ }
     $vars = (Cluster-Vars) + @("-var", "deletion_protection=false")
-    Tf "cluster" (@("apply", "-input=false") + $Approve + $vars + @("-target=google_container_cluster.this"))
+    # Deletion protection off first: the GKE cluster's and the Memorystore clusters'.
+    Tf "cluster" (@("apply", "-input=false") + $Approve + $vars + @("-target=google_container_cluster.this",
+      "-target=google_redis_cluster.state", "-target=google_redis_cluster.bytes"))
     Tf "cluster" (@("destroy", "-input=false") + $Approve + $vars)
   }
   Remove-OrphanDisks
   Write-Host "Kept: the state bucket gs://$StateBucket (state history) and the enabled APIs."
   Write-Host "Delete the bucket by hand when no longer needed: gcloud storage rm -r gs://$StateBucket"
+  if ($kept) {
+    Write-Host "Kept too, with their objects: the batch buckets gs://$($kept -replace ',', ' gs://') (deploying again"
+    Write-Host "needs them with create = false in GCP_BATCH_BUCKETS; delete each with gcloud storage rm -r)."
+  }
 }
 
 switch ($Command) {

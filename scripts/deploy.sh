@@ -2,13 +2,14 @@
 # End-to-end deployment to Google Cloud, in the order of the pipelines:
 #   1   cluster      Terraform deploy/terraform/cluster (APIs, VPC, GKE, node pools, registry,
 #                    dashboard and alerts, optional budget)
-#   1.1 infra        RabbitMQ and Redis (kubectl apply, components rabbitmq and redis)
+#   1.1 infra        RabbitMQ and the two Redis roles (kubectl apply, components rabbitmq
+#                    and redis; with Memorystore, RabbitMQ only)
 #   1.2 apps         build and push the images, roll out backend, worker, frontend
 #   2   workers      Terraform deploy/terraform/workers (worker VMs on the internal LBs)
 #
 #   scripts/deploy.sh [all|cluster|infra|images|image-dsobel|image-web|apps|backend|worker|frontend|workers|destroy]
 #
-# Needs: gcloud (logged in), terraform >= 1.6, kubectl, docker (with buildx).
+# Needs: gcloud (logged in), terraform >= 1.9, kubectl, docker (with buildx).
 # Settings (environment):
 #   GCP_PROJECT         project id (required)
 #   GCP_REGION          default us-central1
@@ -20,6 +21,13 @@
 #   ALERT_EMAIL         e-mail address that receives the monitoring alerts
 #   TF_STATE_BUCKET     default ${GCP_PROJECT}-dsobel-tfstate (created if missing)
 #   IMAGE_TAG           default: current git commit
+#   GCP_STORE           in-cluster (default) or memorystore: where the store runs
+#                       (docs/deploy.md#store-roles). Once applied it sticks: a later run
+#                       without GCP_STORE keeps what the cluster stack has
+#   GCP_BATCH_BUCKETS   batch buckets, a Terraform map (the cluster stack's batch_buckets),
+#                       e.g. '{"my-photos" = {writable = false}, "my-edges" = {}}'; sticks
+#                       like GCP_STORE; '{}' removes them (created buckets stay, with
+#                       their objects)
 #   DSOBEL_DOMAIN       HTTPS on this domain (Google-managed certificate). Default: the
 #                       sslip.io name of the reserved IP (WEB-IP-WITH-DASHES.sslip.io);
 #                       "off" serves plain HTTP only
@@ -88,8 +96,33 @@ tf_init() {
     -backend-config="bucket=$TF_STATE_BUCKET" -backend-config="prefix=dsobel/$1"
 }
 
+# The store and the batch buckets a run applies: as given, else what the
+# cluster stack has (a run without them must not move the store or take the
+# apps' bucket access away), else the defaults. Needs tf_init cluster first.
+store_setting() {
+  if [ -n "${GCP_STORE:-}" ]; then
+    echo "$GCP_STORE"
+  else
+    out store 2>/dev/null || echo in-cluster
+  fi
+}
+
+batch_setting() {
+  local prev
+  if [ -n "${GCP_BATCH_BUCKETS:-}" ]; then
+    printf '%s' "$GCP_BATCH_BUCKETS"
+    return 0
+  fi
+  prev=$(tf cluster output -json batch_buckets 2>/dev/null | tr -d '\n' || true)
+  [[ "$prev" == \{* ]] && printf '%s' "$prev"
+  return 0
+}
+
 cluster_vars() {
-  local v=(-var "project_id=$GCP_PROJECT" -var "region=$GCP_REGION")
+  local v=(-var "project_id=$GCP_PROJECT" -var "region=$GCP_REGION") buckets
+  v+=(-var "store=$(store_setting)")
+  buckets=$(batch_setting)
+  [ -n "$buckets" ] && v+=(-var "batch_buckets=$buckets")
   [ -n "${GCP_ZONES:-}" ] && v+=(-var "node_zones=$(hcl_list "$GCP_ZONES")")
   [ "${GCP_SPOT:-0}" = 1 ] && v+=(-var "app_spot=true")
   [ -n "${GITHUB_REPOSITORY_FOR_WIF:-}" ] && v+=(-var "github_repository=$GITHUB_REPOSITORY_FOR_WIF")
@@ -163,30 +196,65 @@ domain() {
 }
 
 # Writes a kustomization that layers deploy-time values over the overlay:
-# image digests, the reserved internal LB IPs, the Ingress address and the
-# HTTPS domain. Kustomize accepts only relative paths, so the directory is made
-# inside deploy/k8s (gitignored) and refers to the overlay relatively.
-# Prints its path relative to the repository root.
+# image digests, the reserved internal LB IPs, the Ingress address, the HTTPS
+# domain, and the components of the store and batches the cluster stack was
+# applied with (Memorystore's seed lists and subnet, the batch roots). No
+# secret goes into it: Memorystore's URLs carry none. Kustomize accepts only
+# relative paths, so the directory is made inside deploy/k8s (gitignored) and
+# refers to the overlay relatively. Prints its path relative to the
+# repository root.
 render_dir() {
-  local dir reg img ref dom
-  dir=$(mktemp -d deploy/k8s/.deploy-XXXXXX)
+  local dir reg img ref dom store stores components=()
   reg=$(registry)
+  if ! store=$(out store 2>/dev/null); then
+    echo "the cluster stack's state has no output 'store': it was applied before the store had two" >&2
+    echo "roles. Run 'make cluster' (or 'make deploy') first." >&2
+    return 1
+  fi
+  dir=$(mktemp -d deploy/k8s/.deploy-XXXXXX)
   dom=$(domain)
+  stores=$(out batch_stores)
+  [ -n "$dom" ] && components+=(../components/gke-https)
+  [ "$store" = memorystore ] && components+=(../components/memorystore)
+  [ -n "$stores" ] && components+=(../components/batch-gcs)
   {
     echo "apiVersion: kustomize.config.k8s.io/v1beta1"
     echo "kind: Kustomization"
     echo "resources: [../overlays/$K8S_OVERLAY]"
-    [ -n "$dom" ] && echo "components: [../components/gke-https]"
+    if [ ${#components[@]} -gt 0 ]; then
+      local list
+      list=$(IFS=,; echo "${components[*]}")
+      echo "components: [${list//,/, }]"
+    fi
     echo "images:"
     for img in dsobel dsobel-web; do
       ref=$(image_ref "$reg/$img")
       [ -n "$ref" ] && echo "  - {name: $PLACEHOLDER_REGISTRY/$img, newName: $reg/$img, digest: ${ref#*@}}"
     done
+    if [ "$store" = memorystore ]; then
+      echo "secretGenerator:"
+      echo "  - name: dsobel-app"
+      echo "    behavior: merge"
+      echo "    literals:"
+      echo "      - DSOBEL_REDIS_URL=$(out memorystore_state_seeds)"
+      echo "      - DSOBEL_REDIS_BYTES_URL=$(out memorystore_bytes_seeds)"
+    fi
     echo "patches:"
     echo "  - target: {kind: Service, name: rabbitmq-internal}"
     echo "    patch: '[{\"op\": \"add\", \"path\": \"/spec/loadBalancerIP\", \"value\": \"$(out rabbitmq_ilb_ip)\"}]'"
-    echo "  - target: {kind: Service, name: redis-internal}"
-    echo "    patch: '[{\"op\": \"add\", \"path\": \"/spec/loadBalancerIP\", \"value\": \"$(out redis_ilb_ip)\"}]'"
+    if [ "$store" = memorystore ]; then
+      echo "  - target: {kind: NetworkPolicy, name: memorystore-clients}"
+      echo "    patch: '[{\"op\": \"replace\", \"path\": \"/spec/egress/0/to/0/ipBlock/cidr\", \"value\": \"$(out store_subnet_cidr)\"}]'"
+    else
+      echo "  - target: {kind: Service, name: redis-internal}"
+      echo "    patch: '[{\"op\": \"add\", \"path\": \"/spec/loadBalancerIP\", \"value\": \"$(out redis_ilb_ip)\"}]'"
+      echo "  - target: {kind: Service, name: redis-bytes-internal}"
+      echo "    patch: '[{\"op\": \"add\", \"path\": \"/spec/loadBalancerIP\", \"value\": \"$(out redis_bytes_ilb_ip)\"}]'"
+    fi
+    if [ -n "$stores" ]; then
+      echo "  - target: {kind: ConfigMap, name: dsobel-config}"
+      echo "    patch: '[{\"op\": \"replace\", \"path\": \"/data/DSOBEL_BATCH_STORES\", \"value\": \"$stores\"}]'"
+    fi
     echo "  - target: {kind: Ingress, name: frontend}"
     echo "    patch: '[{\"op\": \"replace\", \"path\": \"/metadata/annotations/kubernetes.io~1ingress.global-static-ip-name\", \"value\": \"$(out web_address_name)\"}]'"
     if [ -n "$dom" ]; then
@@ -205,6 +273,13 @@ check_secrets() {
       exit 1
     }
   done
+  # app.env files written before the store had two roles lack the bytes store.
+  grep -q '^DSOBEL_REDIS_BYTES_URL=' deploy/k8s/overlays/gke/secrets/app.env || {
+    echo "deploy/k8s/overlays/gke/secrets/app.env has no DSOBEL_REDIS_BYTES_URL (the bytes store). Add the line" >&2
+    echo "  DSOBEL_REDIS_BYTES_URL=redis://:REDIS_PASSWORD@redis-bytes.dsobel.svc.cluster.local:6379/0" >&2
+    echo "with the password of redis.env (and to the DSOBEL_APP_ENV secret of the pipelines)." >&2
+    exit 1
+  }
 }
 
 # kubectl apply of the rendered stack, limited to some components.
@@ -220,12 +295,17 @@ apply_components() { # apply_components "rabbitmq,redis"
 }
 
 deploy_infra() {
-  log "1.1: RabbitMQ and Redis"
+  log "1.1: RabbitMQ and the store"
   check_secrets
   credentials
   apply_components "rabbitmq,redis"
   kubectl -n "$NAMESPACE" rollout status statefulset/rabbitmq --timeout=10m
-  kubectl -n "$NAMESPACE" rollout status statefulset/redis --timeout=5m
+  if [ "$(out store)" = memorystore ]; then
+    echo "store: Memorystore for Redis Cluster (Terraform), nothing to roll out"
+  else
+    kubectl -n "$NAMESPACE" rollout status statefulset/redis --timeout=5m
+    kubectl -n "$NAMESPACE" rollout status statefulset/redis-bytes --timeout=5m
+  fi
 }
 
 build_image() { # build_image dsobel|dsobel-web
@@ -298,7 +378,7 @@ push_worker_secrets() {
 # values do not matter for deleting, and neither the image nor the cluster
 # stack may be there any more.
 workers_vars() {
-  local mode=${1:-apply} reg image zones rabbit redis network subnet repo
+  local mode=${1:-apply} reg image zones rabbit network subnet repo state_url bytes_url auth buckets stores
   tf_init cluster >/dev/null || true
   reg=$(out artifact_registry 2>/dev/null || echo "$GCP_REGION-docker.pkg.dev/$GCP_PROJECT/dsobel")
   image=$(image_ref "$reg/dsobel")
@@ -313,8 +393,21 @@ workers_vars() {
   network=$(out network 2>/dev/null || echo dsobel-vpc)
   subnet=$(out workers_subnetwork 2>/dev/null || echo dsobel-workers)
   rabbit=$(out rabbitmq_ilb_ip 2>/dev/null || echo 0.0.0.0)
-  redis=$(out redis_ilb_ip 2>/dev/null || echo 0.0.0.0)
   repo=$(out artifact_repository_id 2>/dev/null || echo dsobel)
+  # The store: Memorystore's seed lists (no password), or the two in-cluster
+  # Redis roles behind their internal load balancers (password from Secret Manager).
+  if [ "$(out store 2>/dev/null || echo in-cluster)" = memorystore ]; then
+    state_url=$(out memorystore_state_seeds)
+    bytes_url=$(out memorystore_bytes_seeds)
+    auth=false
+  else
+    state_url="redis://$(out redis_ilb_ip 2>/dev/null || echo 0.0.0.0):6379/0"
+    bytes_url="redis://$(out redis_bytes_ilb_ip 2>/dev/null || echo 0.0.0.0):6379/0"
+    auth=true
+  fi
+  buckets=$(tf cluster output -json batch_buckets 2>/dev/null | tr -d '\n' || true)
+  [[ "$buckets" == \{* ]] || buckets='{}'
+  stores=$(out batch_stores 2>/dev/null || true)
   if [ -n "${GCP_ZONES:-}" ]; then
     zones=$(hcl_list "$GCP_ZONES")
   else
@@ -323,7 +416,9 @@ workers_vars() {
   fi
   printf '%s\n' -var "project_id=$GCP_PROJECT" -var "region=$GCP_REGION" \
     -var "network=$network" -var "subnetwork=$subnet" \
-    -var "rabbitmq_address=$rabbit:5672" -var "redis_address=$redis:6379" \
+    -var "rabbitmq_address=$rabbit:5672" -var "state_store_url=$state_url" \
+    -var "bytes_store_url=$bytes_url" -var "store_auth=$auth" \
+    -var "batch_buckets=$buckets" -var "batch_stores=$stores" \
     -var "artifact_repository_id=$repo" -var "image=$image" -var "zones=$zones"
   [ "${GCP_SPOT:-0}" = 1 ] && printf '%s\n' -var "spot=true"
   return 0
@@ -372,7 +467,9 @@ destroy_all() {
     tf workers destroy -input=false "${TF_APPROVE[@]}" "${vars[@]}"
   fi
   tf_init cluster >/dev/null
+  local kept=""
   if [ -n "$(tf cluster state list 2>/dev/null)" ]; then
+    kept=$(out batch_buckets_created 2>/dev/null || true)
     # Delete the namespace first: its Ingress and LoadBalancer Services own
     # forwarding rules, NEGs and firewall rules in the VPC (which would block
     # its deletion), and its PersistentVolumeClaims own disks.
@@ -380,14 +477,20 @@ destroy_all() {
       kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait=true --timeout=10m || true
     fi
     mapfile -t vars < <(cluster_vars)
+    # Deletion protection off first: the GKE cluster's and the Memorystore
+    # clusters' (none without Memorystore; targeting them is then a no-op).
     tf cluster apply -input=false "${TF_APPROVE[@]}" "${vars[@]}" -var deletion_protection=false \
-      -target=google_container_cluster.this
+      -target=google_container_cluster.this -target=google_redis_cluster.state -target=google_redis_cluster.bytes
     tf cluster destroy -input=false "${TF_APPROVE[@]}" "${vars[@]}" -var deletion_protection=false
   fi
   delete_orphan_disks
   echo "Kept: the state bucket gs://$TF_STATE_BUCKET (state history, a few cents a month) and the"
   echo "enabled APIs. Delete the bucket by hand when no longer needed:"
   echo "  gcloud storage rm -r gs://$TF_STATE_BUCKET"
+  if [ -n "$kept" ]; then
+    echo "Kept too, with their objects: the batch buckets gs://${kept//,/ gs://} (deploying again"
+    echo "needs them with create = false in GCP_BATCH_BUCKETS; delete each with gcloud storage rm -r)."
+  fi
 }
 
 case "${1:-all}" in

@@ -28,7 +28,10 @@ REDIS_PASSWORD=$redis
 EOT
 cat >"$dir/app.env" <<EOT
 DSOBEL_AMQP_URL=amqp://dsobel:$rabbit@rabbitmq.dsobel.svc.cluster.local:5672/%2f
+# The state store (records, claims) and the bytes store (uploads, results): the two
+# in-cluster Redis roles, one password. The Memorystore variant replaces both at deploy time.
 DSOBEL_REDIS_URL=redis://:$redis@redis.dsobel.svc.cluster.local:6379/0
+DSOBEL_REDIS_BYTES_URL=redis://:$redis@redis-bytes.dsobel.svc.cluster.local:6379/0
 # The API (upload, status, result, events) requires \`Authorization: Bearer <key>\`
 # (or ?access_token=<key>); the web page asks for it once. Comment out to open it.
 DSOBEL_API_KEY=$api

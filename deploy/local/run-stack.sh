@@ -4,7 +4,8 @@
 # (deploy/k8s/base/config.yaml), against a local RabbitMQ (127.0.0.1:5672,
 # guest/guest) and Redis (127.0.0.1:6379, no password):
 #   one `dsobel serve` and N `dsobel worker` processes, one job through
-#   (upload -> strips over RabbitMQ -> results in Redis -> one PNG back),
+#   (upload -> strips over RabbitMQ -> results in Redis -> one PNG back; the
+#   state in database 0, the bytes in database 1),
 #   then SIGTERM to every process, each of which must exit 0.
 #
 #   deploy/local/run-stack.sh [--image PATH] [--workers N] [--timeout SECONDS]
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --image) IMAGE=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -111,6 +112,9 @@ PORT=$(free_port)
 export DSOBEL_LISTEN="127.0.0.1:$PORT"
 export DSOBEL_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
 export DSOBEL_REDIS_URL="redis://127.0.0.1:6379/0"
+# The store's two roles, as the cluster runs them: the bytes (uploads, results)
+# in a database of their own on the same local Redis.
+export DSOBEL_REDIS_BYTES_URL="redis://127.0.0.1:6379/1"
 export DSOBEL_QUEUE="$QUEUE"
 unset DSOBEL_API_KEY
 # Only the workers serve health endpoints; each gets its own port below.

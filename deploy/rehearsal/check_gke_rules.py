@@ -8,6 +8,7 @@ usage: check_gke_rules.py --repo CHECKOUT [--rendered DIR_OF_RENDERED_YAML]
 """
 import argparse
 import datetime as dt
+import ipaddress
 import json
 import os
 import re
@@ -15,6 +16,9 @@ import sys
 
 import hcl2
 import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import capacity  # noqa: E402
 
 errors = []
 passed = []
@@ -111,6 +115,9 @@ API_OF = [  # resource type prefix -> API it calls
     ("google_secret_manager_", "secretmanager.googleapis.com"),
     ("google_monitoring_", "monitoring.googleapis.com"),
     ("google_billing_budget", "billingbudgets.googleapis.com"),
+    ("google_redis_", "redis.googleapis.com"),
+    ("google_network_connectivity_", "networkconnectivity.googleapis.com"),
+    ("google_storage_", "storage.googleapis.com"),
 ]
 REF = re.compile(r"(data\.)?(google_[a-z0-9_]+)\.([a-z0-9_]+)")
 
@@ -209,6 +216,10 @@ NEEDS = {
     "monitoring.alertPolicies/dashboards/notificationChannels.create":
         {"roles/monitoring.editor", "roles/monitoring.admin"},
     "serviceusage.services.enable / use": {"roles/serviceusage.serviceUsageAdmin"},
+    "redis.clusters.create/update/delete (store = memorystore)": {"roles/redis.admin"},
+    "networkconnectivity.serviceConnectionPolicies.* (Memorystore's endpoints)":
+        {"roles/networkconnectivity.consumerNetworkAdmin"},
+    "storage.buckets.create/setIamPolicy (batch buckets and their grants)": {"roles/storage.admin"},
 }
 
 
@@ -327,16 +338,10 @@ def k8s_rules(path, objs_info):
         port = bc["spec"].get("healthCheck", {}).get("port")
         rule("G9", port in {p for _, ps in pods.values() for p in ps.values()},
              f"{overlay}: BackendConfig/{bc_name} health-checks a container port ({port})")
-    redis = by.get("StatefulSet", {}).get("redis")
-    if redis:
-        c = redis["spec"]["template"]["spec"]["containers"][0]
-        args = c.get("args", [])
-        mm = args[args.index("--maxmemory") + 1] if "--maxmemory" in args else None
-        lim = c["resources"]["limits"]["memory"]
-        to_mib = lambda v: float(re.match(r"[0-9.]+", v).group()) * {"mb": 1, "gb": 1024, "Mi": 1, "Gi": 1024, "M": 1,
-                                                                       "G": 1024}[re.search(r"[A-Za-z]+$", v).group()]  # noqa: E731
-        rule("G13", mm and to_mib(mm) <= 0.45 * to_mib(lim),
-             f"{overlay}: Redis maxmemory {mm} leaves room for the append-only rewrite fork in the {lim} limit")
+    store_rules(overlay, by)
+    capacity_rules(overlay, by)
+    memorystore_k8s_rules(overlay, by)
+    batch_k8s_rules(overlay, by, objs_info)
     gmp_ports = set()
     for name, np_ in by.get("NetworkPolicy", {}).items():
         for r in np_["spec"].get("ingress", []):
@@ -361,6 +366,262 @@ def k8s_rules(path, objs_info):
              f"{overlay}: backend and worker metrics are scraped (PodMonitoring)")
 
 
+# ---------------------------------------------------------------- the store (in-cluster)
+
+def redis_container(sts):
+    c = sts["spec"]["template"]["spec"]["containers"][0]
+    return c, capacity.redis_args(c.get("args", []))
+
+
+def store_rules(overlay, by):
+    """G13: the two roles of the in-cluster store keep to what each needs."""
+    sts = by.get("StatefulSet", {})
+    state, byts = sts.get("redis"), sts.get("redis-bytes")
+    if state:
+        c, a = redis_container(state)
+        lim = capacity.k8s_size(c["resources"]["limits"]["memory"])
+        mm = capacity.redis_size(a.get("maxmemory", "0"))
+        vols = {v["metadata"]["name"] for v in state["spec"].get("volumeClaimTemplates", [])}
+        on_volume = any(m["mountPath"] == a.get("dir") and m["name"] in vols for m in c.get("volumeMounts", []))
+        rule("G13", a.get("appendonly") == "yes" and a.get("appendfsync") == "everysec" and a.get("save") == ""
+             and on_volume, f"{overlay}: the state Redis keeps an append-only file synced every second on its "
+             f"volume (--dir {a.get('dir')}), and no RDB snapshots on top of it")
+        rule("G13", 0 < mm <= 0.45 * lim,
+             f"{overlay}: the state Redis's maxmemory {a.get('maxmemory')} leaves room for the append-only "
+             f"rewrite's fork in its {c['resources']['limits']['memory']} limit")
+    if byts:
+        c, a = redis_container(byts)
+        lim = capacity.k8s_size(c["resources"]["limits"]["memory"])
+        mm = capacity.redis_size(a.get("maxmemory", "0"))
+        rule("G13", a.get("appendonly") == "no" and a.get("save") == "" and not byts["spec"].get("volumeClaimTemplates")
+             and not c.get("volumeMounts"),
+             f"{overlay}: the bytes Redis has no persistence and no disk (no append-only file, no snapshot, no volume)")
+        rule("G13", 0 < mm <= 0.8 * lim,
+             f"{overlay}: the bytes Redis's maxmemory {a.get('maxmemory')} leaves a fifth of its "
+             f"{c['resources']['limits']['memory']} limit to client buffers and the allocator (it never forks)")
+    for name, o in (("redis", state), ("redis-bytes", byts)):
+        if o:
+            c, a = redis_container(o)
+            rule("G13", a.get("maxmemory-policy") == "noeviction",
+                 f"{overlay}: {name} refuses writes when full (noeviction) instead of evicting keys of running jobs")
+            rule("G13", c["resources"]["requests"]["memory"] == c["resources"]["limits"]["memory"],
+                 f"{overlay}: {name} requests all the memory it may use (not the first pod evicted under pressure)")
+
+
+MEMORYSTORE_WRITABLE_GB = {  # default writable keyspace per node (Google's node specification)
+    "REDIS_SHARED_CORE_NANO": 1.12, "REDIS_STANDARD_SMALL": 5.2, "REDIS_HIGHMEM_MEDIUM": 10.4,
+    "REDIS_HIGHCPU_MEDIUM": 10.4, "REDIS_STANDARD_LARGE": 20.8, "REDIS_HIGHMEM_XLARGE": 46.4,
+    "REDIS_HIGHMEM_2XLARGE": 88,
+}
+# The next wall with Memorystore: the single work queue. RabbitMQ spends 1.0-1.9 ms of CPU per
+# image (docs/performance.md §6) and has 1.5 CPUs: at least about 790 and at most about 1,500
+# images/s. The Memorystore defaults must not bind before it.
+TARGET_MEMORYSTORE = 1500
+
+
+def var_default(name):
+    v = CLUSTER["variable"].get(name, {}).get("default")
+    return uq(v) if isinstance(v, str) else v
+
+
+def capacity_rules(overlay, by):
+    """G18: the defaults hold the rate the deployment is sized for (docs/deploy.md#capacity)."""
+    cm = by.get("ConfigMap", {}).get("dsobel-config", {}).get("data", {})
+    if not cm:
+        return
+    ttl = int(cm.get("DSOBEL_RESULT_TTL_SECS", 3600))
+    work = int(cm.get("DSOBEL_WORK_TTL_SECS", 900))
+    w = float(cm.get("DSOBEL_STORE_MEMORY_WATERMARK", 0.8))
+    backends = by.get("Deployment", {}).get("backend", {}).get("spec", {}).get("replicas", 1)
+    admitted = backends * int(cm.get("DSOBEL_MAX_JOBS_IN_FLIGHT", 64))
+    rule("G18", work <= ttl, f"{overlay}: an upload waits at most as long as its record lives "
+         f"(DSOBEL_WORK_TTL_SECS {work} <= DSOBEL_RESULT_TTL_SECS {ttl})")
+    sts = by.get("StatefulSet", {})
+    if "redis-bytes" in sts and "redis" in sts:
+        target = capacity.TARGET_LOCAL if overlay == "local" else capacity.TARGET_GKE
+        mb = capacity.redis_size(redis_container(sts["redis-bytes"])[1]["maxmemory"])
+        ms = capacity.redis_size(redis_container(sts["redis"])[1]["maxmemory"])
+    elif "memorystore-clients" in by.get("NetworkPolicy", {}):
+        target = TARGET_MEMORYSTORE
+        mb = int(var_default("memorystore_bytes_shards")) * MEMORYSTORE_WRITABLE_GB[var_default("memorystore_bytes_node_type")] * 1e9
+        ms = int(var_default("memorystore_state_shards")) * MEMORYSTORE_WRITABLE_GB[var_default("memorystore_state_node_type")] * 1e9
+    else:
+        rule("G18", False, f"{overlay}: neither the in-cluster store nor Memorystore's clients policy is rendered")
+        return
+    rb = capacity.bytes_rate(mb, w, ttl, admitted)
+    rs = capacity.state_rate(ms, w, ttl)
+    rule("G18", rb >= target and rs >= target,
+         f"{overlay}: the store holds {rb:.0f} (bytes) and {rs:.0f} (state) 1 MB images/s with results kept {ttl} s "
+         f"and {admitted} jobs admitted, at least the {target}/s this deployment is sized for")
+
+
+# ---------------------------------------------------------------- Memorystore (M1-M11)
+
+MEMORYSTORE_NODE_TYPES = set(MEMORYSTORE_WRITABLE_GB)  # google provider 7.46.1's node_type values
+
+
+def expr(v):
+    """An HCL value as text without the ${...} wrapper (hcl2 keeps expressions as strings)."""
+    v = uq(v) if isinstance(v, str) else v
+    if isinstance(v, str) and v.startswith("${") and v.endswith("}"):
+        return v[2:-1]
+    return v
+
+
+def memorystore_rules(cluster):
+    res = cluster["resource"]
+    pol = res.get(("google_network_connectivity_service_connection_policy", "memorystore"))
+    clusters = {n: res.get(("google_redis_cluster", n)) for n in ("state", "bytes")}
+    if not pol or not all(clusters.values()):
+        rule("M1", False, "the cluster stack declares the service connection policy and both Memorystore clusters")
+        return
+    psc = block(pol, "psc_config") or {}
+    subnets = [expr(x) for x in psc.get("subnetworks", [])]
+    subnet_ok = True
+    for sref in subnets:
+        m = re.match(r"google_compute_subnetwork\.(\w+)(\[0\])?\.id$", sref or "")
+        sub = res.get(("google_compute_subnetwork", m.group(1))) if m else None
+        subnet_ok &= bool(sub) and expr(sub.get("region")) == "var.region" and expr(sub.get("network")) == "google_compute_network.vpc.id"
+    rule("M1", expr(pol.get("service_class")) == "gcp-memorystore-redis" and expr(pol.get("location")) == "var.region"
+         and expr(pol.get("network")) == "google_compute_network.vpc.id" and subnets and subnet_ok,
+         "service connection policy: class gcp-memorystore-redis, in the clusters' region and network, on a subnet "
+         "of that region and network")
+    for name, c in clusters.items():
+        deps = " ".join(str(d) for d in c.get("depends_on", []))
+        rule("M2", expr((block(c, "psc_configs") or {}).get("network")) == "google_compute_network.vpc.id"
+             and expr(c.get("region")) == "var.region"
+             and "google_network_connectivity_service_connection_policy.memorystore" in deps,
+             f"{name}: Memorystore cluster in the policy's network and region, created after the policy")
+        shards, replicas, ntype = (var_default(f"memorystore_{name}_{k}") for k in ("shards", "replicas", "node_type"))
+        vtext = CLUSTER["text"]
+        rule("M3", 1 <= shards <= 250 and replicas in (0, 1, 2) and shards * (1 + replicas) <= 250
+             and ntype in MEMORYSTORE_NODE_TYPES and expr(c.get("shard_count")) == f"var.memorystore_{name}_shards"
+             and expr(c.get("replica_count")) == f"var.memorystore_{name}_replicas",
+             f"{name}: {shards} shards x (1 + {replicas} replicas) within Memorystore's 1-250 shards, 0-2 replicas "
+             f"and 250 usage units per instance; node type {ntype} is one Memorystore offers")
+        nt = re.search(r'variable "memorystore_%s_node_type".*?contains\(\[([^\]]*)\]' % name, vtext, re.S)
+        allowed = set(re.findall(r'"([A-Z0-9_]+)"', nt.group(1))) if nt else set()
+        rule("M3", allowed and allowed <= MEMORYSTORE_NODE_TYPES,
+             f"{name}: the node_type variable accepts only Memorystore's node types ({sorted(allowed - MEMORYSTORE_NODE_TYPES) or 'ok'})")
+        pc = block(c, "persistence_config") or {}
+        aof = block(pc, "aof_config") or {}
+        if name == "state":
+            rule("M4", uq(pc.get("mode")) == "AOF" and uq(aof.get("append_fsync")) == "EVERYSEC",
+                 "state: AOF persistence synced every second (records and claims survive a restart)")
+        else:
+            rule("M4", uq(pc.get("mode")) == "DISABLED" and not aof,
+                 "bytes: no persistence (uploads and results are not worth a disk write each)")
+        cfg = c.get("redis_configs") or {}
+        cfg = cfg[0] if isinstance(cfg, list) else cfg
+        rule("M5", uq(cfg.get("maxmemory-policy", cfg.get('"maxmemory-policy"'))) == "noeviction",
+             f"{name}: maxmemory-policy noeviction (Memorystore's default, volatile-lru, would evict keys of running jobs)")
+        rule("M6", uq(c.get("authorization_mode")) == "AUTH_MODE_DISABLED"
+             and uq(c.get("transit_encryption_mode")) == "TRANSIT_ENCRYPTION_MODE_DISABLED",
+             f"{name}: no IAM AUTH and no TLS, which dsobel's client cannot do (hourly IAM tokens, a per-instance CA)")
+        zd = block(c, "zone_distribution_config") or {}
+        rule("M9", uq(zd.get("mode")) == "MULTI_ZONE", f"{name}: nodes spread over the region's zones")
+        rule("M10", expr(c.get("deletion_protection_enabled")) == "var.deletion_protection",
+             f"{name}: deletion protection follows var.deletion_protection")
+    seeds = re.findall(r'"redis(s?)://\$\{e\.address\}:\$\{e\.port\}([^"]*)"', CLUSTER["text"])
+    rule("M6", len(seeds) == 2 and all(tls == "" and rest == "" for tls, rest in seeds),
+         "the seed lists are redis:// (no TLS), without credentials and without a database number (a cluster has only 0)")
+    rule("M9", var_default("memorystore_state_replicas") >= 1,
+         "the state store keeps a replica per shard by default (a node failure does not lose records)")
+    net = ipaddress.ip_network(var_default("store_subnet_cidr"))
+    limit = int(psc.get("limit", 0))
+    rule("M8", limit >= 4 and net.num_addresses - 4 >= limit,
+         f"the store subnet {net} has {net.num_addresses - 4} usable addresses for the policy's {limit} endpoints "
+         f"(two per cluster; Google reserves four per subnet)")
+    for script in ("scripts/deploy.sh", "scripts/deploy.ps1"):
+        text = open(os.path.join(REPO, script)).read()
+        rule("M10", all(f"-target=google_redis_cluster.{n}" in text for n in ("state", "bytes")),
+             f"{script}: destroy turns the Memorystore clusters' deletion protection off first")
+    apis = {uq(a) for a in cluster["locals"].get("apis", [])}
+    need = {"redis.googleapis.com", "networkconnectivity.googleapis.com", "serviceconsumermanagement.googleapis.com"}
+    rule("M11", need <= apis, f"APIs Memorystore's Private Service Connect automation needs: {sorted(need - apis) or 'all on'}")
+
+
+def memorystore_k8s_rules(overlay, by):
+    """M7, M8 on a render with components/memorystore."""
+    nps = by.get("NetworkPolicy", {})
+    if "memorystore-clients" not in nps:
+        return
+    rule("M7", not {"redis", "redis-bytes"} & set(by.get("StatefulSet", {})) and not any(
+        n in by.get("Service", {}) for n in ("redis", "redis-bytes", "redis-internal", "redis-bytes-internal")),
+        f"{overlay}: with Memorystore no in-cluster Redis, Service or load balancer is left")
+    app = next((o for n, o in by.get("Secret", {}).items() if n.startswith("dsobel-app")), {})
+    import base64
+    urls = {k: base64.b64decode(app.get("data", {}).get(k, "")).decode() for k in ("DSOBEL_REDIS_URL", "DSOBEL_REDIS_BYTES_URL")}
+    rule("M7", all(re.fullmatch(r"redis://[^/@,\s]+:[0-9]+(,redis://[^/@,\s]+:[0-9]+)*", u) for u in urls.values()),
+         f"{overlay}: the apps get both stores as cluster seed lists (redis://HOST:PORT,...): {urls}")
+    np_ = nps["memorystore-clients"]
+    ok = False
+    for r in np_["spec"].get("egress", []):
+        cidrs = {p.get("ipBlock", {}).get("cidr") for p in r.get("to", [])}
+        ports = {(p.get("port"), p.get("endPort", p.get("port"))) for p in r.get("ports", [])}
+        ok |= cidrs == {var_default("store_subnet_cidr")} and {(6379, 6379), (11000, 13047)} <= ports
+    rule("M8", ok, f"{overlay}: backend and worker reach the store subnet on 6379 and 11000-13047 (Memorystore's ports)")
+
+
+# ---------------------------------------------------------------- batches (B1-B7)
+
+def batch_rules(cluster, workers):
+    bucket = cluster["resource"].get(("google_storage_bucket", "batch"), {})
+    rule("B1", bucket and bucket.get("uniform_bucket_level_access") is True
+         and uq(bucket.get("public_access_prevention")) == "enforced" and uq(bucket.get("deletion_policy")) == "ABANDON",
+         "batch buckets: uniform access, public access prevented, left in place (with the user's objects) on destroy")
+    for stack_name, stack in (("cluster", cluster), ("workers", workers)):
+        for (typ, name), body in stack["resource"].items():
+            if typ != "google_project_iam_member" or name == "deployer":
+                continue  # the CI deployer's roles (var.deployer_roles) are G14's
+            text = json.dumps(body)
+            text += "".join(json.dumps(stack["locals"].get(m, "")) for m in re.findall(r"local\.(\w+)", text))
+            rule("B2", "roles/storage" not in text,
+                 f"{stack_name}: google_project_iam_member.{name} grants no storage role project-wide")
+    grant = cluster["resource"].get(("google_storage_bucket_iam_member", "batch"), {})
+    members = CLUSTER["locals"].get("batch_members", {})
+    principal = str(CLUSTER["locals"].get("ksa_principal", ""))
+    rule("B3", set(members) == {"backend", "worker"} and "/subject/ns/dsobel/sa" in principal
+         and "google_container_cluster.this.workload_identity_config" in principal
+         and "data.google_project.this.number" in principal and expr(grant.get("member")) == "each.value.member",
+         "bucket grants go to the principals ns/dsobel/sa/backend and ns/dsobel/sa/worker of the cluster's "
+         "Workload Identity pool (read from the cluster, so the grants wait for the pool to exist)")
+    roles = set(re.findall(r"roles/storage\.[A-Za-z]+", json.dumps(CLUSTER["locals"].get("batch_grants", ""))))
+    wgrant = workers["resource"].get(("google_storage_bucket_iam_member", "worker_batch"), {})
+    wroles = set(re.findall(r"roles/storage\.[A-Za-z]+", json.dumps(wgrant.get("role", ""))))
+    rule("B3", roles == wroles == {"roles/storage.objectUser", "roles/storage.objectViewer"}
+         and "google_service_account.worker.email" in str(wgrant.get("member")) and expr(wgrant.get("for_each")) == "var.batch_buckets",
+         "pods and worker VMs get object roles only (objectUser, objectViewer for read-only buckets), bucket by bucket")
+    text = json.dumps(bucket.get("dynamic", ""))
+    rule("B5", "_manifest/" in text and "Delete" in text and "manifest_expiry_days" in text,
+         "batch buckets: a lifecycle rule deletes _manifest/ objects at each root when manifest_expiry_days is set")
+    apis = {uq(a) for a in cluster["locals"].get("apis", [])}
+    rule("B7", "storage.googleapis.com" in apis, "the Cloud Storage API is enabled")
+
+
+def batch_k8s_rules(overlay, by, objs_info):
+    cm = by.get("ConfigMap", {}).get("dsobel-config", {}).get("data", {})
+    if "DSOBEL_BATCH_STORES" not in cm:
+        return
+    roots = cm["DSOBEL_BATCH_STORES"].split(",")
+    rule("B6", all(re.fullmatch(r"gs://[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](/[^,/][^,]*)?", r) for r in roots),
+         f"{overlay}: DSOBEL_BATCH_STORES lists gs:// roots only: {roots}")
+    np_ = by.get("NetworkPolicy", {}).get("google-apis")
+    ports = set()
+    for r in (np_ or {}).get("spec", {}).get("egress", []):
+        for p in r.get("to", []):
+            for q in r.get("ports", []):
+                ports.add((p.get("ipBlock", {}).get("cidr"), q.get("port")))
+    rule("B6", {("169.254.169.254/32", 80), ("169.254.169.252/32", 988), ("0.0.0.0/0", 443)} <= ports,
+         f"{overlay}: backend and worker reach the GKE metadata server (their tokens) and Cloud Storage over HTTPS")
+    sas = {n for n in by.get("ServiceAccount", {})}
+    users = {by["Deployment"][d]["spec"]["template"]["spec"].get("serviceAccountName") for d in ("backend", "worker")
+             if d in by.get("Deployment", {})}
+    rule("B3", users == {"backend", "worker"} <= sas,
+         f"{overlay}: backend and worker run as the Kubernetes service accounts dsobel/backend and dsobel/worker, "
+         "the principals the buckets' IAM names")
+
+
 def main():
     global REPO
     ap = argparse.ArgumentParser()
@@ -368,12 +629,16 @@ def main():
     ap.add_argument("--rendered")
     a = ap.parse_args()
     REPO = a.repo
+    global CLUSTER
     cluster = load_stack(os.path.join(REPO, "deploy/terraform/cluster"))
     workers = load_stack(os.path.join(REPO, "deploy/terraform/workers"))
+    CLUSTER = cluster
     g1_maintenance(cluster)
     g3_apis(cluster, workers)
     tf_rules(cluster, workers)
     g14_roles(cluster)
+    memorystore_rules(cluster)
+    batch_rules(cluster, workers)
     info = {}
     if a.rendered:
         for f in sorted(os.listdir(a.rendered)):

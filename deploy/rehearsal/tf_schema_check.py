@@ -16,6 +16,11 @@ Fails on:
   * a reference TYPE.NAME.ATTR (or data.TYPE.NAME.ATTR) to a resource the stack
     does not declare, or to an attribute the type does not have;
   * var.X / local.X that are not declared;
+  * a value the provider does not accept for an argument whose documentation
+    lists its possible values (node types, modes, enums): a literal, a local
+    holding a literal, each branch of a `cond ? "A" : "B"`, or a variable whose
+    default and `contains([...], var.X)` validation stay within those values
+    (a variable without such a validation is an error);
   * a provider version constraint in versions.tf that the schema's version
     does not satisfy.
 
@@ -36,6 +41,7 @@ LIFECYCLE = {"create_before_destroy", "prevent_destroy", "ignore_changes", "repl
 INTERNAL = {"__is_block__", "__comments__", "__inline_comments__", "__start_line__", "__end_line__"}
 
 LINK = re.compile(r"#([a-z0-9_]+) [A-Za-z0-9]+#[a-z0-9_]+\}")
+POSSIBLE = re.compile(r"Possible values: \[([^\]]*)\]")
 TYPE_LINK = re.compile(r"/docs(?:/(resources|data-sources)/[a-z0-9_]+)? ([a-z0-9_]+)\}")
 VERSION = re.compile(r"hashicorp/google/([0-9.]+)/docs")
 
@@ -70,11 +76,12 @@ def build_schema(assembly_path):
     def struct(fqn):
         if fqn in memo:
             return memo[fqn]
-        node = {"a": {}, "b": {}}
+        node = {"a": {}, "b": {}, "e": {}}
         memo[fqn] = node
         for p in types[fqn].get("properties", []):
             docs = p.get("docs", {})
-            m = LINK.search(docs.get("remarks", "") + " " + docs.get("summary", ""))
+            text = docs.get("summary", "") + " " + docs.get("remarks", "")
+            m = LINK.search(text)
             name = m.group(1) if m else camel_to_snake(p["name"])
             required = not p.get("optional", False)
             sub = unwrap(p["type"])
@@ -82,6 +89,9 @@ def build_schema(assembly_path):
                 node["b"][name] = {"r": required, "n": struct(sub)}
             else:
                 node["a"][name] = required
+                values = POSSIBLE.search(text)
+                if values:
+                    node["e"][name] = re.findall(r'"([^"]*)"', values.group(1))
         return node
 
     def readable(cls):
@@ -127,6 +137,8 @@ def build_schema(assembly_path):
         ids[key] = len(table)
         table.append(None)
         entry = {"a": node["a"], "b": {k: [v["r"], None] for k, v in node["b"].items()}}
+        if node.get("e"):
+            entry["e"] = node["e"]
         if "c" in node:
             entry["c"] = node["c"]
         table[ids[key]] = entry
@@ -135,6 +147,7 @@ def build_schema(assembly_path):
         return ids[key]
 
     return {
+        "format": 2,
         "version": out["version"],
         "nodes": table,
         "provider": intern(out["provider"]),
@@ -177,6 +190,9 @@ class Checker:
     def __init__(self, schema):
         self.s = schema
         self.errors = []
+        self.variables = {}
+        self.locals = {}
+        self.enum_checks = 0
 
     def node(self, i):
         return self.s["nodes"][i]
@@ -217,6 +233,8 @@ class Checker:
             elif key in attrs:
                 if is_block(val):
                     self.err(where, f"{key!r} is an argument, written as a block")
+                elif key in node.get("e", {}):
+                    self.enum(where, key, val, node["e"][key])
             else:
                 self.err(where, f"unknown argument or block {key!r}")
         for name, req in attrs.items():
@@ -225,6 +243,43 @@ class Checker:
         for name, (req, _) in blocks.items():
             if req and name not in present:
                 self.err(where, f"required block {name!r} missing")
+
+    def enum(self, where, key, val, allowed):
+        """A value of an argument with documented possible values stays within them."""
+        if not isinstance(val, str):
+            return
+        literal = re.fullmatch(r'"([^"$]*)"', val)
+        inner = val[2:-1] if val.startswith("${") and val.endswith("}") else None
+        if literal:
+            found = [literal.group(1)]
+        elif inner and re.fullmatch(r"var\.([a-z0-9_]+)", inner):
+            name = inner[4:]
+            var = self.variables.get(name)
+            if var is None:
+                return  # reported as undeclared elsewhere
+            lists = re.findall(r"contains\(\[([^\]]*)\],\s*var\.%s\)" % name, json.dumps(var.get("validation", [])).replace('\\"', '"'))
+            if not lists:
+                self.err(where, f"{key} = var.{name}: the variable has no contains([...], var.{name}) validation "
+                         f"keeping it to the provider's values {allowed}")
+                return
+            found = [unquote(x.strip()) for x in lists[0].split(",") if x.strip()]
+            if isinstance(var.get("default"), str):
+                found.append(unquote(var["default"]))
+        elif inner and re.fullmatch(r"local\.[a-z0-9_.]+", inner):
+            value = self.locals
+            for part in inner.split(".")[1:]:
+                value = value.get(part) if isinstance(value, dict) else None
+            if not isinstance(value, str) or not re.fullmatch(r'"[^"$]*"', value):
+                return
+            found = [unquote(value)]
+        elif inner and re.fullmatch(r'[^?"]+\?\s*"[^"$]*"\s*:\s*"[^"$]*"', inner):
+            found = re.findall(r'"([^"$]*)"', inner)
+        else:
+            return
+        self.enum_checks += 1
+        bad = [v for v in found if v not in allowed]
+        if bad:
+            self.err(where, f"{key}: {bad} not among the provider's values {allowed}")
 
     def lifecycle(self, where, val, node):
         for lc in val:
@@ -254,11 +309,14 @@ def check_stack(checker, stack):
             docs[f] = hcl2.load(open(path))
         except Exception as e:  # a parse error is a finding too
             checker.err(path, f"does not parse: {e}")
+    checker.variables, checker.locals = {}, {}
     for f, d in docs.items():
         for blk in d.get("variable", []):
             declared["var"].update(unquote(k) for k in blk if k not in INTERNAL)
+            checker.variables.update({unquote(k): v for k, v in blk.items() if k not in INTERNAL})
         for blk in d.get("locals", []):
             declared["local"].update(k for k in blk if k not in INTERNAL)
+            checker.locals.update({k: v for k, v in blk.items() if k not in INTERNAL})
         for kind in ("resource", "data"):
             for blk in d.get(kind, []):
                 for typ, inst in blk.items():
@@ -326,13 +384,17 @@ def main():
             json.dump(schema, f, separators=(",", ":"))
         os.replace(tmp, a.schema)
     schema = json.load(open(a.schema))
+    if schema.get("format") != 2:
+        sys.exit(f"{a.schema}: a schema of an older format (no argument values); rebuild it with --assembly")
     c = Checker(schema)
     total = 0
     for stack in a.stacks:
+        before = c.enum_checks
         k = check_stack(c, stack)
         total += k
         print(f"{stack}: {k} resources and data sources checked against google provider {schema['version']} "
-              f"({len(schema['resource'])} resource types, {len(schema['data'])} data sources known)")
+              f"({len(schema['resource'])} resource types, {len(schema['data'])} data sources known), "
+              f"{c.enum_checks - before} values against the provider's documented possible values")
     if c.errors:
         print("\n".join(c.errors), file=sys.stderr)
         sys.exit(1)

@@ -30,6 +30,9 @@ tf_main = open(os.path.join(tfdir, "cluster", "main.tf")).read()
 pool_key = re.search(r'pool_label_key\s*=\s*"([^"]+)"', tf_main).group(1)
 assert 'effect = "NO_SCHEDULE"' in tf_main and 'value  = "infra"' in tf_main, "infra taint not found in Terraform"
 workers_cidr = tf_default(os.path.join(tfdir, "cluster", "variables.tf"), "workers_subnet_cidr")
+store_cidr = tf_default(os.path.join(tfdir, "cluster", "variables.tf"), "store_subnet_cidr")
+PRIVATE = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
+STORE_CLIENTS = {"backend", "worker"}
 
 CLUSTER_SCOPED = {"Namespace"}
 GRACE = {"backend": 45, "worker": 60}
@@ -37,6 +40,24 @@ GRACE = {"backend": 45, "worker": 60}
 
 def labels_match(selector, labels):
     return selector and all(labels.get(k) == v for k, v in selector.items())
+
+
+def selector_names(pod_selector):
+    """The app.kubernetes.io/name values a podSelector picks (matchLabels or an In expression)."""
+    name = pod_selector.get("matchLabels", {}).get("app.kubernetes.io/name")
+    if name:
+        return {name}
+    for e in pod_selector.get("matchExpressions", []):
+        if e.get("key") == "app.kubernetes.io/name" and e.get("operator") == "In":
+            return set(e.get("values", []))
+    return set()
+
+
+def ports_of(rule):
+    out = set()
+    for p in rule.get("ports", []):
+        out.add((p.get("protocol", "TCP"), p["port"], p.get("endPort", p["port"])))
+    return out
 
 
 for fname in sorted(os.listdir(rendered)):
@@ -111,7 +132,7 @@ for fname in sorted(os.listdir(rendered)):
 
         # ---- GKE placement matches Terraform's pools
         if overlay.startswith("gke"):
-            pool = "infra" if name in ("rabbitmq", "redis") else "app"
+            pool = "infra" if name in ("rabbitmq", "redis", "redis-bytes") else "app"
             if spec.get("nodeSelector", {}).get(pool_key) != pool:
                 err(overlay, f"{name}: nodeSelector {pool_key}={pool} missing")
             tol = [t for t in spec.get("tolerations", []) if t.get("key") == pool_key]
@@ -126,13 +147,38 @@ for fname in sorted(os.listdir(rendered)):
             if not any(labels_match(sel, pl) for pl in pod_labels.values()):
                 err(overlay, f"{kind}/{name}: selector {sel} selects no pod")
     for name, o in by.get("NetworkPolicy", {}).items():
-        sel = o["spec"]["podSelector"].get("matchLabels")
-        if sel and not any(labels_match(sel, pl) for pl in pod_labels.values()):
+        names = selector_names(o["spec"]["podSelector"])
+        pods = {pl.get("app.kubernetes.io/name") for pl in pod_labels.values()}
+        if o["spec"]["podSelector"] and not names & pods:
             err(overlay, f"NetworkPolicy/{name}: podSelector selects no pod")
+    # ---- egress to addresses (not pods): only backend and worker, and only to
+    # the store's endpoint subnet (Memorystore), the GKE metadata server and
+    # HTTPS on public addresses (Cloud Storage for batches)
+    allowed = {
+        (store_cidr, frozenset()): {("TCP", 6379, 6379), ("TCP", 11000, 13047)},
+        ("169.254.169.254/32", frozenset()): {("TCP", 80, 80)},
+        ("169.254.169.252/32", frozenset()): {("TCP", 988, 988)},
+    }
+    for name, o in by.get("NetworkPolicy", {}).items():
+        names = selector_names(o["spec"]["podSelector"])
+        for rule in o["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                block = peer.get("ipBlock")
+                if not block:
+                    continue
+                key = (block["cidr"], frozenset(block.get("except", [])))
+                ports = ports_of(rule)
+                if not names or not names <= STORE_CLIENTS:
+                    err(overlay, f"NetworkPolicy/{name}: egress to {block['cidr']} from {sorted(names) or 'every pod'}")
+                elif block["cidr"] == "0.0.0.0/0":
+                    if not PRIVATE <= set(block.get("except", [])) or ports != {("TCP", 443, 443)}:
+                        err(overlay, f"NetworkPolicy/{name}: egress to public addresses must be HTTPS only, with the private ranges excepted")
+                elif key not in allowed or not ports <= allowed[key]:
+                    err(overlay, f"NetworkPolicy/{name}: egress to {block['cidr']} on {sorted(ports)} is none of the store subnet, the metadata server or public HTTPS")
     if "default-deny" not in by.get("NetworkPolicy", {}):
         err(overlay, "no default-deny NetworkPolicy")
     # ---- only backend and workers (and, on GKE, the VM subnet / KEDA) reach the brokers
-    for broker in ("rabbitmq", "redis"):
+    for broker in ("rabbitmq", "redis", "redis-bytes"):
         for name, o in by.get("NetworkPolicy", {}).items():
             sel = o["spec"]["podSelector"].get("matchLabels", {})
             if sel.get("app.kubernetes.io/name") != broker:
@@ -191,12 +237,12 @@ for fname in sorted(os.listdir(rendered)):
         for k, v in cm["data"].items():
             if not re.fullmatch(r"DSOBEL_[A-Z_]+|RUST_LOG", k) or not isinstance(v, str):
                 err(overlay, f"dsobel-config: {k} is not a DSOBEL_* string setting")
-        for k in ("DSOBEL_AMQP_URL", "DSOBEL_REDIS_URL", "DSOBEL_API_KEY"):
+        for k in ("DSOBEL_AMQP_URL", "DSOBEL_REDIS_URL", "DSOBEL_REDIS_BYTES_URL", "DSOBEL_API_KEY"):
             if k in cm["data"]:
                 err(overlay, f"dsobel-config: {k} belongs in a Secret")
     app = by.get("Secret", {}).get("dsobel-app") or next(
         (s for n, s in by.get("Secret", {}).items() if n.startswith("dsobel-app")), None)
-    for k in ("DSOBEL_AMQP_URL", "DSOBEL_REDIS_URL"):
+    for k in ("DSOBEL_AMQP_URL", "DSOBEL_REDIS_URL", "DSOBEL_REDIS_BYTES_URL"):
         if not app or k not in app.get("data", {}):
             err(overlay, f"Secret dsobel-app lacks {k}")
 

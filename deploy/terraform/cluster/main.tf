@@ -20,8 +20,16 @@ locals {
     "iamcredentials.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
+    # Memorystore for Redis Cluster and the Private Service Connect automation
+    # that places its endpoints in the VPC (store = "memorystore"; free to
+    # enable otherwise).
+    "networkconnectivity.googleapis.com",
+    "redis.googleapis.com",
     "secretmanager.googleapis.com",
+    "serviceconsumermanagement.googleapis.com",
     "serviceusage.googleapis.com",
+    # Batch buckets (var.batch_buckets).
+    "storage.googleapis.com",
     "sts.googleapis.com",
   ]
 
@@ -49,6 +57,11 @@ data "google_compute_zones" "available" {
 
   depends_on = [google_project_service.apis]
 }
+
+# The project's number: the budget's filter and the Workload Identity
+# principals of the batch buckets' IAM name the project by it. Read through
+# Resource Manager, which scripts/deploy.sh enables before Terraform runs.
+data "google_project" "this" {}
 
 # ---------------------------------------------------------------- network
 
@@ -148,6 +161,7 @@ resource "google_compute_router_nat" "nat" {
 
 # Fixed internal addresses for the RabbitMQ and Redis internal load balancers,
 # so the worker VMs' settings do not change when the Services are recreated.
+# The two Redis roles have load balancers only while they run in the cluster.
 resource "google_compute_address" "rabbitmq_ilb" {
   name         = "${var.name}-rabbitmq-ilb"
   region       = var.region
@@ -158,7 +172,20 @@ resource "google_compute_address" "rabbitmq_ilb" {
 }
 
 resource "google_compute_address" "redis_ilb" {
+  count = local.memorystore ? 0 : 1
+
   name         = "${var.name}-redis-ilb"
+  region       = var.region
+  subnetwork   = google_compute_subnetwork.gke.id
+  address_type = "INTERNAL"
+  purpose      = "GCE_ENDPOINT"
+  labels       = local.labels
+}
+
+resource "google_compute_address" "redis_bytes_ilb" {
+  count = local.memorystore ? 0 : 1
+
+  name         = "${var.name}-redis-bytes-ilb"
   region       = var.region
   subnetwork   = google_compute_subnetwork.gke.id
   address_type = "INTERNAL"

@@ -87,9 +87,6 @@ resource "google_monitoring_dashboard" "dsobel" {
 
 # ---------------------------------------------------------------- budget
 
-data "google_project" "this" {
-  count = var.billing_account == "" ? 0 : 1
-}
 
 resource "google_billing_budget" "project" {
   count = var.billing_account == "" ? 0 : 1
@@ -98,7 +95,7 @@ resource "google_billing_budget" "project" {
   display_name    = "${var.name} ${var.project_id}"
 
   budget_filter {
-    projects = ["projects/${data.google_project.this[0].number}"]
+    projects = ["projects/${data.google_project.this.number}"]
   }
 
   amount {

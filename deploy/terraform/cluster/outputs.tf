@@ -34,8 +34,8 @@ output "rabbitmq_ilb_ip" {
 }
 
 output "redis_ilb_ip" {
-  description = "Reserved internal IP of the Redis internal load balancer."
-  value       = google_compute_address.redis_ilb.address
+  description = "Reserved internal IP of the state Redis's internal load balancer (store = \"in-cluster\"); empty with Memorystore."
+  value       = local.memorystore ? "" : google_compute_address.redis_ilb[0].address
 }
 
 output "web_address_name" {
@@ -71,4 +71,44 @@ output "workload_identity_provider" {
 output "deployer_service_account" {
   description = "Service account the pipelines impersonate (GitHub variable GCP_DEPLOYER_SA); empty without github_repository."
   value       = local.github_enabled ? google_service_account.deployer[0].email : ""
+}
+
+output "redis_bytes_ilb_ip" {
+  description = "Reserved internal IP of the bytes Redis's internal load balancer (store = \"in-cluster\"); empty with Memorystore."
+  value       = local.memorystore ? "" : google_compute_address.redis_bytes_ilb[0].address
+}
+
+output "store" {
+  description = "Where the store runs: in-cluster or memorystore (scripts/deploy.sh renders the apps for it)."
+  value       = var.store
+}
+
+output "store_subnet_cidr" {
+  description = "Range of the Memorystore endpoints' subnet, the only one backend and worker pods may reach the store in; empty in-cluster."
+  value       = local.memorystore ? google_compute_subnetwork.store[0].ip_cidr_range : ""
+}
+
+output "memorystore_state_seeds" {
+  description = "DSOBEL_REDIS_URL for Memorystore: the state cluster's discovery endpoints as a seed list (redis://ADDRESS:PORT,...); empty in-cluster."
+  value       = local.memorystore_state_seeds
+}
+
+output "memorystore_bytes_seeds" {
+  description = "DSOBEL_REDIS_BYTES_URL for Memorystore: the bytes cluster's discovery endpoints as a seed list; empty in-cluster."
+  value       = local.memorystore_bytes_seeds
+}
+
+output "batch_stores" {
+  description = "DSOBEL_BATCH_STORES: the gs:// roots batches may read and write, comma separated; empty without batch buckets."
+  value       = local.batch_stores
+}
+
+output "batch_buckets" {
+  description = "var.batch_buckets as applied (input of deploy/terraform/workers, and what scripts/deploy.sh keeps when GCP_BATCH_BUCKETS is not set)."
+  value       = var.batch_buckets
+}
+
+output "batch_buckets_created" {
+  description = "The batch buckets this stack created, comma separated (make destroy leaves them and their objects in place and says so)."
+  value       = join(",", keys(local.batch_created))
 }

@@ -122,9 +122,9 @@ variable "release_channel" {
 }
 
 variable "infra_machine_type" {
-  description = "Machine type of the infrastructure pool (RabbitMQ, Redis)."
+  description = "Machine type of the infrastructure pool (RabbitMQ and, with store = \"in-cluster\", the two Redis roles). 16 GB holds both Redis roles at the sizes docs/deploy.md#capacity derives (7 GiB bytes store, 2 GiB state store) next to RabbitMQ, on one node if need be; with store = \"memorystore\" e2-standard-2 is enough."
   type        = string
-  default     = "e2-standard-2"
+  default     = "e2-highmem-2"
 }
 
 variable "infra_nodes_per_zone" {
@@ -223,10 +223,15 @@ variable "deployer_roles" {
     "roles/resourcemanager.projectIamAdmin",
     "roles/secretmanager.admin",
     "roles/serviceusage.serviceUsageAdmin",
-    # The Terraform state: objects, and storage.buckets.get for the
-    # `gcloud storage buckets describe` every pipeline starts with.
-    "roles/storage.objectAdmin",
-    "roles/storage.bucketViewer",
+    # The Terraform state bucket (objects, and storage.buckets.get for the
+    # `gcloud storage buckets describe` every pipeline starts with), and the
+    # batch buckets: creating them and granting the apps access to them.
+    "roles/storage.admin",
+    # Memorystore for Redis Cluster (store = "memorystore"): the clusters and
+    # the service connection policy that lets them place their Private Service
+    # Connect endpoints in the VPC.
+    "roles/redis.admin",
+    "roles/networkconnectivity.consumerNetworkAdmin",
   ]
 }
 
@@ -279,4 +284,133 @@ variable "backlog_alert_threshold" {
   description = "Alert when more strips than this wait in the queue and the backlog keeps growing for 10 minutes."
   type        = number
   default     = 200
+}
+
+# ---------------------------------------------------------------- store
+
+variable "store" {
+  description = "Where the store runs. \"in-cluster\": two Redis StatefulSets on the infra pool (the state role with an append-only file, the bytes role without persistence), for small deploys. \"memorystore\": two Memorystore for Redis Cluster instances (state with AOF persistence, bytes without), reached through Private Service Connect, the production store that grows by shards. docs/deploy.md#store-roles."
+  type        = string
+  default     = "in-cluster"
+
+  validation {
+    condition     = contains(["in-cluster", "memorystore"], var.store)
+    error_message = "store must be \"in-cluster\" or \"memorystore\"."
+  }
+}
+
+variable "store_subnet_cidr" {
+  description = "Range of the subnet that receives the Memorystore clusters' Private Service Connect endpoints (two per cluster, four in all); used only with store = \"memorystore\". Backend and worker pods are allowed to reach exactly this range."
+  type        = string
+  default     = "10.40.0.0/28"
+
+  validation {
+    condition     = can(cidrhost(var.store_subnet_cidr, 0)) && tonumber(split("/", var.store_subnet_cidr)[1]) <= 28
+    error_message = "store_subnet_cidr must be an IPv4 CIDR of /28 or larger (four endpoints and the subnet's reserved addresses)."
+  }
+}
+
+variable "memorystore_state_shards" {
+  description = "Shards of the state store (records, claims, pending sets; about 0.5 KB a job and a few small commands). One shard carries thousands of jobs a second (docs/deploy.md#capacity)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.memorystore_state_shards >= 1 && var.memorystore_state_shards <= 250 && floor(var.memorystore_state_shards) == var.memorystore_state_shards
+    error_message = "memorystore_state_shards must be a whole number from 1 to 250."
+  }
+}
+
+variable "memorystore_state_replicas" {
+  description = "Replicas per shard of the state store (0-2). One keeps the records through a node failure (the replica takes over); the append-only file covers the loss of a whole shard."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = contains([0, 1, 2], var.memorystore_state_replicas) && var.memorystore_state_shards * (1 + var.memorystore_state_replicas) <= 250
+    error_message = "memorystore_state_replicas must be 0, 1 or 2, and shards x (1 + replicas) at most 250 (Memorystore's usage units per instance)."
+  }
+}
+
+variable "memorystore_state_node_type" {
+  description = "Node type of the state store's shards."
+  type        = string
+  default     = "REDIS_STANDARD_SMALL"
+
+  validation {
+    condition     = contains(["REDIS_SHARED_CORE_NANO", "REDIS_STANDARD_SMALL", "REDIS_HIGHMEM_MEDIUM", "REDIS_HIGHCPU_MEDIUM", "REDIS_STANDARD_LARGE", "REDIS_HIGHMEM_XLARGE", "REDIS_HIGHMEM_2XLARGE"], var.memorystore_state_node_type)
+    error_message = "memorystore_state_node_type must be one of Memorystore's node types, e.g. REDIS_STANDARD_SMALL."
+  }
+}
+
+variable "memorystore_bytes_shards" {
+  description = "Shards of the bytes store (uploads while their jobs run, PNGs for DSOBEL_RESULT_TTL_SECS). The rate it holds grows with the shard count: docs/deploy.md#capacity."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.memorystore_bytes_shards >= 1 && var.memorystore_bytes_shards <= 250 && floor(var.memorystore_bytes_shards) == var.memorystore_bytes_shards
+    error_message = "memorystore_bytes_shards must be a whole number from 1 to 250."
+  }
+}
+
+variable "memorystore_bytes_replicas" {
+  description = "Replicas per shard of the bytes store (0-2). 0: a failed node fails the jobs in flight on its shard (job-lost) and loses their results, which the bytes role accepts; 1 keeps them through a failover at twice the nodes."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = contains([0, 1, 2], var.memorystore_bytes_replicas) && var.memorystore_bytes_shards * (1 + var.memorystore_bytes_replicas) <= 250
+    error_message = "memorystore_bytes_replicas must be 0, 1 or 2, and shards x (1 + replicas) at most 250 (Memorystore's usage units per instance)."
+  }
+}
+
+variable "memorystore_bytes_node_type" {
+  description = "Node type of the bytes store's shards."
+  type        = string
+  default     = "REDIS_STANDARD_SMALL"
+
+  validation {
+    condition     = contains(["REDIS_SHARED_CORE_NANO", "REDIS_STANDARD_SMALL", "REDIS_HIGHMEM_MEDIUM", "REDIS_HIGHCPU_MEDIUM", "REDIS_STANDARD_LARGE", "REDIS_HIGHMEM_XLARGE", "REDIS_HIGHMEM_2XLARGE"], var.memorystore_bytes_node_type)
+    error_message = "memorystore_bytes_node_type must be one of Memorystore's node types, e.g. REDIS_STANDARD_SMALL."
+  }
+}
+
+# ---------------------------------------------------------------- batches
+
+variable "batch_buckets" {
+  description = <<-EOT
+    Cloud Storage buckets that batches may read and write (DSOBEL_BATCH_STORES), by name. Each:
+      create               true: Terraform creates it (and on destroy leaves it and its objects
+                           in place); false: an existing bucket, only granted access
+      writable             false: read-only (a batch source); true: outputs and manifests too
+      location             where a created bucket lives (default: the region)
+      prefixes             allowed roots inside the bucket (default: the whole bucket)
+      manifest_expiry_days > 0: objects under _manifest/ at each root are deleted after this many days
+    The backend's and the workers' Kubernetes service accounts (Workload Identity) and the worker
+    VMs' service account get object access to exactly these buckets; nothing project-wide.
+  EOT
+  type = map(object({
+    create               = optional(bool, true)
+    writable             = optional(bool, true)
+    location             = optional(string, "")
+    prefixes             = optional(list(string), [])
+    manifest_expiry_days = optional(number, 0)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for name, b in var.batch_buckets : can(regex("^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$", name)) && !startswith(name, "goog")])
+    error_message = "batch_buckets keys must be bucket names: 3-63 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit, not starting with \"goog\"."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for b in var.batch_buckets : [for p in b.prefixes : can(regex("^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", p)) && !contains(split("/", p), "..") && !contains(split("/", p), ".")]]))
+    error_message = "batch_buckets prefixes are relative folder paths (a/b), without leading or trailing '/', '.' or '..'."
+  }
+
+  validation {
+    condition     = alltrue([for b in var.batch_buckets : b.manifest_expiry_days >= 0 && floor(b.manifest_expiry_days) == b.manifest_expiry_days])
+    error_message = "manifest_expiry_days must be a whole number of days (0: keep manifests)."
+  }
 }

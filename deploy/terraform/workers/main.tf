@@ -11,7 +11,7 @@ locals {
 
   settings = merge(var.worker_settings, {
     DSOBEL_HEALTH_LISTEN = "0.0.0.0:9090"
-  })
+  }, var.batch_stores == "" ? {} : { DSOBEL_BATCH_STORES = var.batch_stores })
 
   # Built from names, not read with a data source: the stack must plan (and
   # destroy) even when the cluster stack's network is gone.
@@ -79,6 +79,16 @@ resource "google_secret_manager_secret_iam_member" "worker_redis" {
   member    = "serviceAccount:${google_service_account.worker.email}"
 }
 
+# Batches: object access to exactly the batch buckets, bucket by bucket (the
+# cluster stack grants the same to the backend and worker pods).
+resource "google_storage_bucket_iam_member" "worker_batch" {
+  for_each = var.batch_buckets
+
+  bucket = each.key
+  role   = each.value.writable ? "roles/storage.objectUser" : "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.worker.email}"
+}
+
 # ---------------------------------------------------------------- VMs
 
 resource "google_compute_instance_template" "worker" {
@@ -142,7 +152,9 @@ resource "google_compute_instance_template" "worker" {
     dsobel-image           = var.image
     dsobel-rabbitmq-addr   = var.rabbitmq_address
     dsobel-rabbitmq-user   = var.rabbitmq_user
-    dsobel-redis-addr      = var.redis_address
+    dsobel-redis-url       = var.state_store_url
+    dsobel-redis-bytes-url = var.bytes_store_url
+    dsobel-redis-auth      = var.store_auth ? "true" : "false"
     dsobel-rabbitmq-secret = google_secret_manager_secret.rabbitmq_password.id
     dsobel-redis-secret    = google_secret_manager_secret.redis_password.id
     dsobel-settings        = join("\n", [for k in sort(keys(local.settings)) : "${k}=${local.settings[k]}"])
@@ -204,6 +216,7 @@ resource "google_compute_region_instance_group_manager" "workers" {
     google_secret_manager_secret_iam_member.worker_rabbitmq,
     google_secret_manager_secret_iam_member.worker_redis,
     google_artifact_registry_repository_iam_member.worker_pull,
+    google_storage_bucket_iam_member.worker_batch,
   ]
 }
 

@@ -63,13 +63,53 @@ variable "rabbitmq_address" {
   }
 }
 
-variable "redis_address" {
-  description = "host:port of Redis's internal load balancer (cluster output redis_ilb_ip, port 6379)."
+variable "state_store_url" {
+  description = "DSOBEL_REDIS_URL of the workers without credentials: redis://IP:6379/0 of the state Redis's internal load balancer (cluster output redis_ilb_ip), or the Memorystore state cluster's seed list (cluster output memorystore_state_seeds)."
   type        = string
 
   validation {
-    condition     = can(regex("^[0-9.]+:[0-9]+$", var.redis_address))
-    error_message = "redis_address must be IPv4:port, e.g. 10.10.0.6:6379."
+    condition     = can(regex("^redis://[0-9.]+:[0-9]+(/[0-9]+)?(,redis://[0-9.]+:[0-9]+(/[0-9]+)?)*$", var.state_store_url))
+    error_message = "state_store_url must be redis://IPv4:PORT[/DB], or a comma-separated list of them, without credentials."
+  }
+}
+
+variable "bytes_store_url" {
+  description = "DSOBEL_REDIS_BYTES_URL of the workers without credentials (the bytes Redis's load balancer, or the Memorystore bytes cluster's seed list); empty: the bytes go to the state store."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.bytes_store_url == "" || can(regex("^redis://[0-9.]+:[0-9]+(/[0-9]+)?(,redis://[0-9.]+:[0-9]+(/[0-9]+)?)*$", var.bytes_store_url))
+    error_message = "bytes_store_url must be empty, redis://IPv4:PORT[/DB], or a comma-separated list of them, without credentials."
+  }
+}
+
+variable "store_auth" {
+  description = "The store asks for a password (the in-cluster Redis roles): the VMs put the password from Secret Manager into both store URLs at start. false for Memorystore, which has no AUTH here."
+  type        = bool
+  default     = true
+}
+
+variable "batch_buckets" {
+  description = "The batch buckets (cluster output batch_buckets, the same type as the cluster stack's variable): the worker VMs' service account gets object access to each, read-only where writable = false."
+  type = map(object({
+    create               = optional(bool, true)
+    writable             = optional(bool, true)
+    location             = optional(string, "")
+    prefixes             = optional(list(string), [])
+    manifest_expiry_days = optional(number, 0)
+  }))
+  default = {}
+}
+
+variable "batch_stores" {
+  description = "DSOBEL_BATCH_STORES of the worker VMs (cluster output batch_stores): the gs:// roots batches may use; empty: none."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.batch_stores == "" || can(regex("^gs://[a-z0-9][a-z0-9_-]{1,61}[a-z0-9](/[^,]+)?(,gs://[a-z0-9][a-z0-9_-]{1,61}[a-z0-9](/[^,]+)?)*$", var.batch_stores))
+    error_message = "batch_stores must be empty or comma-separated gs://BUCKET[/PREFIX] roots."
   }
 }
 
@@ -163,18 +203,20 @@ variable "cpu_target" {
 }
 
 variable "worker_settings" {
-  description = "Extra DSOBEL_* / RUST_LOG settings for the worker process (same names as the binary's flags). Connection URLs are built from the addresses and secrets, not set here."
+  description = "Extra DSOBEL_* / RUST_LOG settings for the worker process (same names as the binary's flags). Connection URLs are built from the addresses and secrets, not set here. The lifetimes match the cluster's ConfigMap (deploy/k8s/base/config.yaml): a worker writes whole-image results and records with them."
   type        = map(string)
   default = {
     DSOBEL_QUEUE                 = "dsobel.strips"
     DSOBEL_LOG_FORMAT            = "json"
     DSOBEL_SHUTDOWN_TIMEOUT_SECS = "30"
+    DSOBEL_RESULT_TTL_SECS       = "600"
+    DSOBEL_WORK_TTL_SECS         = "600"
     RUST_LOG                     = "info"
   }
 
   validation {
-    condition     = alltrue([for k, v in var.worker_settings : can(regex("^(DSOBEL_[A-Z_]+|RUST_LOG)$", k)) && !contains(["DSOBEL_AMQP_URL", "DSOBEL_REDIS_URL", "DSOBEL_API_KEY"], k) && !can(regex("[\\n\\r]", v))])
-    error_message = "worker_settings keys must be DSOBEL_* or RUST_LOG, without the URL/key secrets, and values on one line."
+    condition     = alltrue([for k, v in var.worker_settings : can(regex("^(DSOBEL_[A-Z_]+|RUST_LOG)$", k)) && !contains(["DSOBEL_AMQP_URL", "DSOBEL_REDIS_URL", "DSOBEL_REDIS_BYTES_URL", "DSOBEL_API_KEY", "DSOBEL_BATCH_STORES"], k) && !can(regex("[\\n\\r]", v))])
+    error_message = "worker_settings keys must be DSOBEL_* or RUST_LOG, without the URLs and the key (built from the stack's inputs) or DSOBEL_BATCH_STORES (batch_stores), and values on one line."
   }
 }
 
