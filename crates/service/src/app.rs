@@ -69,6 +69,7 @@ pub async fn serve_with(
         max_strip_bytes: args.max_strip_bytes,
         compression: args.compression,
         max_jobs_in_flight: args.max_jobs_in_flight,
+        max_queued_jobs: args.max_queued_jobs,
         sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
         max_deliveries: args.transport.max_deliveries,
         max_strips: usize::from(args.max_fragments),
@@ -136,6 +137,7 @@ pub async fn serve_with(
     loops_stop.cancel();
     let _ = loops.await;
     coordinator_for_drain.stop_background(grace).await;
+    coordinator_for_drain.leave().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -19,6 +19,11 @@ pub struct TransportArgs {
     /// the embedded mode; `worker` needs both.
     #[arg(long, env = "DSOBEL_REDIS_URL", hide_env_values = true, value_parser = secret)]
     pub redis_url: Option<SecretString>,
+    /// Redis for the large values (uploads, strip rows and results, finished PNGs), which need
+    /// no persistence: one URL, or a comma-separated list of a Redis Cluster's seed nodes.
+    /// Unset: they go to --redis-url.
+    #[arg(long, env = "DSOBEL_REDIS_BYTES_URL", hide_env_values = true, value_parser = secret)]
+    pub redis_bytes_url: Option<SecretString>,
     /// Work queue name (its dead-letter queue is NAME.dead).
     #[arg(long, env = "DSOBEL_QUEUE", default_value = "dsobel.strips")]
     pub queue: String,
@@ -99,9 +104,14 @@ pub struct ServeArgs {
     /// Largest width or height accepted.
     #[arg(long, env = "DSOBEL_MAX_DIMENSION", default_value_t = Limits::default().max_dimension)]
     pub max_dimension: u32,
-    /// Jobs accepted but not finished before uploads get 429.
-    #[arg(long, env = "DSOBEL_MAX_JOBS_IN_FLIGHT", default_value_t = 64)]
+    /// Jobs this backend accepted and has not seen end before uploads get 429 (a bound on
+    /// the backend's own memory; the system-wide bound is DSOBEL_MAX_QUEUED_JOBS).
+    #[arg(long, env = "DSOBEL_MAX_JOBS_IN_FLIGHT", default_value_t = 1024)]
     pub max_jobs_in_flight: usize,
+    /// Jobs the whole system may hold beyond one per consuming worker before uploads get 429:
+    /// how many may wait in the queue, whichever backend replica they reach.
+    #[arg(long, env = "DSOBEL_MAX_QUEUED_JOBS", default_value_t = 256)]
+    pub max_queued_jobs: u64,
     /// How long what the store holds lives.
     #[command(flatten)]
     pub lifetimes: LifetimeArgs,

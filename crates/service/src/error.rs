@@ -67,6 +67,17 @@ pub enum Limit {
     /// This backend holds its most jobs in flight (`DSOBEL_MAX_JOBS_IN_FLIGHT`).
     #[error("too many jobs in flight ({0}, DSOBEL_MAX_JOBS_IN_FLIGHT)")]
     JobsInFlight(usize),
+    /// The whole system holds as many jobs as its consuming workers plus the queue allowance
+    /// (`DSOBEL_MAX_QUEUED_JOBS`).
+    #[error(
+        "the system holds {held} jobs, as many as its {workers} consuming workers and its queue (DSOBEL_MAX_QUEUED_JOBS) take"
+    )]
+    SystemJobs {
+        /// Jobs in flight in the system.
+        held: u64,
+        /// Workers consuming.
+        workers: u32,
+    },
     /// The bodies being received fill the upload memory (`DSOBEL_UPLOAD_MEMORY_BYTES`).
     #[error(
         "the server is receiving as many uploads as its upload memory allows ({0} bytes, DSOBEL_UPLOAD_MEMORY_BYTES)"

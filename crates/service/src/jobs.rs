@@ -82,10 +82,14 @@ pub async fn status(t: &Transport, id: &JobId) -> Result<JobStatus, JobsError> {
     Ok(status_of(t, record, failure, started.is_some()).await?)
 }
 
-/// The status of a job and, once it is done, its PNG, read in one round trip.
+/// The status of a job and, once it is done, its PNG, read in one round trip to each store.
 pub async fn status_and_result(t: &Transport, id: &JobId) -> Result<(JobStatus, Option<Bytes>), JobsError> {
-    let [record, failure, png, started] =
-        read_many(t, [t.keys.job(id), t.keys.failure(id), t.keys.result(id), t.keys.started(id)]).await?;
+    let result_key = t.keys.result(id);
+    let (state, png) = tokio::join!(
+        read_many(t, [t.keys.job(id), t.keys.failure(id), t.keys.started(id)]),
+        t.bytes.get(&result_key)
+    );
+    let ([record, failure, started], png) = (state?, png?);
     let record = parse_record(id, &record.ok_or_else(|| JobsError::UnknownJob(id.clone()))?)?;
     let failure = failure.map(|b| parse_failure(id, &b));
     Ok((status_of(t, record, failure, started.is_some()).await?, png))
@@ -116,7 +120,7 @@ async fn status_of(
     let strips_done = match state {
         JobState::Done => record.strips_total,
         _ if record.is_whole() => 0,
-        _ => t.store.hash_len(&t.keys.strips(&record.id)).await?.min(record.strips_total as u64) as u32,
+        _ => t.bytes.hash_len(&t.keys.strips(&record.id)).await?.min(record.strips_total as u64) as u32,
     };
     if state == JobState::Queued && (strips_done > 0 || started) {
         state = JobState::Processing;
@@ -169,7 +173,7 @@ pub async fn finish_done(
     ttl: Duration,
 ) -> Result<JobRecord, StoreError> {
     let id = record.id.clone();
-    t.store.put(&t.keys.result(&id), png.clone(), ttl).await?;
+    t.bytes.put(&t.keys.result(&id), png.clone(), ttl).await?;
     let mut record = record.ended(None);
     record.result_bytes = Some(png.len() as u64);
     save_record(t, &record, ttl).await?;
@@ -182,10 +186,14 @@ pub async fn finish_done(
 /// pending set (best effort: they expire anyway).
 pub async fn delete_work(t: &Transport, record: &JobRecord) {
     let id = &record.id;
-    if let Err(e) = t.store.delete(&t.keys.work(id, record.strips_total)).await {
+    let (work, started) = (t.keys.work(id, record.strips_total), [t.keys.started(id)]);
+    let (bytes, state) = tokio::join!(t.bytes.delete(&work), t.store.delete(&started));
+    if let Err(e) = bytes.and(state) {
         tracing::warn!(job_id = %id, error = %e, "could not delete a finished job's work keys; they will expire");
     }
-    if let Err(e) = t.store.set_remove(&t.keys.pending(), id.as_str()).await {
+    if let Some(owner) = &record.owner
+        && let Err(e) = t.store.set_remove(&t.keys.pending(owner), id.as_str()).await
+    {
         tracing::debug!(job_id = %id, error = %e, "could not take a finished job off the pending set; the sweeper will");
     }
 }

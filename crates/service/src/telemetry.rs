@@ -93,6 +93,8 @@ pub struct Metrics {
     pub strips_published: Counter,
     /// Dead-lettered tasks whose job this backend failed.
     pub dead_letters: Counter,
+    /// Jobs this backend took over from a replica that stopped.
+    pub jobs_taken_over: Counter,
     /// Jobs finished, by outcome, seen by this process.
     pub jobs_finished: Family<OutcomeLabels, Counter>,
     /// HTTP connections open.
@@ -132,6 +134,7 @@ impl Metrics {
             stitches: Counter::default(),
             strips_published: Counter::default(),
             dead_letters: Counter::default(),
+            jobs_taken_over: Counter::default(),
             jobs_finished: Family::default(),
             connections_open: Gauge::default(),
             connections_shed: Counter::default(),
@@ -166,6 +169,11 @@ impl Metrics {
             "dead_letters",
             "Dead-lettered tasks whose job was failed here",
             m.dead_letters.clone(),
+        );
+        registry.register(
+            "jobs_taken_over",
+            "Jobs taken over here from a backend replica that stopped",
+            m.jobs_taken_over.clone(),
         );
         registry.register(
             "strips_published",

@@ -1,5 +1,12 @@
-//! The three transport handles a process works with, chosen from the configuration: the
-//! in-memory adapter (embedded mode) or RabbitMQ and Redis.
+//! The transport handles a process works with, chosen from the configuration: the in-memory
+//! adapter (embedded mode) or RabbitMQ and Redis.
+//!
+//! The store has two roles. The *state* store (`DSOBEL_REDIS_URL`) holds what must survive a
+//! restart: job records and failures, idempotency claims, the replicas' pending sets and
+//! heartbeats, stitch locks. The *bytes* store (`DSOBEL_REDIS_BYTES_URL`) holds what is large
+//! and can be made again by submitting again: uploads, decoded strip rows, strip results and
+//! finished PNGs; it needs no persistence (losing it fails the jobs in flight with `job-lost`
+//! and drops finished results). Unset, the bytes go to the state store.
 
 use std::sync::Arc;
 
@@ -15,8 +22,11 @@ use crate::model::Keys;
 pub struct Transport {
     /// The work queue.
     pub queue: Arc<dyn JobQueue>,
-    /// The store.
+    /// The state store: records, failures, claims, pending sets, heartbeats, locks.
     pub store: Arc<dyn Store>,
+    /// The bytes store: uploads, strip rows and results, finished PNGs (the state store itself
+    /// unless a store of its own is configured).
+    pub bytes: Arc<dyn Store>,
     /// The wake-up channel.
     pub notifier: Arc<dyn Notifier>,
     /// Key names.
@@ -34,9 +44,11 @@ impl std::fmt::Debug for Transport {
 impl Transport {
     /// An in-memory transport (the embedded mode).
     pub fn memory(args: &TransportArgs) -> Transport {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         Transport {
             queue: Arc::new(MemoryQueue::new(queue_config(args))),
-            store: Arc::new(MemoryStore::new()),
+            bytes: store.clone(),
+            store,
             notifier: Arc::new(MemoryNotifier::new()),
             keys: Keys::new(&args.namespace),
             embedded: true,
@@ -63,20 +75,33 @@ impl Transport {
             let shown = without_password(url);
             move |e: TransportError| e.at(&shown)
         };
+        let store: Arc<dyn Store> = Arc::new(RedisStore::connect(redis).await.map_err(at(redis))?);
+        let bytes: Arc<dyn Store> = match &args.redis_bytes_url {
+            Some(url) => {
+                let url = url.expose_secret();
+                Arc::new(RedisStore::connect(url).await.map_err(at(url))?)
+            }
+            None => store.clone(),
+        };
         Ok(Transport {
             queue: Arc::new(RabbitQueue::connect(amqp, queue_config(args)).await.map_err(at(amqp))?),
-            store: Arc::new(RedisStore::connect(redis).await.map_err(at(redis))?),
+            store,
+            bytes,
             notifier: Arc::new(RedisNotifier::connect(redis, &channel).await.map_err(at(redis))?),
             keys,
             embedded: false,
         })
     }
 
-    /// Checks the queue, the store and the notifier; lists what failed.
+    /// Checks the queue, the stores and the notifier; lists what failed.
     pub async fn health(&self) -> Result<(), Vec<String>> {
-        let (q, s, n) =
-            tokio::join!(self.queue.health_check(), self.store.health_check(), self.notifier.health_check());
-        let failures: Vec<String> = [("queue", q), ("store", s), ("notifier", n)]
+        let (q, s, b, n) = tokio::join!(
+            self.queue.health_check(),
+            self.store.health_check(),
+            self.bytes.health_check(),
+            self.notifier.health_check()
+        );
+        let failures: Vec<String> = [("queue", q), ("store", s), ("bytes store", b), ("notifier", n)]
             .into_iter()
             .filter_map(|(name, r)| r.err().map(|e| format!("{name}: {e}")))
             .collect();

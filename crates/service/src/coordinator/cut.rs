@@ -1,17 +1,12 @@
 //! How a job is cut into tasks (DESIGN §3): one whole-image task, strips read from a JPEG's
 //! restart intervals, or strips handed out by the worker that decodes the image; and how many
-//! strips, from the broker's count of idle workers and the configured bounds.
-
-use std::time::{Duration, Instant};
+//! strips, from the system's idle workers (as the last beat counted them) and the configured
+//! bounds.
 
 use dsobel_codec::{Format, RestartIndex};
 
 use super::{Coordinator, MIN_STRIP_ROWS};
-use crate::locks::lock;
 use crate::model::Cut;
-
-/// How long the broker's counts of consumers and waiting messages are reused.
-const QUEUE_LOAD_MAX_AGE: Duration = Duration::from_millis(250);
 
 /// How a job is cut into tasks.
 pub(super) enum Plan {
@@ -51,31 +46,17 @@ pub(super) struct Shape {
 }
 
 impl Coordinator {
-    /// The queue's consumers and the messages waiting in it, as the broker reports them
-    /// (cached for a moment: a burst of uploads asks once).
-    async fn queue_load(&self) -> (u32, u64) {
-        let cached = *lock(&self.queue_load, "queue load");
-        let cached = cached.filter(|(at, ..)| at.elapsed() < QUEUE_LOAD_MAX_AGE);
-        if let Some((_, consumers, ready)) = cached {
-            return (consumers, ready);
-        }
-        let queue = &self.transport.queue;
-        let (consumers, ready) = tokio::join!(queue.consumer_count(), queue.depth());
-        let (consumers, ready) = (consumers.unwrap_or(1), ready.unwrap_or(0));
-        *lock(&self.queue_load, "queue load") = Some((Instant::now(), consumers, ready));
-        (consumers, ready)
-    }
-
     /// How many strips to cut on its own: one per idle worker, but none while tasks wait in
     /// the queue (the workers already have jobs to chew on, and a whole-image task is the
     /// cheapest way through) and no strip under the minimum size. A worker counts as busy for
-    /// each job of this backend still in flight.
-    async fn auto_strips(&self, width: usize, height: usize) -> usize {
-        let (consumers, ready) = self.queue_load().await;
-        if ready > 0 {
+    /// each job in flight in the whole system, as the last beat counted them; before the
+    /// first beat, nothing is split on its own.
+    fn auto_strips(&self, width: usize, height: usize) -> usize {
+        let Some(load) = self.system_load() else { return 1 };
+        if load.ready > 0 {
             return 1;
         }
-        let idle = (consumers as usize).saturating_sub(self.local.len());
+        let idle = (load.consumers as usize).saturating_sub(load.in_flight as usize);
         let pixels = (width * height) as u64;
         let most = (pixels / self.config.min_strip_pixels.max(1)).max(1) as usize;
         idle.min(most).clamp(1, height.max(1))
@@ -95,7 +76,7 @@ impl Coordinator {
     /// not pay in measurements (the decode, which stays on one worker, is most of the work), so
     /// such jobs stay whole, where a worker with a spare core overlaps the decode with the
     /// filter itself.
-    pub(super) async fn plan(
+    pub(super) fn plan(
         &self,
         shape: &Shape,
         markers: Option<Box<RestartIndex>>,
@@ -105,7 +86,7 @@ impl Coordinator {
         let most = self.most_strips(height);
         let count = match asked {
             Some(n) => (n as usize).clamp(1, most),
-            None => self.auto_strips(width, height).await.min(most),
+            None => self.auto_strips(width, height).min(most),
         };
         if count <= 1 {
             return Plan::Whole;

@@ -29,11 +29,19 @@ const TRANSPORT_DEADLINE: Duration = Duration::from_secs(10);
 pub const IDEMPOTENCY_CLAIM: Duration = Duration::from_secs(30);
 
 impl Coordinator {
-    /// Refuses new work while this backend has its maximum of jobs in flight (checked before an
-    /// upload's body is read, and again when it is submitted).
+    /// Refuses new work while this backend holds its maximum of jobs in flight, or the whole
+    /// system holds as many jobs as it has consuming workers plus its queue allowance (as the
+    /// last beat counted them: a burst that reaches several replicas at once may pass it by a
+    /// little). Checked before an upload's body is read, and again when it is submitted.
     pub fn admit(&self) -> Result<(), JobsError> {
         if self.local.len() >= self.config.max_jobs_in_flight {
             return Err(JobsError::TooBusy(Limit::JobsInFlight(self.config.max_jobs_in_flight)));
+        }
+        if let Some(load) = self.system_load() {
+            let room = u64::from(load.consumers) + self.config.max_queued_jobs;
+            if load.in_flight >= room {
+                return Err(JobsError::TooBusy(Limit::SystemJobs { held: load.in_flight, workers: load.consumers }));
+            }
         }
         Ok(())
     }
@@ -45,7 +53,7 @@ impl Coordinator {
     /// upload is then stored whole when it is submitted.
     pub async fn upload_sink(&self, id: &JobId, len: u64) -> Option<Box<dyn ValueSink>> {
         let t = &self.transport;
-        match t.store.put_in_parts(&t.keys.upload(id), len, self.config.work_ttl).await {
+        match t.bytes.put_in_parts(&t.keys.upload(id), len, self.config.work_ttl).await {
             Ok(sink) => sink,
             Err(e) => {
                 tracing::debug!(job_id = %id, error = %e, "the upload will be stored once it is in");
@@ -134,7 +142,7 @@ impl Coordinator {
     /// Deletes the stored upload of a job that will not be (best effort, in the background;
     /// its TTL would remove it anyway).
     pub fn discard_upload(&self, id: &JobId) {
-        let (store, key) = (self.transport.store.clone(), self.transport.keys.upload(id));
+        let (store, key) = (self.transport.bytes.clone(), self.transport.keys.upload(id));
         self.background.spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), store.delete(&[key])).await;
         });
@@ -157,47 +165,40 @@ impl Coordinator {
         let t = &self.transport;
         let started = Instant::now();
         let upload_key = t.keys.upload(&id);
-        let input_bytes = bytes.len() as u64;
-        let queue_it = async {
-            // The upload goes to the store while the cut is decided: for a large JPEG, reading
-            // the broker's load takes a round trip that the write covers.
-            let store_upload = async {
-                if !stored {
-                    t.store.put(&upload_key, bytes, self.config.work_ttl).await?;
-                }
-                Ok::<(), JobsError>(())
-            };
-            let (store_upload, plan) =
-                tokio::join!(store_upload, self.plan(&shape, markers, options.fragments));
-            store_upload?;
-            let record = JobRecord {
-                id: id.clone(),
-                state: JobState::Queued,
-                strips_total: plan.strips() as u32,
-                width,
-                height,
-                input_bytes,
-                result_bytes: None,
-                options,
-                timings: Timings::default(),
-                error: None,
-                created_ms,
-                compression: self.config.compression,
-                cut: plan.cut(),
-                notes: self.notes(&options, &plan, shape.height),
-            };
-            save_record(t, &record, self.config.result_ttl).await?;
-            t.store.set_add(&t.keys.pending(), id.as_str(), self.config.result_ttl).await?;
-            self.local.insert(record.clone());
-            let tasks = self.tasks(&id, &upload_key, &plan, &shape, &options);
-            try_join_all(tasks.iter().map(|task| t.queue.publish(task.to_body()))).await?;
-            Ok::<JobRecord, JobsError>(record)
+        let plan = self.plan(&shape, markers, options.fragments);
+        let record = JobRecord {
+            id: id.clone(),
+            state: JobState::Queued,
+            strips_total: plan.strips() as u32,
+            width,
+            height,
+            input_bytes: bytes.len() as u64,
+            result_bytes: None,
+            options,
+            timings: Timings::default(),
+            error: None,
+            created_ms,
+            compression: self.config.compression,
+            cut: plan.cut(),
+            notes: self.notes(&options, &plan, shape.height),
+            owner: Some(self.replica.clone()),
         };
-        let record = match tokio::time::timeout(TRANSPORT_DEADLINE, queue_it.instrument(span.clone())).await {
-            Ok(Ok(record)) => record,
+        let tasks = self.tasks(&id, &upload_key, &plan, &shape, &options);
+        let queue_it = async {
+            if !stored {
+                t.bytes.put(&upload_key, bytes, self.config.work_ttl).await?;
+            }
+            save_record(t, &record, self.config.result_ttl).await?;
+            t.store.set_add(&self.pending_key(), id.as_str(), self.config.result_ttl).await?;
+            self.local.insert(record.clone());
+            try_join_all(tasks.iter().map(|task| t.queue.publish(task.to_body()))).await?;
+            Ok::<(), JobsError>(())
+        };
+        match tokio::time::timeout(TRANSPORT_DEADLINE, queue_it.instrument(span.clone())).await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(self.abandon(&id, e).await),
             Err(_) => return Err(self.abandon(&id, JobsError::TimedOut).await),
-        };
+        }
         span.in_scope(|| {
             tracing::info!(
                 width,
@@ -275,10 +276,10 @@ impl Coordinator {
         tracing::warn!(job_id = %id, error = %error_chain(&error), "upload abandoned");
         self.local.remove(id);
         let t = &self.transport;
-        let keys = vec![t.keys.upload(id), t.keys.job(id)];
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            let _ = t.store.delete(&keys).await;
-            let _ = t.store.set_remove(&t.keys.pending(), id.as_str()).await;
+            let _ = t.bytes.delete(&[t.keys.upload(id)]).await;
+            let _ = t.store.delete(&[t.keys.job(id)]).await;
+            let _ = t.store.set_remove(&self.pending_key(), id.as_str()).await;
         })
         .await;
         error

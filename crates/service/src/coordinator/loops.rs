@@ -1,5 +1,6 @@
-//! The background loops of a backend: wake-ups from the workers, the sweeper that settles what
-//! a missed wake-up left (and finds jobs the store lost), and the dead-letter consumer. Each
+//! The background loops of a backend: wake-ups from the workers, the sweeper that beats (see
+//! `replicas`), settles what a missed wake-up left in this replica's pending set and finds jobs
+//! the store lost, and the dead-letter consumer. Each
 //! runs until shutdown and ends at its next step after it; stitches a wake-up asks for run as
 //! the coordinator's background tasks.
 
@@ -21,7 +22,7 @@ impl Coordinator {
         let t = &self.transport;
         let until = Instant::now() + deadline;
         while Instant::now() < until {
-            match t.store.set_members(&t.keys.pending()).await {
+            match t.store.set_members(&self.pending_key()).await {
                 Ok(pending) if pending.is_empty() => return true,
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -65,12 +66,15 @@ impl Coordinator {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! { _ = tick.tick() => {}, _ = shutdown.cancelled() => return }
+            if let Err(e) = self.beat().await {
+                tracing::debug!(error = %e, "could not beat: the store or the broker is unavailable");
+            }
             // Read before the pending set: a job is in the pending set before it is held here,
             // so a job of this list missing from that set has finished, or the store lost it.
             let local = self.local.records();
             // Members that are not job ids (none are written) are left alone.
             let pending: Vec<JobId> =
-                match self.transport.store.set_members(&self.transport.keys.pending()).await {
+                match self.transport.store.set_members(&self.pending_key()).await {
                     Ok(p) => p.iter().filter_map(|m| JobId::parse(m)).collect(),
                     Err(e) => {
                         tracing::debug!(error = %e, "sweep skipped: store unavailable");
@@ -109,7 +113,7 @@ impl Coordinator {
             Ok(Some(stored)) if !stored.state.is_over() => {
                 // Not over and not pending: the store lost the pending entry (a crash before
                 // its fsync). Listed again, the sweep keeps settling the job.
-                if let Err(e) = t.store.set_add(&t.keys.pending(), id.as_str(), self.config.result_ttl).await
+                if let Err(e) = t.store.set_add(&self.pending_key(), id.as_str(), self.config.result_ttl).await
                 {
                     tracing::debug!(job_id = %id, error = %e, "could not list a job as pending again yet");
                 }

@@ -14,7 +14,9 @@
 //! The work is split by responsibility: `intake` (store the upload, write the record, publish
 //! the task(s)), `cut` (how many strips, and how they are read), `settle` (stitch, finish,
 //! fail, cancel, dead letters), `loops` (the wake-up listener, the sweeper, the dead-letter
-//! consumer) and `local` (the jobs this backend holds, which admission counts). Every task the
+//! consumer), `local` (the jobs this backend holds) and `replicas` (each replica's heartbeat,
+//! the load of the whole system that admission and the strip count use, and the takeover of
+//! a stopped replica's jobs). Every task the
 //! coordinator starts in the background is owned by its [`Background`], bounded, and waited
 //! for (or stopped, giving back its lock) at shutdown.
 
@@ -22,11 +24,12 @@ mod cut;
 mod intake;
 mod local;
 mod loops;
+mod replicas;
 mod settle;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dsobel_codec::{Limits, RestartIndex};
@@ -36,13 +39,14 @@ use crate::background::Background;
 use crate::error::JobsError;
 use crate::jobs::{self, status_from};
 use crate::locks::lock;
-use crate::model::{JobId, JobRecord, JobState, JobStatus, job_lost};
+use crate::model::{JobId, JobRecord, JobState, JobStatus, ReplicaId, job_lost};
 use crate::telemetry::Metrics;
 use crate::transport::Transport;
 use crate::wakeups::{JobWatch, Wakeups};
 
 pub use intake::IDEMPOTENCY_CLAIM;
 use local::LocalJobs;
+use replicas::SystemLoad;
 
 /// The thinnest strip a job is cut into, in rows (its halo adds one row above and one below).
 pub const MIN_STRIP_ROWS: usize = 4;
@@ -85,8 +89,11 @@ pub struct CoordinatorConfig {
     pub max_strip_bytes: u64,
     /// Deflate level of the strips.
     pub compression: u8,
-    /// Jobs in flight before 429.
+    /// Jobs in flight in this backend before 429.
     pub max_jobs_in_flight: usize,
+    /// Jobs the whole system holds beyond one per consuming worker before 429: how many may
+    /// wait in the queue.
+    pub max_queued_jobs: u64,
     /// Sweeper period.
     pub sweep_interval: Duration,
     /// Deliveries of a strip before the queue dead-letters it (for the failure message).
@@ -107,8 +114,10 @@ pub struct Coordinator {
     wakeups: Wakeups,
     /// Jobs accepted by this process and not finished.
     local: LocalJobs,
-    /// The broker's last answer on consumers and waiting messages, and when it came.
-    queue_load: Mutex<Option<(Instant, u32, u64)>>,
+    /// This replica's id.
+    replica: ReplicaId,
+    /// What the last beat learnt of the whole system.
+    system_load: Mutex<Option<SystemLoad>>,
     /// The tasks this coordinator started in the background.
     background: Background,
     /// Jobs a background stitch of this process is working on.
@@ -127,7 +136,8 @@ impl Coordinator {
             config,
             metrics,
             wakeups: Wakeups::default(),
-            queue_load: Mutex::new(None),
+            replica: ReplicaId::random(),
+            system_load: Mutex::new(None),
             background: Background::new(),
             stitching: Mutex::new(HashSet::new()),
             stitch_slots,
@@ -153,6 +163,11 @@ impl Coordinator {
     /// Starts watching job `id`'s wake-ups (for `/events` and `?wait=`).
     pub fn watch(&self, id: &JobId) -> JobWatch {
         self.wakeups.watch(id)
+    }
+
+    /// This replica's id.
+    pub fn replica(&self) -> &ReplicaId {
+        &self.replica
     }
 
     /// Whether this backend is stitching job `id` in the background right now.

@@ -43,11 +43,11 @@ impl Coordinator {
     pub async fn try_stitch(&self, id: &JobId) -> Result<bool, JobsError> {
         let t = &self.transport;
         let Some((record, failure)) = load_state(t, id).await? else {
-            t.store.set_remove(&t.keys.pending(), id.as_str()).await?;
+            t.store.set_remove(&self.pending_key(), id.as_str()).await?;
             return Ok(false);
         };
         if record.state.is_over() {
-            t.store.set_remove(&t.keys.pending(), id.as_str()).await?;
+            t.store.set_remove(&self.pending_key(), id.as_str()).await?;
             self.local.remove(id);
             return Ok(false);
         }
@@ -63,7 +63,7 @@ impl Coordinator {
             return Ok(false);
         }
         // A whole-image job is finished by its worker; nothing to stitch.
-        if record.is_whole() || t.store.hash_len(&t.keys.strips(id)).await? < record.strips_total as u64 {
+        if record.is_whole() || t.bytes.hash_len(&t.keys.strips(id)).await? < record.strips_total as u64 {
             return Ok(false);
         }
         if !t.store.put_if_absent(&t.keys.stitch_lock(id), Bytes::from_static(b"1"), STITCH_LOCK_TTL).await? {
@@ -95,7 +95,7 @@ impl Coordinator {
         let strips_key = t.keys.strips(&id);
         let mut strips = Vec::with_capacity(record.strips_total as usize);
         for index in 0..record.strips_total {
-            let bytes = t.store.hash_get(&strips_key, &index.to_string()).await?;
+            let bytes = t.bytes.hash_get(&strips_key, &index.to_string()).await?;
             match bytes.as_deref().and_then(StripResult::from_bytes) {
                 Some(strip) => strips.push(strip),
                 // Expired or unreadable: the lock goes, so a later sweep can decide.

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::Shared;
 use super::upload::png_response;
-use crate::error::{ApiError, JobsError};
+use crate::error::ApiError;
 use crate::model::{ErrorCode, JobError, JobId, JobState, JobStatus};
 
 /// The job id of a path, checked here once; anything else names no job.
@@ -19,6 +19,14 @@ pub(super) fn checked_id(id: &str) -> Result<JobId, ApiError> {
 /// The refusal of a job that failed or was cancelled: its own error.
 pub(super) fn failed(status: JobStatus) -> ApiError {
     ApiError::JobFailed(status.error.unwrap_or_else(|| JobError::new(ErrorCode::JobFailed, "the job failed")))
+}
+
+/// A job done whose PNG is gone before its record: the bytes store lost its data.
+pub(super) fn result_lost() -> ApiError {
+    ApiError::JobFailed(JobError::new(
+        ErrorCode::JobLost,
+        "the job finished, but its result was lost with the store's data before it expired; submit the image again",
+    ))
 }
 
 /// A status that must not be cached (it changes).
@@ -38,7 +46,7 @@ pub(super) async fn result(
     match status.state {
         JobState::Done => match png {
             Some(png) => Ok(png_response(&state, &id, png)),
-            None => Err(JobsError::UnknownJob(id).into()),
+            None => Err(result_lost()),
         },
         JobState::Failed | JobState::Cancelled => Err(failed(status)),
         JobState::Queued | JobState::Processing => Ok((StatusCode::ACCEPTED, Json(status)).into_response()),

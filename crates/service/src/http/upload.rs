@@ -146,11 +146,10 @@ async fn wait_for_result(
         read_now = false;
         match state.coordinator.status_and_result(id).await {
             Ok((status, png)) => match status.state {
-                JobState::Done => {
-                    if let Some(png) = png {
-                        return Ok(Some(png_response(state, id, png)));
-                    }
-                }
+                JobState::Done => match png {
+                    Some(png) => return Ok(Some(png_response(state, id, png))),
+                    None => return Err(super::jobs::result_lost()),
+                },
                 JobState::Failed | JobState::Cancelled => return Err(super::jobs::failed(status)),
                 JobState::Queued | JobState::Processing => {}
             },

@@ -6,7 +6,7 @@
 //! Redis spreads them over the slots by their whole name: an idempotency claim
 //! (`{namespace}:idempotency:<key>`) is read and written alone, never with another key.
 
-use super::JobId;
+use super::{JobId, ReplicaId};
 
 /// Store keys of one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,20 +57,33 @@ impl Keys {
     pub fn failure(&self, id: &JobId) -> String {
         format!("{}:failure", self.of(id))
     }
-    /// Every work key of a job with `strips` strips: what is deleted once it is over (its
-    /// record, failure and result stay until they expire).
+    /// Every key of the bytes store that a job with `strips` strips works with, its result
+    /// aside: what is deleted once it is over (its record, failure and result stay until they
+    /// expire).
     pub fn work(&self, id: &JobId, strips: u32) -> Vec<String> {
         let mut keys: Vec<String> = (0..strips).map(|i| self.input(id, i)).collect();
-        keys.extend([self.strips(id), self.upload(id), self.started(id)]);
+        keys.extend([self.strips(id), self.upload(id)]);
         keys
     }
     /// The job an idempotency key made.
     pub fn idempotency(&self, key: &str) -> String {
         format!("{}:idempotency:{key}", self.namespace)
     }
-    /// The set of jobs not yet stitched or failed.
-    pub fn pending(&self) -> String {
-        format!("{}:pending", self.namespace)
+    /// The set of jobs replica `owner` accepted and has not seen end.
+    pub fn pending(&self, owner: &ReplicaId) -> String {
+        format!("{}:pending:{{{owner}}}", self.namespace)
+    }
+    /// The set of replicas that have announced themselves.
+    pub fn replicas(&self) -> String {
+        format!("{{{}:replicas}}", self.namespace)
+    }
+    /// Replica `replica`'s heartbeat (it expires when the replica stops beating).
+    pub fn heartbeat(&self, replica: &ReplicaId) -> String {
+        format!("{{{}:replicas}}:alive:{replica}", self.namespace)
+    }
+    /// Taken by the replica that takes over the jobs of replica `replica`, which stopped.
+    pub fn takeover(&self, replica: &ReplicaId) -> String {
+        format!("{{{}:replicas}}:takeover:{replica}", self.namespace)
     }
 }
 
@@ -82,12 +95,18 @@ mod tests {
     fn a_jobs_keys_share_its_hash_tag() {
         let (keys, id) = (Keys::new("ns"), JobId::random());
         let tag = format!("{{{id}}}");
-        for key in keys.work(&id, 3).into_iter().chain([keys.job(&id), keys.failure(&id), keys.result(&id)]) {
+        let all = [keys.job(&id), keys.failure(&id), keys.result(&id), keys.started(&id)];
+        for key in keys.work(&id, 3).into_iter().chain(all) {
             assert!(key.starts_with("ns:job:"), "{key}");
             let open = key.find('{').unwrap();
             let close = key[open..].find('}').unwrap() + open;
             assert_eq!(&key[open..=close], tag, "the first braces of {key} hold the id");
         }
         assert!(!keys.idempotency("k").contains('{'));
+        let replica = ReplicaId::random();
+        let tag = |key: String| key[key.find('{').unwrap()..=key.find('}').unwrap()].to_owned();
+        assert_eq!(tag(keys.heartbeat(&replica)), tag(keys.replicas()), "one slot for the registry");
+        assert_eq!(tag(keys.takeover(&replica)), tag(keys.replicas()));
+        assert_eq!(tag(keys.pending(&replica)), format!("{{{replica}}}"));
     }
 }

@@ -12,6 +12,7 @@
 mod event;
 mod keys;
 mod record;
+mod replica;
 mod strip_result;
 mod task;
 
@@ -19,5 +20,6 @@ pub use dsobel_api::{Cut, ErrorCode, JobError, JobId, JobLinks, JobOptions, JobS
 pub use event::Event;
 pub use keys::Keys;
 pub use record::{JobRecord, job_lost, now_ms};
+pub use replica::ReplicaId;
 pub use strip_result::StripResult;
 pub use task::{ImageTask, StripSource, StripTask, Task};

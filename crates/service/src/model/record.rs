@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cut, ErrorCode, JobError, JobId, JobOptions, JobState, Timings};
+use super::{Cut, ErrorCode, JobError, JobId, JobOptions, JobState, ReplicaId, Timings};
 
 /// Milliseconds since the Unix epoch (the clock shared by backend and workers).
 pub fn now_ms() -> u64 {
@@ -52,6 +52,11 @@ pub struct JobRecord {
     /// What the backend changed of what was asked, in words (shown by `/status`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The backend replica that accepted the job, whose pending set lists it (another replica
+    /// takes the job over if that one stops; the record keeps the first owner). `None` in a
+    /// record a worker rebuilt for a job the store lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<ReplicaId>,
 }
 
 impl JobRecord {

@@ -71,6 +71,7 @@ impl Task {
             compression,
             cut,
             notes: Vec::new(),
+            owner: None,
         }
     }
 

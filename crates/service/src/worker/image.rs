@@ -59,7 +59,7 @@ impl Worker {
             Ok(JobLookup::Missing) => return self.job_missing(&Task::Image(task), delivery).await,
             Err(e) => return self.requeue(delivery, &e.into()).await,
         };
-        let upload = match self.transport.store.get(&task.upload_key).await {
+        let upload = match self.transport.bytes.get(&task.upload_key).await {
             Ok(Some(upload)) => upload,
             Ok(None) => return self.input_gone(&Task::Image(task), queue_wait, delivery).await,
             Err(e) => return self.requeue(delivery, &e.into()).await,
@@ -225,11 +225,11 @@ impl Worker {
         if t.store.get(&t.keys.failure(&task.job_id)).await?.is_some() {
             return Ok(HandOut::JobOver);
         }
-        if t.store.hash_get(&t.keys.strips(&task.job_id), &index.to_string()).await?.is_some() {
+        if t.bytes.hash_get(&t.keys.strips(&task.job_id), &index.to_string()).await?.is_some() {
             return Ok(HandOut::Queued);
         }
         let key = t.keys.input(&task.job_id, index);
-        t.store.put(&key, rows, self.config.work_ttl).await?;
+        t.bytes.put(&key, rows, self.config.work_ttl).await?;
         let strip =
             StripTask::new(&task.job_id, spec, &task.options, task.compression, StripSource::Rows { key });
         t.queue.publish(Task::Strip(strip).to_body()).await?;

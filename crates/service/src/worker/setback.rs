@@ -126,7 +126,7 @@ impl Worker {
         let mut pause = Duration::from_millis(100);
         while held.elapsed() < STORE_OUTAGE_HOLD
             && !self.shutdown.is_cancelled()
-            && self.transport.store.health_check().await.is_err()
+            && self.stores_down().await
         {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
@@ -134,6 +134,13 @@ impl Worker {
             }
             pause = (pause * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// Whether either store does not answer.
+    async fn stores_down(&self) -> bool {
+        let t = &self.transport;
+        let (state, bytes) = tokio::join!(t.store.health_check(), t.bytes.health_check());
+        state.is_err() || bytes.is_err()
     }
 
     /// What a failed computation means ([`Setback`]): data that cannot be decoded fails the

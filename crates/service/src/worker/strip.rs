@@ -61,7 +61,7 @@ impl Worker {
         let queue_wait = self.arrived(task.enqueued_ms, &delivery);
         // Idempotence: a redelivered strip whose result is already stored costs nothing and
         // counts once.
-        match t.store.hash_get(&t.keys.strips(&task.job_id), &task.strip.to_string()).await {
+        match t.bytes.hash_get(&t.keys.strips(&task.job_id), &task.strip.to_string()).await {
             Ok(Some(_)) => {
                 publish(t, Event::StripDone(task.job_id.clone())).await;
                 let _ = delivery.ack().await;
@@ -108,7 +108,7 @@ impl Worker {
                         StripSource::Jpeg { upload_key, .. } => upload_key.as_str(),
                         StripSource::Rows { key } => key.as_str(),
                     };
-                    read_pieces(t.store.as_ref(), key, ranges, sender).await
+                    read_pieces(t.bytes.as_ref(), key, ranges, sender).await
                 }
                 None => Ok(Some(read)),
             }
@@ -162,7 +162,7 @@ impl Worker {
         &self,
         source: &StripSource,
     ) -> Result<Option<(StripInput, Option<(Vec<Range<u64>>, mpsc::Sender<Bytes>)>)>, TransportError> {
-        let store = &self.transport.store;
+        let store = &self.transport.bytes;
         match source {
             StripSource::Rows { key } => Ok(store.get(key).await?.map(|rows| (StripInput::Rows(rows), None))),
             StripSource::Jpeg { upload_key, header_end, scan_start, scan_end, first_interval, pieces } => {
@@ -195,7 +195,7 @@ impl Worker {
         self.metrics.encode.observe(result.encode.as_secs_f64());
         let t = &self.transport;
         if let Err(e) = t
-            .store
+            .bytes
             .hash_put(&t.keys.strips(id), &strip.to_string(), result.to_bytes(), self.config.work_ttl)
             .await
         {
