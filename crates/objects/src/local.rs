@@ -118,8 +118,8 @@ fn walk(root: &Path, after: Option<&str>, sender: &ListSender) {
     let mut stack: Vec<(String, Vec<(String, bool)>)> = Vec::new();
     match sorted_entries(root) {
         Ok(entries) => stack.push((String::new(), entries)),
-        // A folder that does not exist holds no objects, like an empty prefix of a bucket.
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return,
+        // A folder that does not exist (or is a file) holds no objects, like an empty prefix.
+        Err(error) if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return,
         Err(error) => {
             let _ = sender.blocking_send(Err(io_error(error, &format!("list {}", root.display()))));
             return;
@@ -141,7 +141,8 @@ fn walk(root: &Path, after: Option<&str>, sender: &ListSender) {
             }
             match sorted_entries(&path) {
                 Ok(entries) => stack.push((folder_prefix, entries)),
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                // Gone, or replaced by a file, since its parent was read.
+                Err(error) if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {}
                 Err(error) => {
                     let _ = sender.blocking_send(Err(io_error(error, &format!("list {}", path.display()))));
                     return;
