@@ -70,8 +70,16 @@ impl AllowList {
 
     /// Accepts an already parsed location only under an allowed root.
     pub fn check_location(&self, location: &Location) -> Result<()> {
-        if self.roots.iter().any(|root| root.contains(location)) {
-            Ok(())
+        self.root_of(location).map(drop)
+    }
+
+    /// The most specific allowed root that contains `location`; refused as in
+    /// [`AllowList::check`] when there is none.
+    pub fn root_of(&self, location: &Location) -> Result<&Location> {
+        let root =
+            self.roots.iter().filter(|root| root.contains(location)).max_by_key(|root| root.prefix().len());
+        if let Some(root) = root {
+            Ok(root)
         } else if self.roots.is_empty() {
             Err(StoreError::not_allowed(format!(
                 "{location}: batches are disabled on this server ({BATCH_STORES_VAR} is not set)"

@@ -11,7 +11,10 @@
 //! - **writes** go to a temporary file beside the target (`name#digits`), carry the metadata
 //!   as extended attributes (`user.dsobel.<name>`), and are renamed into place, so readers see
 //!   the old file or the new one, never a part;
-//! - **ETags** are `"inode-mtime-size"` in hex, as web servers make them: a rewrite changes it.
+//! - **ETags** are `"inode-mtime-size"` in hex, as web servers make them: a rewrite changes it;
+//! - **symbolic links** below the allowed root are refused (`store-not-allowed`) on every
+//!   path an operation takes, so a link planted in a shared folder cannot lead a read or a
+//!   write outside it. (The check is made just before the operation, not atomically with it.)
 //!
 //! A filesystem without user extended attributes (some network or FAT mounts) still takes
 //! the objects; their metadata is then lost (with a warning), so the skip rule never skips them.
@@ -40,6 +43,45 @@ const LIST_BUFFER: usize = 256;
 /// The absolute path of an object name (`srv/in/a.jpg` → `/srv/in/a.jpg`).
 pub(crate) fn path_of(object_name: &str) -> PathBuf {
     Path::new("/").join(object_name)
+}
+
+/// A file path and the allowed root it must stay under.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// The allowed root (absolute); links above it are the operator's business.
+    pub(crate) root: PathBuf,
+    /// The file (absolute), under `root`.
+    pub(crate) path: PathBuf,
+}
+
+impl Target {
+    /// Refuses the path when a component below the root is a symbolic link.
+    fn check(&self, what: &str) -> Result<()> {
+        let Ok(rest) = self.path.strip_prefix(&self.root) else {
+            return Err(StoreError::not_allowed(format!("{what}: outside its allowed folder")));
+        };
+        let mut current = self.root.clone();
+        for component in rest.components() {
+            current.push(component);
+            match fs::symlink_metadata(&current) {
+                Ok(metadata) if metadata.file_type().is_symlink() => {
+                    return Err(StoreError::not_allowed(format!(
+                        "{what}: {} is a symbolic link, which is not followed",
+                        current.display()
+                    )));
+                }
+                Ok(_) => {}
+                // The rest does not exist yet (a write creates real folders) or cannot.
+                Err(error)
+                    if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) =>
+                {
+                    return Ok(());
+                }
+                Err(error) => return Err(io_error(error, what)),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Maps an I/O error on `what` to a store error.
@@ -92,11 +134,16 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
 /// Streams the objects under `folder` (absolute) in key order, keys relative to it, those
 /// not after `after` left out.
 pub(crate) fn list(
-    folder: PathBuf,
+    folder: Target,
     after: Option<String>,
 ) -> futures_util::stream::BoxStream<'static, Result<(String, ObjectInfoParts)>> {
     let (sender, receiver) = mpsc::channel(LIST_BUFFER);
-    tokio::task::spawn_blocking(move || walk(&folder, after.as_deref(), &sender));
+    tokio::task::spawn_blocking(move || match folder.check(&format!("list {}", folder.path.display())) {
+        Ok(()) => walk(&folder.path, after.as_deref(), &sender),
+        Err(error) => {
+            let _ = sender.blocking_send(Err(error));
+        }
+    });
     Box::pin(futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|item| (item, receiver))
     }))
@@ -119,7 +166,9 @@ fn walk(root: &Path, after: Option<&str>, sender: &ListSender) {
     match sorted_entries(root) {
         Ok(entries) => stack.push((String::new(), entries)),
         // A folder that does not exist (or is a file) holds no objects, like an empty prefix.
-        Err(error) if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return,
+        Err(error) if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            return;
+        }
         Err(error) => {
             let _ = sender.blocking_send(Err(io_error(error, &format!("list {}", root.display()))));
             return;
@@ -142,7 +191,8 @@ fn walk(root: &Path, after: Option<&str>, sender: &ListSender) {
             match sorted_entries(&path) {
                 Ok(entries) => stack.push((folder_prefix, entries)),
                 // Gone, or replaced by a file, since its parent was read.
-                Err(error) if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {}
+                Err(error)
+                    if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {}
                 Err(error) => {
                     let _ = sender.blocking_send(Err(io_error(error, &format!("list {}", path.display()))));
                     return;
@@ -240,18 +290,25 @@ fn head_of(file: &File, metadata: &FsMetadata) -> ObjectHead {
 }
 
 /// Size, ETag and metadata of a file.
-pub(crate) async fn head(path: PathBuf, what: String) -> Result<ObjectHead> {
+pub(crate) async fn head(target: Target, what: String) -> Result<ObjectHead> {
     blocking(move || {
-        let (file, metadata) = open_object(&path, &what)?;
+        target.check(&what)?;
+        let (file, metadata) = open_object(&target.path, &what)?;
         Ok(head_of(&file, &metadata))
     })
     .await
 }
 
 /// The whole file, refused when longer than `limit` (no more than `limit + 1` bytes read).
-pub(crate) async fn get(path: PathBuf, what: String, key: String, limit: u64) -> Result<(ObjectHead, Bytes)> {
+pub(crate) async fn get(
+    target: Target,
+    what: String,
+    key: String,
+    limit: u64,
+) -> Result<(ObjectHead, Bytes)> {
     blocking(move || {
-        let (file, metadata) = open_object(&path, &what)?;
+        target.check(&what)?;
+        let (file, metadata) = open_object(&target.path, &what)?;
         if metadata.len() > limit {
             return Err(StoreError::TooLarge { key, limit });
         }
@@ -270,9 +327,10 @@ pub(crate) async fn get(path: PathBuf, what: String, key: String, limit: u64) ->
 }
 
 /// The bytes `range` of a file; an error when the file is shorter.
-pub(crate) async fn get_range(path: PathBuf, what: String, range: Range<u64>) -> Result<Bytes> {
+pub(crate) async fn get_range(target: Target, what: String, range: Range<u64>) -> Result<Bytes> {
     blocking(move || {
-        let (mut file, metadata) = open_object(&path, &what)?;
+        target.check(&what)?;
+        let (mut file, metadata) = open_object(&target.path, &what)?;
         if range.end > metadata.len() {
             return Err(StoreError::failed(format!(
                 "{what}: range {}..{} is past the end of the object ({} bytes)",
@@ -290,9 +348,9 @@ pub(crate) async fn get_range(path: PathBuf, what: String, range: Range<u64>) ->
 }
 
 /// Writes a file atomically (temporary file, metadata, rename); returns its ETag.
-pub(crate) async fn put(path: PathBuf, what: String, bytes: Bytes, metadata: Metadata) -> Result<String> {
+pub(crate) async fn put(target: Target, what: String, bytes: Bytes, metadata: Metadata) -> Result<String> {
     blocking(move || {
-        let mut file = LocalFile::create(&path, &what)?;
+        let mut file = LocalFile::create(&target, &what)?;
         file.write(&bytes)?;
         file.set_metadata(&metadata)?;
         file.finish()
@@ -301,11 +359,14 @@ pub(crate) async fn put(path: PathBuf, what: String, bytes: Bytes, metadata: Met
 }
 
 /// Removes a file; a missing one is not an error.
-pub(crate) async fn delete(path: PathBuf, what: String) -> Result<()> {
-    blocking(move || match fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(io_error(error, &what)),
+pub(crate) async fn delete(target: Target, what: String) -> Result<()> {
+    blocking(move || {
+        target.check(&what)?;
+        match fs::remove_file(&target.path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(io_error(error, &what)),
+        }
     })
     .await
 }
@@ -321,7 +382,9 @@ pub(crate) struct LocalFile {
 
 impl LocalFile {
     /// Creates the temporary file (and the folders above the target).
-    pub(crate) fn create(target: &Path, what: &str) -> Result<LocalFile> {
+    pub(crate) fn create(target: &Target, what: &str) -> Result<LocalFile> {
+        target.check(what)?;
+        let target = target.path.as_path();
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(|error| io_error(error, what))?;
         }
@@ -400,8 +463,8 @@ pub(crate) struct LocalWriter {
 
 impl LocalWriter {
     /// Starts writing `path`.
-    pub(crate) async fn create(path: PathBuf, what: String) -> Result<LocalWriter> {
-        let file = blocking(move || LocalFile::create(&path, &what)).await?;
+    pub(crate) async fn create(target: Target, what: String) -> Result<LocalWriter> {
+        let file = blocking(move || LocalFile::create(&target, &what)).await?;
         Ok(LocalWriter { file: Some(file) })
     }
 
@@ -457,8 +520,12 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
 
+    fn target(root: &Path, path: PathBuf) -> Target {
+        Target { root: root.to_owned(), path }
+    }
+
     async fn keys(folder: &Path, after: Option<&str>) -> Vec<String> {
-        list(folder.to_owned(), after.map(str::to_owned))
+        list(target(folder, folder.to_owned()), after.map(str::to_owned))
             .map(|item| item.expect("listed").0)
             .collect::<Vec<_>>()
             .await
@@ -488,7 +555,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_are_atomic_and_carry_metadata() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("out/a.png");
+        let path = target(dir.path(), dir.path().join("out/a.png"));
         let what = "put a.png".to_owned();
         let metadata = metadata_of(&[("dsobel-source-etag", "\"abc\""), ("dsobel-options", "1234")]);
         let etag =

@@ -191,9 +191,14 @@ impl Stores {
 
     /// [`Stores::open`] for a location already parsed.
     pub fn open_location(&self, location: &Location) -> Result<Objects> {
-        self.allow.check_location(location)?;
+        let root = self.allow.root_of(location)?;
         let backend = self.backend(location)?;
-        Ok(Objects { location: location.clone(), backend, redactor: self.cloud.redactor().clone() })
+        Ok(Objects {
+            location: location.clone(),
+            backend,
+            redactor: self.cloud.redactor().clone(),
+            local_root: local::path_of(root.prefix()),
+        })
     }
 
     fn backend(&self, location: &Location) -> Result<Backend> {
@@ -230,6 +235,8 @@ pub struct Objects {
     location: Location,
     backend: Backend,
     redactor: Redactor,
+    /// For `file://`: the allowed root's folder, below which no symbolic link is followed.
+    local_root: std::path::PathBuf,
 }
 
 impl fmt::Debug for Objects {
@@ -262,7 +269,8 @@ impl Objects {
         let doing = format!("list {location}");
         match &self.backend {
             Backend::Local => {
-                let folder = local::path_of(location.prefix());
+                let folder =
+                    local::Target { root: self.local_root.clone(), path: local::path_of(location.prefix()) };
                 local::list(folder, after.map(|key| key.as_str().to_owned()))
                     .map(move |item| {
                         let (key, parts) = item?;
@@ -458,8 +466,8 @@ impl Objects {
         store_path(&self.location.object_name(key))
     }
 
-    fn file_path(&self, key: &Key) -> std::path::PathBuf {
-        local::path_of(&self.location.object_name(key))
+    fn file_path(&self, key: &Key) -> local::Target {
+        local::Target { root: self.local_root.clone(), path: local::path_of(&self.location.object_name(key)) }
     }
 }
 
@@ -493,6 +501,12 @@ fn system_time(micros: i64) -> SystemTime {
 }
 
 /// An object being written by [`Objects::writer`].
+///
+/// End it with [`ObjectWriter::finish`] (the object appears) or [`ObjectWriter::abort`]
+/// (nothing appears, the parts are discarded). Dropped without either, nothing appears
+/// either; a local temporary file is removed, but on S3 and GCS the parts already sent stay
+/// in an unfinished upload until the bucket's lifecycle rule for incomplete uploads removes
+/// them, so prefer `abort`.
 pub struct ObjectWriter {
     inner: Option<WriterInner>,
     doing: String,
@@ -518,10 +532,9 @@ impl ObjectWriter {
         match self.inner.as_mut() {
             None => return Err(StoreError::failed(format!("{doing}: write after the end"))),
             Some(WriterInner::Local(writer)) => writer.write(Bytes::copy_from_slice(bytes)).await?,
-            Some(WriterInner::Remote(writer)) => writer
-                .write_all(bytes)
-                .await
-                .map_err(|error| StoreError::failed(self.redactor.clean(&format!("{doing}: {error}"))))?,
+            Some(WriterInner::Remote(writer)) => {
+                writer.write_all(bytes).await.map_err(|error| io_store_error(error, doing, &self.redactor))?
+            }
         }
         self.written += bytes.len() as u64;
         Ok(())

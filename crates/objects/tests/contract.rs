@@ -51,7 +51,8 @@ macro_rules! contract {
 
 /// True for a temporary file of a write (`name#digits`).
 fn in_progress(path: &str) -> bool {
-    path.rsplit_once('#').is_some_and(|(_, digits)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    path.rsplit_once('#')
+        .is_some_and(|(_, digits)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Every file under `folder`, as paths.
@@ -81,3 +82,48 @@ contract!(
     skip_rule_on_the_store,
     keys_with_odd_characters,
 );
+
+/// Local folders only: a symbolic link below the allowed root is never followed, whether it
+/// leads out of the root or not, for reading, writing or listing; the listing leaves it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_files_follow_no_symbolic_link() {
+    use bytes::Bytes;
+    use dsobel_objects::{Key, Metadata, StoreErrorCode};
+    use futures_util::TryStreamExt;
+
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("secret.jpg"), b"secret").expect("secret");
+    let folder = tempfile::tempdir().expect("root");
+    let root = folder.path().join("root");
+    std::fs::create_dir_all(root.join("real")).expect("folders");
+    std::fs::write(root.join("real/a.jpg"), b"a").expect("a");
+    std::os::unix::fs::symlink(outside.path(), root.join("escape")).expect("link out");
+    std::os::unix::fs::symlink(outside.path().join("secret.jpg"), root.join("real/linked.jpg"))
+        .expect("file link");
+    std::os::unix::fs::symlink(root.join("real"), root.join("inside")).expect("link in");
+    let (stores, _) = stores_for(&format!("file://{}", root.display()));
+    let objects = stores.open(&format!("file://{}", root.display())).expect("open");
+
+    let listed: Vec<String> =
+        objects.list().map_ok(|info| info.key.as_str().to_owned()).try_collect().await.expect("list");
+    assert_eq!(listed, ["real/a.jpg"], "links are not listed");
+    for name in ["escape/secret.jpg", "real/linked.jpg", "inside/a.jpg"] {
+        let key = Key::parse(name).unwrap();
+        let errors = [
+            objects.head(&key).await.expect_err("head"),
+            objects.get(&key, 100).await.expect_err("get"),
+            objects.get_range(&key, 0..1).await.expect_err("range"),
+            objects.put(&key, Bytes::from_static(b"x"), &Metadata::default()).await.expect_err("put"),
+            objects.delete(&key).await.expect_err("delete"),
+            objects.writer(&key).await.expect_err("writer"),
+        ];
+        for error in errors {
+            assert_eq!(error.code(), StoreErrorCode::NotAllowed, "{name}: {error}");
+        }
+    }
+    let through = stores.open(&format!("file://{}/escape", root.display())).expect("open a linked folder");
+    let error = through.list().try_collect::<Vec<_>>().await.expect_err("list through a link");
+    assert_eq!(error.code(), StoreErrorCode::NotAllowed, "{error}");
+    assert_eq!(std::fs::read(outside.path().join("secret.jpg")).expect("untouched"), b"secret");
+    assert_eq!(std::fs::read_dir(outside.path()).expect("outside").count(), 1, "nothing written outside");
+}
