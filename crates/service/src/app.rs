@@ -93,6 +93,11 @@ pub async fn serve_with(
         tracing::info!(queue = %args.transport.queue, "distributed mode: RabbitMQ and Redis");
         None
     };
+    // One beat before the first upload can arrive: admission and the automatic strip count
+    // then know the system from the start (later beats come with the sweeps).
+    if let Err(e) = coordinator.beat_now().await {
+        tracing::warn!(error = %e, "could not read the system's load yet; the sweeper will");
+    }
     let state = Arc::new(AppState {
         coordinator: coordinator.clone(),
         metrics: metrics.clone(),

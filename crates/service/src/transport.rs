@@ -75,6 +75,7 @@ impl Transport {
             let shown = without_password(url);
             move |e: TransportError| e.at(&shown)
         };
+        let queue = Arc::new(RabbitQueue::connect(amqp, queue_config(args)).await.map_err(at(amqp))?);
         let store: Arc<dyn Store> = Arc::new(RedisStore::connect(redis).await.map_err(at(redis))?);
         let bytes: Arc<dyn Store> = match &args.redis_bytes_url {
             Some(url) => {
@@ -84,7 +85,7 @@ impl Transport {
             None => store.clone(),
         };
         Ok(Transport {
-            queue: Arc::new(RabbitQueue::connect(amqp, queue_config(args)).await.map_err(at(amqp))?),
+            queue,
             store,
             bytes,
             notifier: Arc::new(RedisNotifier::connect(redis, &channel).await.map_err(at(redis))?),

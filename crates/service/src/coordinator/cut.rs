@@ -76,12 +76,7 @@ impl Coordinator {
     /// not pay in measurements (the decode, which stays on one worker, is most of the work), so
     /// such jobs stay whole, where a worker with a spare core overlaps the decode with the
     /// filter itself.
-    pub(super) fn plan(
-        &self,
-        shape: &Shape,
-        markers: Option<Box<RestartIndex>>,
-        asked: Option<u32>,
-    ) -> Plan {
+    pub(super) fn plan(&self, shape: &Shape, markers: Option<Box<RestartIndex>>, asked: Option<u32>) -> Plan {
         let Shape { format, width, height } = *shape;
         let most = self.most_strips(height);
         let count = match asked {

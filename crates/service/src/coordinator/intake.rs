@@ -40,7 +40,10 @@ impl Coordinator {
         if let Some(load) = self.system_load() {
             let room = u64::from(load.consumers) + self.config.max_queued_jobs;
             if load.in_flight >= room {
-                return Err(JobsError::TooBusy(Limit::SystemJobs { held: load.in_flight, workers: load.consumers }));
+                return Err(JobsError::TooBusy(Limit::SystemJobs {
+                    held: load.in_flight,
+                    workers: load.consumers,
+                }));
             }
         }
         Ok(())

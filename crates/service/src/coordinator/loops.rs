@@ -73,14 +73,13 @@ impl Coordinator {
             // so a job of this list missing from that set has finished, or the store lost it.
             let local = self.local.records();
             // Members that are not job ids (none are written) are left alone.
-            let pending: Vec<JobId> =
-                match self.transport.store.set_members(&self.pending_key()).await {
-                    Ok(p) => p.iter().filter_map(|m| JobId::parse(m)).collect(),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "sweep skipped: store unavailable");
-                        continue;
-                    }
-                };
+            let pending: Vec<JobId> = match self.transport.store.set_members(&self.pending_key()).await {
+                Ok(p) => p.iter().filter_map(|m| JobId::parse(m)).collect(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "sweep skipped: store unavailable");
+                    continue;
+                }
+            };
             for id in &pending {
                 if shutdown.is_cancelled() {
                     return;
@@ -113,7 +112,8 @@ impl Coordinator {
             Ok(Some(stored)) if !stored.state.is_over() => {
                 // Not over and not pending: the store lost the pending entry (a crash before
                 // its fsync). Listed again, the sweep keeps settling the job.
-                if let Err(e) = t.store.set_add(&self.pending_key(), id.as_str(), self.config.result_ttl).await
+                if let Err(e) =
+                    t.store.set_add(&self.pending_key(), id.as_str(), self.config.result_ttl).await
                 {
                     tracing::debug!(job_id = %id, error = %e, "could not list a job as pending again yet");
                 }

@@ -70,9 +70,15 @@ impl Coordinator {
         let ttl = self.heartbeat_ttl();
         t.store.put(&t.keys.heartbeat(&self.replica), Bytes::from(mine.to_string()), ttl).await?;
         t.store.set_add(&t.keys.replicas(), self.replica.as_str(), self.config.result_ttl).await?;
-        let replicas: Vec<ReplicaId> =
-            t.store.set_members(&t.keys.replicas()).await?.iter().filter_map(|r| ReplicaId::parse(r)).collect();
-        let beats = t.store.get_many(&replicas.iter().map(|r| t.keys.heartbeat(r)).collect::<Vec<_>>()).await?;
+        let replicas: Vec<ReplicaId> = t
+            .store
+            .set_members(&t.keys.replicas())
+            .await?
+            .iter()
+            .filter_map(|r| ReplicaId::parse(r))
+            .collect();
+        let beats =
+            t.store.get_many(&replicas.iter().map(|r| t.keys.heartbeat(r)).collect::<Vec<_>>()).await?;
         let mut in_flight = 0;
         for (replica, beat) in replicas.iter().zip(beats) {
             match beat {
@@ -109,6 +115,17 @@ impl Coordinator {
             self.metrics.jobs_taken_over.inc_by(jobs.len() as u64);
         }
         Ok(())
+    }
+
+    /// One beat now, bounded in time (before the first upload, at start).
+    pub async fn beat_now(&self) -> Result<(), TransportError> {
+        let deadline = self.heartbeat_ttl();
+        tokio::time::timeout(deadline, self.beat()).await.unwrap_or_else(|_| {
+            Err(TransportError::Unavailable {
+                service: "store",
+                detail: format!("no beat within {deadline:?}"),
+            })
+        })
     }
 
     /// This replica's pending set.

@@ -33,7 +33,8 @@ impl TryFrom<String> for ReplicaId {
     type Error = String;
 
     fn try_from(id: String) -> Result<ReplicaId, String> {
-        ReplicaId::parse(&id).ok_or_else(|| format!("{:?} is not a replica id", id.chars().take(32).collect::<String>()))
+        ReplicaId::parse(&id)
+            .ok_or_else(|| format!("{:?} is not a replica id", id.chars().take(32).collect::<String>()))
     }
 }
 

@@ -124,9 +124,7 @@ impl Worker {
     async fn wait_for_store(&self) {
         let held = Instant::now();
         let mut pause = Duration::from_millis(100);
-        while held.elapsed() < STORE_OUTAGE_HOLD
-            && !self.shutdown.is_cancelled()
-            && self.stores_down().await
+        while held.elapsed() < STORE_OUTAGE_HOLD && !self.shutdown.is_cancelled() && self.stores_down().await
         {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}

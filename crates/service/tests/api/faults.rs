@@ -37,7 +37,10 @@ async fn plant_job(app: &TestApp, w: u32, h: u32) -> (Task, String) {
         owner: Some(app.coordinator.replica().clone()),
     };
     dsobel_service::jobs::save_record(t, &record, Duration::from_secs(60)).await.unwrap();
-    t.store.set_add(&t.keys.pending(app.coordinator.replica()), id.as_str(), Duration::from_secs(60)).await.unwrap();
+    t.store
+        .set_add(&t.keys.pending(app.coordinator.replica()), id.as_str(), Duration::from_secs(60))
+        .await
+        .unwrap();
     let key = t.keys.input(&id, 0);
     let spec = dsobel_kernel::plan_strips(w as usize, h as usize, 1)[0];
     let task = StripTask::new(&id, &spec, &options, 6, StripSource::Rows { key: key.clone() });
