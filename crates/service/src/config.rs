@@ -14,7 +14,9 @@ pub struct TransportArgs {
     /// in-memory mode.
     #[arg(long, env = "DSOBEL_AMQP_URL", hide_env_values = true, value_parser = secret)]
     pub amqp_url: Option<SecretString>,
-    /// Redis URL (redis://:password@host:6379/0). Unset (with --amqp-url unset): embedded.
+    /// Redis URL (redis://:password@host:6379/0; rediss:// for TLS), or a Redis Cluster's seed
+    /// nodes separated by commas (redis://h1:7000,redis://h2:7000). Unset (with --amqp-url
+    /// unset): embedded.
     #[arg(long, env = "DSOBEL_REDIS_URL", hide_env_values = true, value_parser = secret)]
     pub redis_url: Option<SecretString>,
     /// Work queue name (its dead-letter queue is NAME.dead).

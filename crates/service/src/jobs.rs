@@ -167,7 +167,7 @@ pub async fn mark_failed(
 ) -> Result<(), StoreError> {
     let json = to_json("failure", id, error)?;
     t.store.put_if_absent(&t.keys.failure(id), Bytes::from(json), ttl).await?;
-    if let Err(e) = t.notifier.publish(&Event::Failed(id.clone()).encode()).await {
+    if let Err(e) = t.notifier.publish(&t.events, &Event::Failed(id.clone()).encode()).await {
         tracing::warn!(job_id = %id, error = %e, "could not publish the failure; backends will find it when sweeping");
     }
     Ok(())

@@ -16,8 +16,10 @@ pub struct Transport {
     pub queue: Arc<dyn JobQueue>,
     /// The store.
     pub store: Arc<dyn Store>,
-    /// The wake-up channel.
+    /// The wake-up channels.
     pub notifier: Arc<dyn Notifier>,
+    /// The channel every process publishes its wake-ups on and listens to.
+    pub events: String,
     /// Key names.
     pub keys: Keys,
     /// True for the in-memory adapter.
@@ -51,6 +53,7 @@ impl Transport {
             queue: Arc::new(MemoryQueue::new(queue_config(args))),
             store: Arc::new(MemoryStore::new()),
             notifier: Arc::new(MemoryNotifier::new()),
+            events: events_channel(args),
             keys: Keys::new(&args.namespace),
             embedded: true,
         }
@@ -71,7 +74,6 @@ impl Transport {
         use dsobel_transport::rabbitmq::RabbitQueue;
         use dsobel_transport::redis::{RedisNotifier, RedisStore};
         let keys = Keys::new(&args.namespace);
-        let channel = format!("{}:events", args.namespace);
         let at = |url: &str| {
             let shown = without_password(url);
             move |e: TransportError| e.at(&shown)
@@ -79,7 +81,8 @@ impl Transport {
         Ok(Transport {
             queue: Arc::new(RabbitQueue::connect(amqp, queue_config(args)).await.map_err(at(amqp))?),
             store: Arc::new(RedisStore::connect(redis).await.map_err(at(redis))?),
-            notifier: Arc::new(RedisNotifier::connect(redis, &channel).await.map_err(at(redis))?),
+            notifier: Arc::new(RedisNotifier::connect(redis).await.map_err(at(redis))?),
+            events: events_channel(args),
             keys,
             embedded: false,
         })
@@ -97,12 +100,20 @@ impl Transport {
     }
 }
 
+fn events_channel(args: &TransportArgs) -> String {
+    format!("{}:events", args.namespace)
+}
+
 fn queue_config(args: &TransportArgs) -> QueueConfig {
     QueueConfig { name: args.queue.clone(), max_deliveries: args.max_deliveries }
 }
 
-/// `url` with its password (if any) replaced by `***`, fit for an error message.
+/// `url` with its password (if any) replaced by `***`, fit for an error message; each URL of a
+/// comma-separated list (a Redis Cluster's seed nodes) alike.
 pub fn without_password(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(without_password).collect::<Vec<_>>().join(",");
+    }
     let Some((scheme, rest)) = url.split_once("://") else { return "(unparsable URL)".into() };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
@@ -127,5 +138,9 @@ mod tests {
         assert_eq!(without_password("redis://token@host"), "redis://***@host");
         assert_eq!(without_password("redis://host:6379/"), "redis://host:6379/");
         assert_eq!(without_password("a:b@c"), "(unparsable URL)");
+        assert_eq!(
+            without_password("redis://:pw@h1:7000,rediss://u:pw@h2:7001/"),
+            "redis://:***@h1:7000,rediss://u:***@h2:7001/"
+        );
     }
 }

@@ -636,7 +636,7 @@ impl Worker {
     }
 
     async fn publish_event(&self, event: Event) {
-        if let Err(e) = self.transport.notifier.publish(&event.encode()).await {
+        if let Err(e) = self.transport.notifier.publish(&self.transport.events, &event.encode()).await {
             tracing::warn!(error = %e, "could not publish the wake-up; backends will find the result when sweeping");
         }
     }

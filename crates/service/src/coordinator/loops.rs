@@ -27,17 +27,21 @@ impl Coordinator {
     }
 
     async fn listen(self: Arc<Self>, shutdown: CancellationToken) {
-        let notifier = &self.transport.notifier;
-        while let Some(mut subscription) =
-            until_connected("cannot subscribe to wake-ups", &shutdown, || notifier.subscribe()).await
+        let (notifier, channel) = (&self.transport.notifier, &self.transport.events);
+        let subscribed = || async {
+            let listener = notifier.listen().await?;
+            listener.subscribe(channel).await.map(|()| listener)
+        };
+        while let Some(listener) =
+            until_connected("cannot subscribe to wake-ups", &shutdown, subscribed).await
         {
             loop {
-                let message = tokio::select! {
-                    m = subscription.next() => m,
+                let heard = tokio::select! {
+                    m = listener.next() => m,
                     _ = shutdown.cancelled() => return,
                 };
-                let Some(message) = message else { break };
-                let Some(event) = Event::decode(&message) else { continue };
+                let Some(heard) = heard else { break };
+                let Some(event) = Event::decode(&heard.message) else { continue };
                 self.wakeups.wake(event.job_id());
                 match event {
                     Event::StripDone(id) => {

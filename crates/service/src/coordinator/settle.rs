@@ -100,7 +100,7 @@ impl Coordinator {
         }
         self.metrics.jobs_finished.get_or_create(&OutcomeLabels { outcome: "done".into() }).inc();
         self.cleanup(id, record.strips_total).await;
-        let _ = t.notifier.publish(&Event::Done(id.clone()).encode()).await;
+        let _ = t.notifier.publish(&t.events, &Event::Done(id.clone()).encode()).await;
         // This process may not hear its own wake-up (its subscription may be reconnecting).
         self.wakeups.wake(id);
         self.local_finish(id);
