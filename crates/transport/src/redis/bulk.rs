@@ -95,11 +95,6 @@ fn read_refusal(line: &str) -> Refusal {
     }
 }
 
-/// Whether a refusal says that the key's slot moved (`MOVED` or `ASK`).
-pub(crate) fn is_redirect(line: &str) -> bool {
-    line.starts_with("MOVED ") || line.starts_with("ASK ")
-}
-
 impl Bulk {
     /// Pools for the nodes of `routing`, connected with `access`.
     pub(crate) fn new(routing: Arc<Routing>, access: Arc<Access>) -> Bulk {
@@ -448,6 +443,5 @@ mod tests {
         ));
         assert!(matches!(read_refusal("OOM command not allowed"), Refusal::Final));
         assert!(matches!(read_refusal("MOVED nonsense"), Refusal::Final));
-        assert!(is_redirect("ASK 1 h:1") && is_redirect("MOVED 1 h:1") && !is_redirect("ERR"));
     }
 }

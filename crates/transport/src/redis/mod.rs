@@ -14,7 +14,10 @@
 //!
 //! # How a command finds its node
 //!
-//! Three paths, each on connections of its own:
+//! A Redis Cluster splits keys into 16384 hash slots, each owned by one master: a key's slot
+//! is the CRC16 of its hash tag (the part between the first `{` and the next `}`, or the whole
+//! key) modulo 16384. Sharded pub/sub channels hash the same way. Three paths, each on
+//! connections of its own:
 //!
 //! - **Commands** (small values, hashes, sets, `SPUBLISH`, `PING`) go through the redis
 //!   crate's clients: a [`ConnectionManager`] to one server, or a cluster connection that
@@ -22,12 +25,28 @@
 //!   again when a node fails. A multi-key command is asked only for keys of one slot
 //!   ([`crate::store`] explains hash tags); in a cluster, `get_many` refuses keys of several
 //!   slots with [`TransportError::Protocol`] rather than let them be split over shards.
-//! - **Large values** (`SET`s of 64 KiB and more, values in parts, large `GETRANGE`s) go
-//!   through [`bulk`], which routes by the same slot arithmetic ([`slots`]) with a map of
-//!   its own, and follows redirects and failovers as its documentation describes.
-//! - **Subscriptions** go through [`pubsub`]: one connection per node that owns subscribed
-//!   channels, resubscribed after failovers, slot moves and lost connections.
-//!
+//! - **Large values** (`SET`s of 64 KiB and more, values in parts, large `GETRANGE`s) are
+//!   written and read without copies on raw connections (`redis/bulk.rs`), one small pool per
+//!   node, routed by a slot map of their own read with `CLUSTER SLOTS` (`redis/slots.rs`). A
+//!   `-MOVED <slot> <node>` answer means the slot has a new owner: the map learns it at once
+//!   and the command goes there. A `-ASK <slot> <node>` answer means the slot is being moved
+//!   and this key is (or, new, will be) at `<node>`: the command goes there once, after
+//!   `ASKING`, and the map stays as it is until the move ends. A node that cannot be reached
+//!   (a failover is under way), or answers `-TRYAGAIN`, `-CLUSTERDOWN`, `-MASTERDOWN`,
+//!   `-READONLY` or `-LOADING`, makes the map be read again (once for all who found it stale,
+//!   at most every 100 ms) and the command tried again after a pause, until its deadline. A
+//!   value written in parts cannot be sent twice: when its slot moves while it is written,
+//!   the node refuses it at its end and nothing is set ([`TransportError::Unavailable`]; the
+//!   caller stores the value whole).
+//! - **Subscriptions** (`redis/pubsub.rs`): a listener is a task that keeps one subscribed
+//!   connection per node that owns subscribed channels, and knows where each channel is.
+//!   When a slot moves, its old owner ends the subscriptions of its channels with a
+//!   `sunsubscribe` nobody asked for; a node that answers `SSUBSCRIBE` with `-MOVED` names
+//!   the owner; a connection that fails or falls silent (a heartbeat `PING` unanswered) loses
+//!   its channels. In each case the listener reads the slot map again and subscribes those
+//!   channels where their slots are now, trying again after a growing pause until a node
+//!   confirms; every 30 s it also checks that no channel sits on a node that lost its slot.
+
 //! # Failures
 //!
 //! Every operation is bounded ([`OPERATION_TIMEOUT`], plus time for the bytes of a large
@@ -72,48 +91,42 @@ fn protocol(detail: impl Into<String>) -> TransportError {
     TransportError::Protocol { service: SERVICE, detail: detail.into() }
 }
 
-/// Classifies a client error: connection trouble, a server that cannot serve right now
-/// (loading its data, a replica, a failover, a slot on the move) are transient; a write
-/// refused for memory is [`TransportError::OutOfMemory`]; anything else is a protocol error
-/// (a key holding another kind of value, keys of several slots, a bad reply).
+/// Server error codes of states that pass: a server loading its data, a replica, a failover, a
+/// slot on the move.
+const PASSING: [&str; 7] = ["LOADING", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "MOVED", "ASK"];
+
+/// Classifies a client error: connection trouble and a server that cannot serve right now
+/// ([`PASSING`]) are transient; a write refused for memory is
+/// [`TransportError::OutOfMemory`]; anything else is a protocol error (a key holding another
+/// kind of value, keys of several slots, a bad reply). A transaction that the server aborted
+/// is classified by the errors of its commands (a full store refuses each with `OOM`).
 fn classify(what: &str, error: RedisError) -> TransportError {
-    use redis::{ErrorKind, ServerErrorKind};
-    if error.code() == Some("OOM") {
+    let codes: Vec<String> = match error.clone().into_server_errors() {
+        Some(errors) => errors.iter().map(|(_, e)| e.code().to_owned()).collect(),
+        None => Vec::new(),
+    };
+    if codes.iter().any(|code| code == "OOM") {
         return TransportError::OutOfMemory { service: SERVICE, detail: format!("{what}: {error}") };
     }
     let transient = error.is_io_error()
         || error.is_timeout()
         || error.is_connection_dropped()
         || error.is_connection_refusal()
-        || matches!(error.kind(), ErrorKind::ClusterConnectionNotFound)
-        || matches!(
-            error.kind(),
-            ErrorKind::Server(
-                ServerErrorKind::BusyLoading
-                    | ServerErrorKind::TryAgain
-                    | ServerErrorKind::ClusterDown
-                    | ServerErrorKind::MasterDown
-                    | ServerErrorKind::ReadOnly
-                    | ServerErrorKind::Moved
-                    | ServerErrorKind::Ask
-            )
-        );
+        || matches!(error.kind(), redis::ErrorKind::ClusterConnectionNotFound)
+        || codes.iter().any(|code| PASSING.contains(&code.as_str()));
     if transient { unavailable(format!("{what}: {error}")) } else { protocol(format!("{what}: {error}")) }
 }
 
 /// Classifies a failure of a raw connection ([`wire`]) as [`classify`] does the general
-/// client's; a refusal because the key's slot moved under a value written in parts is
-/// transient (the value is then written again, whole).
+/// client's (a refusal because the key's slot moved under a value written in parts is
+/// transient: the value is then written again, whole).
 fn classify_wire(what: &str, error: &WireError) -> TransportError {
     match error {
         WireError::Refused(line) if line.starts_with("OOM") => {
             TransportError::OutOfMemory { service: SERVICE, detail: format!("{what}: {line}") }
         }
         WireError::Refused(line)
-            if ["LOADING", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN"]
-                .iter()
-                .any(|p| line.starts_with(p))
-                || bulk::is_redirect(line) =>
+            if line.split_ascii_whitespace().next().is_some_and(|c| PASSING.contains(&c)) =>
         {
             unavailable(format!("{what}: {line}"))
         }
