@@ -70,13 +70,15 @@ pub async fn serve_with(
         compression: args.compression,
         max_jobs_in_flight: args.max_jobs_in_flight,
         max_queued_jobs: args.max_queued_jobs,
+        memory_watermark: args.store_memory_watermark,
         sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
         max_deliveries: args.transport.max_deliveries,
         max_strips: usize::from(args.max_fragments),
         max_background_stitches: 2 * cores(),
         stitch_delay: Duration::from_millis(args.drill_stitch_delay_ms),
     };
-    let coordinator = Coordinator::new(transport.clone(), config, metrics.clone());
+    let wakeups = transport.notifier.listen().await.map_err(SetupError::Connect)?;
+    let coordinator = Coordinator::new(transport.clone(), config, metrics.clone(), Arc::from(wakeups));
     let loops_stop = CancellationToken::new();
     let loops = tokio::spawn(coordinator.clone().run_loops(loops_stop.clone()));
     let workers_stop = CancellationToken::new();
@@ -182,6 +184,7 @@ pub async fn worker(
                 transport: transport.clone(),
                 metrics: metrics.clone(),
                 needs_consumers: true,
+                coordinator: None,
             });
             let limits = args.connections.limits();
             Some(tokio::spawn(crate::listener::serve(

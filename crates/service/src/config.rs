@@ -15,8 +15,10 @@ pub struct TransportArgs {
     /// needs both.
     #[arg(long, env = "DSOBEL_AMQP_URL", hide_env_values = true, value_parser = secret)]
     pub amqp_url: Option<SecretString>,
-    /// Redis URL (redis://:password@host:6379/0). `serve` with neither this nor --amqp-url runs
-    /// the embedded mode; `worker` needs both.
+    /// Redis URL (redis://:password@host:6379/0; rediss:// for TLS), or a Redis Cluster's seed
+    /// nodes separated by commas (redis://h1:7000,redis://h2:7000); a single URL of a cluster
+    /// node works too. `serve` with neither this nor --amqp-url runs the embedded mode; `worker`
+    /// needs both.
     #[arg(long, env = "DSOBEL_REDIS_URL", hide_env_values = true, value_parser = secret)]
     pub redis_url: Option<SecretString>,
     /// Redis for the large values (uploads, strip rows and results, finished PNGs), which need
@@ -108,6 +110,10 @@ pub struct ServeArgs {
     /// the backend's own memory; the system-wide bound is DSOBEL_MAX_QUEUED_JOBS).
     #[arg(long, env = "DSOBEL_MAX_JOBS_IN_FLIGHT", default_value_t = 1024)]
     pub max_jobs_in_flight: usize,
+    /// The part of a store shard's memory limit (Redis `maxmemory`) past which uploads are
+    /// refused with 503, so that the jobs already accepted still have room to finish.
+    #[arg(long, env = "DSOBEL_STORE_MEMORY_WATERMARK", default_value_t = 0.8, value_parser = watermark)]
+    pub store_memory_watermark: f64,
     /// Jobs the whole system may hold beyond one per consuming worker before uploads get 429:
     /// how many may wait in the queue, whichever backend replica they reach.
     #[arg(long, env = "DSOBEL_MAX_QUEUED_JOBS", default_value_t = 256)]
@@ -273,6 +279,14 @@ pub use secrecy::{ExposeSecret, SecretString};
 /// Parses a secret setting (an empty value counts as unset where the setting is used).
 pub fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(value.to_owned()))
+}
+
+/// Parses a memory watermark: a fraction above 0 and at most 1.
+fn watermark(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1.0 => Ok(f),
+        _ => Err(format!("{value:?} is not a fraction above 0 and at most 1 (0.8 is 80 %)")),
+    }
 }
 
 /// Number of logical cores.

@@ -122,6 +122,13 @@ pub enum JobsError {
     /// The stored state of a job contradicts itself (a bug, or a store that lost part of it).
     #[error("{0}")]
     Inconsistent(String),
+    /// A store shard is above its memory watermark: new work is refused until it frees.
+    #[error(
+        "the store is nearly full ({} at {:.0} % of its memory limit, over DSOBEL_STORE_MEMORY_WATERMARK); new uploads are refused until results expire or are fetched",
+        .0.shard,
+        .0.fraction * 100.0
+    )]
+    StoreFull(crate::coordinator::FullShard),
     /// The process began shutting down before the operation finished.
     #[error("the server is shutting down")]
     Interrupted,
@@ -318,6 +325,7 @@ impl ApiError {
                 JobsError::AlreadyOver { .. } => ErrorCode::JobFinished,
                 JobsError::TooBusy(_) => ErrorCode::TooBusy,
                 JobsError::KeyPending
+                | JobsError::StoreFull(_)
                 | JobsError::TimedOut
                 | JobsError::Interrupted
                 | JobsError::Store(StoreError::Transport(_)) => ErrorCode::Unavailable,

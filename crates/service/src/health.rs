@@ -1,7 +1,8 @@
 //! The health and metrics endpoints, one router for `serve` and `worker`: `/healthz`
 //! (liveness), `/readyz` (the broker and the store answer; for a worker, also every worker
-//! task attached to the queue) and `/metrics` (OpenMetrics text, with the queue depth read
-//! fresh from the broker).
+//! task attached to the queue; for a backend whose store is above its memory watermark, ready
+//! but saying that uploads are refused) and `/metrics` (OpenMetrics text, with the queue depth
+//! read fresh from the broker).
 
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub struct Health {
     /// Ready only once every worker task consumes (a `worker` process: before that, the
     /// broker does not count it, and no strips are planned for it).
     pub needs_consumers: bool,
+    /// A backend's coordinator, whose refusal of uploads for a full store `/readyz` reports.
+    pub coordinator: Option<std::sync::Arc<crate::coordinator::Coordinator>>,
 }
 
 /// `/healthz`, `/readyz` and `/metrics`, for any router state.
@@ -56,7 +59,19 @@ async fn readyz(State(health): State<Health>) -> Response {
         failures
     };
     if failures.is_empty() {
-        return axum::Json(json!({ "status": "ready" })).into_response();
+        // A store above its memory watermark refuses uploads, but the backend stays ready:
+        // taken out of its load balancer, it could not answer the status and results of the
+        // jobs it holds either (and every backend shares the store, so all would go).
+        let full = health.coordinator.as_ref().and_then(|c| c.store_full());
+        return match full {
+            None => axum::Json(json!({ "status": "ready" })).into_response(),
+            Some(full) => axum::Json(json!({
+                "status": "ready",
+                "uploads": "refused",
+                "reason": crate::error::JobsError::StoreFull(full).to_string(),
+            }))
+            .into_response(),
+        };
     }
     ApiError::NotReady(failures).into_response()
 }

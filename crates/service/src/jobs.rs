@@ -156,7 +156,7 @@ pub fn status_from(
 /// Publishes a wake-up about a job. Only a wake-up: a lost one delays the news until the next
 /// read (the sweeper's, or a waiter's), so a failure is logged, not returned.
 pub async fn publish(t: &Transport, event: Event) {
-    if let Err(e) = t.notifier.publish(&event.encode()).await {
+    if let Err(e) = t.notifier.publish(&t.keys.events(event.job_id()), &event.encode()).await {
         tracing::warn!(job_id = %event.job_id(), error = %e, "could not publish a wake-up; it will be found when the job is read again");
     }
 }

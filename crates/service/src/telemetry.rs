@@ -95,6 +95,8 @@ pub struct Metrics {
     pub dead_letters: Counter,
     /// Jobs this backend took over from a replica that stopped.
     pub jobs_taken_over: Counter,
+    /// Writes a worker held and tried again because the store was full.
+    pub full_store_waits: Counter,
     /// Jobs finished, by outcome, seen by this process.
     pub jobs_finished: Family<OutcomeLabels, Counter>,
     /// HTTP connections open.
@@ -135,6 +137,7 @@ impl Metrics {
             strips_published: Counter::default(),
             dead_letters: Counter::default(),
             jobs_taken_over: Counter::default(),
+            full_store_waits: Counter::default(),
             jobs_finished: Family::default(),
             connections_open: Gauge::default(),
             connections_shed: Counter::default(),
@@ -174,6 +177,11 @@ impl Metrics {
             "jobs_taken_over",
             "Jobs taken over here from a backend replica that stopped",
             m.jobs_taken_over.clone(),
+        );
+        registry.register(
+            "full_store_waits",
+            "Results a worker held until the full store had room for them",
+            m.full_store_waits.clone(),
         );
         registry.register(
             "strips_published",

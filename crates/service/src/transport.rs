@@ -27,7 +27,7 @@ pub struct Transport {
     /// The bytes store: uploads, strip rows and results, finished PNGs (the state store itself
     /// unless a store of its own is configured).
     pub bytes: Arc<dyn Store>,
-    /// The wake-up channel.
+    /// The wake-up channels (one per job: [`Keys::events`]).
     pub notifier: Arc<dyn Notifier>,
     /// Key names.
     pub keys: Keys,
@@ -70,7 +70,6 @@ impl Transport {
         use dsobel_transport::rabbitmq::RabbitQueue;
         use dsobel_transport::redis::{RedisNotifier, RedisStore};
         let keys = Keys::new(&args.namespace);
-        let channel = format!("{}:events", args.namespace);
         let at = |url: &str| {
             let shown = without_password(url);
             move |e: TransportError| e.at(&shown)
@@ -88,7 +87,7 @@ impl Transport {
             queue,
             store,
             bytes,
-            notifier: Arc::new(RedisNotifier::connect(redis, &channel).await.map_err(at(redis))?),
+            notifier: Arc::new(RedisNotifier::connect(redis).await.map_err(at(redis))?),
             keys,
             embedded: false,
         })
@@ -114,8 +113,12 @@ fn queue_config(args: &TransportArgs) -> QueueConfig {
     QueueConfig { name: args.queue.clone(), max_deliveries: args.max_deliveries }
 }
 
-/// `url` with its password (if any) replaced by `***`, fit for an error message.
+/// `url` with its password (if any) replaced by `***`, fit for an error message; each URL of a
+/// comma-separated list (a Redis Cluster's seed nodes) alike.
 pub fn without_password(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(without_password).collect::<Vec<_>>().join(",");
+    }
     let Some((scheme, rest)) = url.split_once("://") else { return "(unparsable URL)".into() };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
@@ -140,5 +143,9 @@ mod tests {
         assert_eq!(without_password("redis://token@host"), "redis://***@host");
         assert_eq!(without_password("redis://host:6379/"), "redis://host:6379/");
         assert_eq!(without_password("a:b@c"), "(unparsable URL)");
+        assert_eq!(
+            without_password("redis://:pw@h1:7000,rediss://u:pw@h2:7001/"),
+            "redis://:***@h1:7000,rediss://u:***@h2:7001/"
+        );
     }
 }

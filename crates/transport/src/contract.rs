@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::notify::{Notifier, Subscription};
-use crate::queue::{Consumer, Delivery, JobQueue};
+use crate::notify::{Listener, Notification, Notifier};
+use crate::queue::{Consumer, Delivery, JobQueue, QueueLoad};
 use crate::store::Store;
 
 /// The longest any single expected event may take before a check fails.
@@ -212,7 +212,7 @@ pub async fn nack_dead_letters_immediately(queue: &dyn JobQueue) {
 }
 
 /// `depth` counts ready messages, `consumer_count` the work queue's consumers (not the
-/// dead-letter queue's); both follow consumers coming and going.
+/// dead-letter queue's); both follow consumers coming and going, and `load` gives both.
 pub async fn consumer_count_and_depth(queue: &dyn JobQueue) {
     depth_is(queue, 0).await;
     consumers_are(queue, 0).await;
@@ -221,10 +221,13 @@ pub async fn consumer_count_and_depth(queue: &dyn JobQueue) {
     }
     depth_is(queue, 3).await;
 
+    assert_eq!(queue.load().await.expect("load"), QueueLoad { consumers: 0, ready: 3 });
+
     let first = queue.consume(1).await.expect("consume");
     let second = queue.consume(1).await.expect("consume");
     let dead = queue.consume_dead_letters(1).await.expect("consume dead letters");
     consumers_are(queue, 2).await;
+    assert_eq!(queue.load().await.expect("load").consumers, 2);
     drop(first);
     consumers_are(queue, 1).await;
     drop(second);
@@ -258,10 +261,10 @@ pub async fn put_get_delete(store: &dyn Store, prefix: &str) {
 }
 
 /// `get_many` reads several values at once, in order; missing keys and keys of another kind
-/// read as `None`.
+/// read as `None`. The keys share a hash tag, as they must on a sharded store.
 pub async fn several_values_at_once(store: &dyn Store, prefix: &str) {
-    let (a, b, hash, missing) =
-        (format!("{prefix}:a"), format!("{prefix}:b"), format!("{prefix}:h"), format!("{prefix}:none"));
+    let key = |name: &str| format!("{{{prefix}}}:{name}");
+    let (a, b, hash, missing) = (key("a"), key("b"), key("h"), key("none"));
     store.put(&a, Bytes::from_static(b"first"), LONG).await.expect("put");
     store.put(&b, Bytes::from_static(b"second"), LONG).await.expect("put");
     store.hash_put(&hash, "f", Bytes::from_static(b"v"), LONG).await.expect("hash_put");
@@ -409,30 +412,150 @@ pub async fn sets(store: &dyn Store, prefix: &str) {
     assert!(store.set_members(&key).await.expect("set_members").is_empty());
 }
 
+/// `memory` names each shard once, with its limit (if any) above zero; a value written shows
+/// in the figures.
+pub async fn memory_figures(store: &dyn Store, prefix: &str) {
+    let key = format!("{prefix}:memory");
+    store.put(&key, Bytes::from(vec![7u8; 2 << 20]), LONG).await.expect("put");
+    let shards = store.memory().await.expect("memory");
+    assert!(!shards.is_empty(), "no shard reported");
+    let mut names: Vec<&str> = shards.iter().map(|s| s.shard.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), shards.len(), "a shard reported twice: {shards:?}");
+    assert!(shards.iter().all(|s| s.limit != Some(0)), "a limit of zero: {shards:?}");
+    let used: u64 = shards.iter().map(|s| s.used).sum();
+    assert!(used >= 2 << 20, "2 MiB written, {used} bytes in use: {shards:?}");
+    store.delete(&[key]).await.expect("delete");
+}
+
 /// The store's `health_check` passes while its server is up.
 pub async fn store_health(store: &dyn Store) {
     store.health_check().await.expect("health_check");
 }
 
-async fn receive(subscription: &mut Box<dyn Subscription>, what: &str) -> String {
-    within(what, subscription.next()).await.unwrap_or_else(|| panic!("{what}: the subscription ended"))
+/// The channel `name` of a check: a hash tag of its own, so that in a cluster the channels of
+/// a check live on several shards.
+fn channel(prefix: &str, name: &str) -> String {
+    format!("{prefix}:job:{{{prefix}-{name}}}:events")
 }
 
-/// Every subscriber sees every message published after it subscribed, in order; publishing
-/// with nobody listening is not an error.
-pub async fn notifier_broadcasts(notifier: &dyn Notifier, prefix: &str) {
-    notifier.publish(&format!("{prefix}:nobody")).await.expect("publish without subscribers");
-    let mut first = notifier.subscribe().await.expect("subscribe");
-    let mut second = notifier.subscribe().await.expect("subscribe");
-    let messages = [format!("{prefix}:1"), format!("{prefix}:2")];
-    for message in &messages {
-        notifier.publish(message).await.expect("publish");
+async fn hear(listener: &dyn Listener, what: &str) -> Notification {
+    within(what, listener.next()).await.unwrap_or_else(|| panic!("{what}: the listener stopped"))
+}
+
+/// Fails if `listener` hears anything within [`QUIET`].
+async fn hears_nothing(listener: &dyn Listener, what: &str) {
+    if let Ok(heard) = tokio::time::timeout(QUIET, listener.next()).await {
+        panic!("{what}: heard {heard:?}");
     }
-    for subscription in [&mut first, &mut second] {
-        for message in &messages {
-            assert_eq!(&receive(subscription, "a notification").await, message);
+}
+
+fn note(channel: &str, message: &str) -> Notification {
+    Notification { channel: channel.to_owned(), message: message.to_owned() }
+}
+
+/// A listener hears the channels it subscribed to and no other, each channel's messages in
+/// the order published; every listener subscribed to a channel hears each of its messages;
+/// publishing with nobody listening is not an error.
+pub async fn listeners_hear_their_channels(notifier: &dyn Notifier, prefix: &str) {
+    let (a, b, c) = (channel(prefix, "a"), channel(prefix, "b"), channel(prefix, "c"));
+    notifier.publish(&a, "nobody listens").await.expect("publish without listeners");
+    let first = notifier.listen().await.expect("listen");
+    let second = notifier.listen().await.expect("listen");
+    first.subscribe(&a).await.expect("subscribe");
+    first.subscribe(&b).await.expect("subscribe");
+    second.subscribe(&a).await.expect("subscribe");
+    for (channel, message) in [(&a, "a1"), (&b, "b1"), (&c, "c1"), (&a, "a2")] {
+        notifier.publish(channel, message).await.expect("publish");
+    }
+    // Each channel's messages in order; channels of different shards may interleave.
+    let mut heard = Vec::new();
+    for _ in 0..3 {
+        heard.push(hear(&*first, "a message of a subscribed channel").await);
+    }
+    let of = |channel: &str| {
+        heard.iter().filter(|n| n.channel == channel).map(|n| n.message.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(of(&a), ["a1", "a2"], "the first listener, channel a: {heard:?}");
+    assert_eq!(of(&b), ["b1"], "the first listener, channel b: {heard:?}");
+    assert_eq!(hear(&*second, "a1").await, note(&a, "a1"));
+    assert_eq!(hear(&*second, "a2").await, note(&a, "a2"));
+    hears_nothing(&*first, "the first listener, after its messages").await;
+    hears_nothing(&*second, "the second listener, after its messages").await;
+}
+
+/// Subscriptions are counted: a channel subscribed twice is heard until it is unsubscribed
+/// twice; unsubscribing a channel that is not subscribed does nothing; a channel
+/// subscribed again is heard again.
+pub async fn subscriptions_are_counted(notifier: &dyn Notifier, prefix: &str) {
+    let a = channel(prefix, "counted");
+    let listener = notifier.listen().await.expect("listen");
+    listener.subscribe(&a).await.expect("subscribe");
+    listener.subscribe(&a).await.expect("subscribe again");
+    listener.unsubscribe(&a).await.expect("unsubscribe once");
+    notifier.publish(&a, "1").await.expect("publish");
+    assert_eq!(hear(&*listener, "still subscribed once").await, note(&a, "1"));
+    listener.unsubscribe(&a).await.expect("unsubscribe twice");
+    notifier.publish(&a, "2").await.expect("publish");
+    hears_nothing(&*listener, "unsubscribed").await;
+    listener.unsubscribe(&a).await.expect("unsubscribe a channel not subscribed");
+    listener.unsubscribe(&channel(prefix, "never")).await.expect("unsubscribe a channel never subscribed");
+    listener.subscribe(&a).await.expect("subscribe anew");
+    notifier.publish(&a, "3").await.expect("publish");
+    assert_eq!(hear(&*listener, "subscribed anew").await, note(&a, "3"));
+}
+
+/// Tasks share a listener: while several wait on it at once, each message goes to exactly
+/// one of them.
+pub async fn one_listener_for_several_tasks(notifier: &dyn Notifier, prefix: &str) {
+    let a = channel(prefix, "shared");
+    let listener = notifier.listen().await.expect("listen");
+    listener.subscribe(&a).await.expect("subscribe");
+    let read = async || {
+        let mut got = Vec::new();
+        while let Ok(Some(heard)) = tokio::time::timeout(QUIET * 3, listener.next()).await {
+            got.push(heard.message);
         }
+        got
+    };
+    let publish = async {
+        for n in 0..20 {
+            notifier.publish(&a, &n.to_string()).await.expect("publish");
+        }
+    };
+    let (first, second, ()) = tokio::join!(read(), read(), publish);
+    let mut all: Vec<u32> = first.iter().chain(&second).map(|m| m.parse().expect("a number")).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..20).collect::<Vec<_>>(), "each message once: {first:?} and {second:?}");
+}
+
+/// Channels of many hash slots (every shard of a cluster) are heard at once, and each
+/// unsubscribed one falls silent.
+pub async fn channels_of_many_slots(notifier: &dyn Notifier, prefix: &str) {
+    let channels: Vec<String> = (0..24).map(|n| channel(prefix, &format!("many-{n}"))).collect();
+    let listener = notifier.listen().await.expect("listen");
+    for channel in &channels {
+        listener.subscribe(channel).await.expect("subscribe");
     }
+    for channel in &channels {
+        notifier.publish(channel, "hello").await.expect("publish");
+    }
+    let mut heard = Vec::new();
+    for _ in &channels {
+        heard.push(hear(&*listener, "a message of one of many channels").await.channel);
+    }
+    heard.sort();
+    let mut expected = channels.clone();
+    expected.sort();
+    assert_eq!(heard, expected);
+    for channel in &channels {
+        listener.unsubscribe(channel).await.expect("unsubscribe");
+    }
+    for channel in &channels {
+        notifier.publish(channel, "goodbye").await.expect("publish");
+    }
+    hears_nothing(&*listener, "after unsubscribing every channel").await;
 }
 
 /// The notifier's `health_check` passes while its server is up.

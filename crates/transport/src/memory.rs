@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, mpsc};
 
 use crate::Result;
-use crate::notify::{Notifier, Subscription};
+use crate::notify::{Listener, Notification, Notifier};
 use crate::queue::{Acker, Consumer, Delivery, JobQueue, QueueConfig};
-use crate::store::Store;
+use crate::store::{ShardMemory, Store};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data half-updated (each
@@ -437,22 +437,50 @@ impl Store for MemoryStore {
     async fn health_check(&self) -> Result<()> {
         Ok(())
     }
-}
 
-/// An in-process broadcast notifier.
-#[derive(Debug, Clone)]
-pub struct MemoryNotifier {
-    sender: broadcast::Sender<String>,
-}
-
-impl Default for MemoryNotifier {
-    fn default() -> Self {
-        MemoryNotifier { sender: broadcast::channel(4096).0 }
+    /// The bytes of the live keys and their values, without a limit: the process's own memory
+    /// is the limit, which the store does not know.
+    async fn memory(&self) -> Result<Vec<ShardMemory>> {
+        let now = Instant::now();
+        let state = lock(&self.state);
+        let used = state
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.expires > now)
+            .map(|(key, entry)| {
+                key.len()
+                    + match &entry.value {
+                        Value::Plain(bytes) => bytes.len(),
+                        Value::Hash(fields) => fields.iter().map(|(f, v)| f.len() + v.len()).sum(),
+                        Value::Set(members) => members.iter().map(String::len).sum(),
+                    }
+            })
+            .sum::<usize>();
+        Ok(vec![ShardMemory { shard: "memory".into(), used: used as u64, limit: None }])
     }
 }
 
+/// An in-process notifier: the channels and listeners of one process.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryNotifier {
+    hub: Arc<Mutex<Hub>>,
+}
+
+/// Who listens to what.
+#[derive(Debug, Default)]
+struct Hub {
+    next_listener: u64,
+    /// For each channel, its listeners and how many times each subscribed.
+    channels: HashMap<String, HashMap<u64, usize>>,
+    /// Each listener's inbox.
+    inboxes: HashMap<u64, mpsc::Sender<Notification>>,
+}
+
+/// Messages an idle listener keeps before it misses new ones.
+const INBOX: usize = 4096;
+
 impl MemoryNotifier {
-    /// A new notifier with no subscribers.
+    /// A new notifier with no listeners.
     pub fn new() -> Self {
         Self::default()
     }
@@ -460,14 +488,28 @@ impl MemoryNotifier {
 
 #[async_trait]
 impl Notifier for MemoryNotifier {
-    async fn publish(&self, message: &str) -> Result<()> {
-        // No subscriber is not an error: wake-ups are best effort.
-        let _ = self.sender.send(message.to_owned());
+    async fn publish(&self, channel: &str, message: &str) -> Result<()> {
+        let hub = lock(&self.hub);
+        let Some(listeners) = hub.channels.get(channel) else { return Ok(()) };
+        for id in listeners.keys() {
+            let notification = Notification { channel: channel.to_owned(), message: message.to_owned() };
+            // A listener that does not read misses messages: wake-ups are best effort.
+            if let Some(inbox) = hub.inboxes.get(id)
+                && inbox.try_send(notification).is_err()
+            {
+                tracing::debug!(channel, "a listener's inbox is full; a wake-up is dropped");
+            }
+        }
         Ok(())
     }
 
-    async fn subscribe(&self) -> Result<Box<dyn Subscription>> {
-        Ok(Box::new(MemorySubscription { receiver: self.sender.subscribe() }))
+    async fn listen(&self) -> Result<Box<dyn Listener>> {
+        let (sender, inbox) = mpsc::channel(INBOX);
+        let mut hub = lock(&self.hub);
+        let id = hub.next_listener;
+        hub.next_listener += 1;
+        hub.inboxes.insert(id, sender);
+        Ok(Box::new(MemoryListener { id, hub: self.hub.clone(), inbox: tokio::sync::Mutex::new(inbox) }))
     }
 
     async fn health_check(&self) -> Result<()> {
@@ -475,20 +517,49 @@ impl Notifier for MemoryNotifier {
     }
 }
 
-struct MemorySubscription {
-    receiver: broadcast::Receiver<String>,
+/// A listener of a [`MemoryNotifier`].
+struct MemoryListener {
+    id: u64,
+    hub: Arc<Mutex<Hub>>,
+    inbox: tokio::sync::Mutex<mpsc::Receiver<Notification>>,
 }
 
 #[async_trait]
-impl Subscription for MemorySubscription {
-    async fn next(&mut self) -> Option<String> {
-        loop {
-            match self.receiver.recv().await {
-                Ok(message) => return Some(message),
-                // A slow subscriber skips what it missed: the state is in the store.
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
+impl Listener for MemoryListener {
+    async fn subscribe(&self, channel: &str) -> Result<()> {
+        let mut hub = lock(&self.hub);
+        *hub.channels.entry(channel.to_owned()).or_default().entry(self.id).or_default() += 1;
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> Result<()> {
+        let mut hub = lock(&self.hub);
+        if let Some(listeners) = hub.channels.get_mut(channel) {
+            if let Some(count) = listeners.get_mut(&self.id) {
+                *count -= 1;
+                if *count == 0 {
+                    listeners.remove(&self.id);
+                }
+            }
+            if listeners.is_empty() {
+                hub.channels.remove(channel);
             }
         }
+        Ok(())
+    }
+
+    async fn next(&self) -> Option<Notification> {
+        self.inbox.lock().await.recv().await
+    }
+}
+
+impl Drop for MemoryListener {
+    fn drop(&mut self) {
+        let mut hub = lock(&self.hub);
+        hub.inboxes.remove(&self.id);
+        hub.channels.retain(|_, listeners| {
+            listeners.remove(&self.id);
+            !listeners.is_empty()
+        });
     }
 }

@@ -29,6 +29,15 @@ impl Default for QueueConfig {
     }
 }
 
+/// The work queue's load at one moment ([`JobQueue::load`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLoad {
+    /// Consumers attached to the work queue (all processes).
+    pub consumers: u32,
+    /// Messages waiting in it, not yet delivered.
+    pub ready: u64,
+}
+
 /// A durable work queue with a dead-letter queue.
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
@@ -42,6 +51,10 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn consumer_count(&self) -> Result<u32>;
     /// How many messages wait in the work queue (ready, not yet delivered).
     async fn depth(&self) -> Result<u64>;
+    /// Both figures at once, as one question to the broker.
+    async fn load(&self) -> Result<QueueLoad> {
+        Ok(QueueLoad { consumers: self.consumer_count().await?, ready: self.depth().await? })
+    }
     /// Checks that the broker answers.
     async fn health_check(&self) -> Result<()>;
 }

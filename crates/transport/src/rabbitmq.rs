@@ -12,7 +12,10 @@
 //!
 //! Messages are persistent and every publish waits for the broker's confirm. Each consumer has
 //! its own channel with a per-consumer prefetch window; dropping the consumer closes that
-//! channel, and the broker hands every unacknowledged delivery back to the queue.
+//! channel, and the broker hands every unacknowledged delivery back to the queue. The queue's
+//! load ([`JobQueue::load`]: consumers and ready messages) is read with a passive declaration
+//! on one long-lived channel of its own, opened again only when the broker closed it (a failed
+//! declaration closes its channel) or the connection changed.
 //!
 //! Failure handling: every network step runs under a deadline ([`OPERATION_TIMEOUT`]), so a
 //! dead broker turns into [`TransportError::Unavailable`] instead of a hang. The connection
@@ -34,7 +37,7 @@ use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::time::{Instant, timeout_at};
 
-use crate::queue::{Acker, Consumer, Delivery, JobQueue, QueueConfig};
+use crate::queue::{Acker, Consumer, Delivery, JobQueue, QueueConfig, QueueLoad};
 use crate::{Result, TransportError};
 
 const SERVICE: &str = "rabbitmq";
@@ -100,6 +103,8 @@ pub struct RabbitQueue {
     uri: AMQPUri,
     config: QueueConfig,
     link: tokio::sync::Mutex<Option<Link>>,
+    /// The channel the queue's load is read on, and the connection it belongs to.
+    inspector: tokio::sync::Mutex<Option<(Arc<Connection>, Channel)>>,
 }
 
 impl std::fmt::Debug for RabbitQueue {
@@ -122,7 +127,12 @@ impl RabbitQueue {
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(DEFAULT_HEARTBEAT_SECS);
         }
-        let queue = RabbitQueue { uri, config, link: tokio::sync::Mutex::new(None) };
+        let queue = RabbitQueue {
+            uri,
+            config,
+            link: tokio::sync::Mutex::new(None),
+            inspector: tokio::sync::Mutex::new(None),
+        };
         queue.link(Instant::now() + OPERATION_TIMEOUT).await?;
         Ok(queue)
     }
@@ -259,14 +269,26 @@ impl RabbitQueue {
         .await
     }
 
-    /// The passive declaration of the work queue: its ready messages and consumers.
+    /// The passive declaration of the work queue (its ready messages and consumers), on the
+    /// long-lived inspection channel.
     async fn inspect(&self) -> Result<lapin::Queue> {
         let name = self.config.name.clone();
         self.with_link(|link, deadline| async move {
-            // A failed passive declaration closes its channel, so it gets a channel of its own
-            // (closed again when dropped).
-            let channel = step(deadline, "open channel", link.connection.create_channel()).await?;
-            step(
+            let mut inspector = timeout_at(deadline, self.inspector.lock())
+                .await
+                .map_err(|_| unavailable("waiting for the inspection channel: timed out"))?;
+            let open = inspector.as_ref().filter(|(connection, channel)| {
+                Arc::ptr_eq(connection, &link.connection) && channel.status().connected()
+            });
+            let channel = match open {
+                Some((_, channel)) => channel.clone(),
+                None => {
+                    let channel = step(deadline, "open channel", link.connection.create_channel()).await?;
+                    *inspector = Some((link.connection.clone(), channel.clone()));
+                    channel
+                }
+            };
+            let declared = step(
                 deadline,
                 "passive queue.declare",
                 channel.queue_declare(
@@ -275,9 +297,21 @@ impl RabbitQueue {
                     FieldTable::default(),
                 ),
             )
-            .await
+            .await;
+            if declared.is_err() {
+                // The broker closes a channel whose passive declaration failed: open another
+                // next time.
+                *inspector = None;
+            }
+            declared
         })
         .await
+    }
+
+    /// The id of the inspection channel, once one is open (it stays the same from one
+    /// [`JobQueue::load`] to the next while the broker keeps it open).
+    pub async fn inspection_channel(&self) -> Option<u16> {
+        self.inspector.lock().await.as_ref().map(|(_, channel)| channel.id())
     }
 
     /// Deletes the work queue and the dead-letter queue with everything in them. Meant for
@@ -356,6 +390,11 @@ impl JobQueue for RabbitQueue {
 
     async fn depth(&self) -> Result<u64> {
         Ok(u64::from(self.inspect().await?.message_count()))
+    }
+
+    async fn load(&self) -> Result<QueueLoad> {
+        let queue = self.inspect().await?;
+        Ok(QueueLoad { consumers: queue.consumer_count(), ready: u64::from(queue.message_count()) })
     }
 
     async fn health_check(&self) -> Result<()> {

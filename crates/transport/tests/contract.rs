@@ -1,9 +1,11 @@
 //! Runs the contract suite (`dsobel_transport::contract`) on every adapter: always on the
-//! memory adapter, and on RabbitMQ and Redis when they answer.
+//! memory adapter, and on RabbitMQ, one Redis server and a Redis Cluster when they answer.
 //!
-//! Servers: `DSOBEL_TEST_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`) and
-//! `DSOBEL_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/`). An unreachable server skips
-//! its tests with a message, except when `CI` is set: there it fails them.
+//! Servers: `DSOBEL_TEST_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`),
+//! `DSOBEL_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/`) and
+//! `DSOBEL_TEST_REDIS_CLUSTER_URL` (the seed list `scripts/redis-cluster.sh start DIR PORT`
+//! prints; no default). An unreachable server, or an unset cluster URL, skips its tests with a
+//! message, except when `CI` is set: there it fails them.
 //!
 //! Every broker test works on its own queue `dsobel.test.<random>` (deleted afterwards, also
 //! when the check fails), every store and notifier test under its own random key prefix and
@@ -20,6 +22,15 @@ use dsobel_transport::{
     JobQueue, MemoryNotifier, MemoryQueue, MemoryStore, QueueConfig, RabbitQueue, RedisNotifier, RedisStore,
     Store, TransportError,
 };
+
+/// Which Redis a test runs on.
+#[derive(Clone, Copy)]
+enum Redis {
+    /// One server (`DSOBEL_TEST_REDIS_URL`).
+    Single,
+    /// A Redis Cluster (`DSOBEL_TEST_REDIS_CLUSTER_URL`).
+    Cluster,
+}
 
 const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
@@ -88,15 +99,33 @@ where
     cleanup.expect("delete the test queues");
 }
 
-async fn on_redis<F, Fut, T>(connect: impl AsyncFnOnce(&str) -> dsobel_transport::Result<T>, check: F)
-where
+async fn on_redis<F, Fut, T>(
+    redis: Redis,
+    connect: impl AsyncFnOnce(&str) -> dsobel_transport::Result<T>,
+    check: F,
+) where
     F: FnOnce(Arc<T>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let url = url("DSOBEL_TEST_REDIS_URL", DEFAULT_REDIS_URL);
+    let (url, variable) = match redis {
+        Redis::Single => (url("DSOBEL_TEST_REDIS_URL", DEFAULT_REDIS_URL), "DSOBEL_TEST_REDIS_URL"),
+        Redis::Cluster => match std::env::var("DSOBEL_TEST_REDIS_CLUSTER_URL") {
+            Ok(url) if !url.is_empty() => (url, "DSOBEL_TEST_REDIS_CLUSTER_URL"),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("DSOBEL_TEST_REDIS_CLUSTER_URL is not set (CI is set, so this fails)")
+            }
+            _ => {
+                eprintln!(
+                    "skipped: no Redis Cluster (start one with scripts/redis-cluster.sh start DIR PORT and \
+                     set DSOBEL_TEST_REDIS_CLUSTER_URL to the seed list it prints)"
+                );
+                return;
+            }
+        },
+    };
     match connect(&url).await {
         Ok(adapter) => check(Arc::new(adapter)).await,
-        Err(error) => unreachable("Redis", &url, "DSOBEL_TEST_REDIS_URL", error),
+        Err(error) => unreachable("Redis", &url, variable, error),
     }
 }
 
@@ -142,8 +171,50 @@ macro_rules! store_contract {
 
                     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                     async fn redis() {
-                        on_redis(async |url: &str| RedisStore::connect(url).await, |store| async move {
+                        on_redis(Redis::Single, async |url: &str| RedisStore::connect(url).await, |store| async move {
                             contract::$check(&*store, &prefix()).await
+                        })
+                        .await;
+                    }
+
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn redis_cluster() {
+                        on_redis(Redis::Cluster, async |url: &str| RedisStore::connect(url).await, |store| async move {
+                            contract::$check(&*store, &prefix()).await
+                        })
+                        .await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! notifier_contract {
+    ($($check:ident),* $(,)?) => {
+        mod notifier {
+            use super::*;
+            $(
+                mod $check {
+                    use super::*;
+
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn memory() {
+                        contract::$check(&MemoryNotifier::new(), &prefix()).await;
+                    }
+
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn redis() {
+                        on_redis(Redis::Single, async |url: &str| RedisNotifier::connect(url).await, |notifier| async move {
+                            contract::$check(&*notifier, &prefix()).await
+                        })
+                        .await;
+                    }
+
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn redis_cluster() {
+                        on_redis(Redis::Cluster, async |url: &str| RedisNotifier::connect(url).await, |notifier| async move {
+                            contract::$check(&*notifier, &prefix()).await
                         })
                         .await;
                     }
@@ -171,7 +242,15 @@ store_contract!(
     ttl_expiry,
     put_if_absent_once,
     hash_put_idempotent,
-    sets
+    sets,
+    memory_figures,
+);
+
+notifier_contract!(
+    listeners_hear_their_channels,
+    subscriptions_are_counted,
+    one_listener_for_several_tasks,
+    channels_of_many_slots,
 );
 
 /// Only the stores that take values in parts: the memory store keeps values by reference,
@@ -188,6 +267,17 @@ mod values_in_parts {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis() {
         on_redis(
+            Redis::Single,
+            async |url: &str| RedisStore::connect(url).await,
+            |store| async move { contract::values_in_parts(&*store, &prefix()).await },
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_cluster() {
+        on_redis(
+            Redis::Cluster,
             async |url: &str| RedisStore::connect(url).await,
             |store| async move { contract::values_in_parts(&*store, &prefix()).await },
         )
@@ -205,40 +295,82 @@ mod health {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis_store() {
+    async fn redis() {
+        health_on(Redis::Single).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_cluster() {
+        health_on(Redis::Cluster).await;
+    }
+
+    async fn health_on(redis: Redis) {
         on_redis(
+            redis,
             async |url: &str| RedisStore::connect(url).await,
             |store| async move { contract::store_health(&*store).await },
         )
         .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis_notifier() {
-        let channel = prefix();
         on_redis(
-            async |url: &str| RedisNotifier::connect(url, &channel).await,
+            redis,
+            async |url: &str| RedisNotifier::connect(url).await,
             |notifier| async move { contract::notifier_health(&*notifier).await },
         )
         .await;
     }
 }
 
-mod notifier {
-    use super::*;
+/// A cluster refuses a multi-key read of several slots clearly instead of splitting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_refuses_keys_of_several_slots() {
+    on_redis(
+        Redis::Cluster,
+        async |url: &str| RedisStore::connect(url).await,
+        |store| async move {
+            assert!(store.is_cluster());
+            let prefix = prefix();
+            let keys = [format!("{prefix}:{{one}}:a"), format!("{prefix}:{{two}}:a")];
+            match store.get_many(&keys).await {
+                Err(TransportError::Protocol { detail, .. }) => {
+                    assert!(detail.contains("hash tag"), "the error says what to do: {detail}")
+                }
+                other => panic!("keys of two slots: {other:?}"),
+            }
+            // Keys of one slot are fine, and deleting keys of several slots works slot by slot.
+            let tagged = [format!("{{{prefix}}}:a"), format!("{{{prefix}}}:b")];
+            assert_eq!(store.get_many(&tagged).await.expect("one slot"), [None, None]);
+            store.delete(&keys).await.expect("delete keys of several slots");
+        },
+    )
+    .await;
+}
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn memory() {
-        contract::notifier_broadcasts(&MemoryNotifier::new(), &prefix()).await;
+/// RabbitMQ's load is read on one channel that stays open from one reading to the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_load_is_read_on_one_long_lived_channel() {
+    let url = url("DSOBEL_TEST_AMQP_URL", DEFAULT_AMQP_URL);
+    let queue = match RabbitQueue::connect(&url, test_queue_config()).await {
+        Ok(queue) => Arc::new(queue),
+        Err(error) => return unreachable("RabbitMQ", &url, "DSOBEL_TEST_AMQP_URL", error),
+    };
+    let check = {
+        let queue = queue.clone();
+        async move {
+            assert_eq!(queue.inspection_channel().await, None, "no channel before the first reading");
+            queue.load().await.expect("load");
+            let channel = queue.inspection_channel().await.expect("a channel after a reading");
+            for _ in 0..20 {
+                queue.load().await.expect("load");
+                queue.depth().await.expect("depth");
+                queue.consumer_count().await.expect("consumer_count");
+            }
+            assert_eq!(queue.inspection_channel().await, Some(channel), "the same channel throughout");
+        }
+    };
+    let outcome = isolated(check).await;
+    let cleanup = queue.delete_queues().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
     }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis() {
-        let channel = prefix();
-        on_redis(
-            async |url: &str| RedisNotifier::connect(url, &channel).await,
-            |notifier| async move { contract::notifier_broadcasts(&*notifier, &prefix()).await },
-        )
-        .await;
-    }
+    cleanup.expect("delete the test queues");
 }

@@ -29,15 +29,20 @@ const TRANSPORT_DEADLINE: Duration = Duration::from_secs(10);
 pub const IDEMPOTENCY_CLAIM: Duration = Duration::from_secs(30);
 
 impl Coordinator {
-    /// Refuses new work while this backend holds its maximum of jobs in flight, or the whole
+    /// Refuses new work while this backend holds its maximum of jobs in flight, the whole
     /// system holds as many jobs as it has consuming workers plus its queue allowance (as the
     /// last beat counted them: a burst that reaches several replicas at once may pass it by a
-    /// little). Checked before an upload's body is read, and again when it is submitted.
+    /// little), or a store shard is above its memory watermark (the jobs already accepted then
+    /// still have room to finish). Checked before an upload's body is read, and again when it
+    /// is submitted.
     pub fn admit(&self) -> Result<(), JobsError> {
         if self.local.len() >= self.config.max_jobs_in_flight {
             return Err(JobsError::TooBusy(Limit::JobsInFlight(self.config.max_jobs_in_flight)));
         }
         if let Some(load) = self.system_load() {
+            if let Some(full) = load.full {
+                return Err(JobsError::StoreFull(full));
+            }
             let room = u64::from(load.consumers) + self.config.max_queued_jobs;
             if load.in_flight >= room {
                 return Err(JobsError::TooBusy(Limit::SystemJobs {
@@ -103,7 +108,7 @@ impl Coordinator {
             self.discard_upload(&id);
         }
         if let Some(earlier) = earlier? {
-            let watch = self.watch(&earlier);
+            let watch = self.watch(&earlier).await;
             return Ok(Submitted::Earlier(earlier, watch));
         }
         let t = &self.transport;
@@ -163,7 +168,9 @@ impl Coordinator {
         let probe = probe(&bytes, &self.config.limits)?;
         let (width, height) = probe.upright();
         let shape = Shape { format: probe.format, width: width as usize, height: height as usize };
-        let watch = self.wakeups.watch(&id);
+        let watch = self.wakeups.watch(&id).await;
+        // The owner's own watch: this process hears the job's news while it holds the job.
+        let owner_watch = self.wakeups.watch(&id).await;
         let span = tracing::info_span!("job", job_id = %id);
         let t = &self.transport;
         let started = Instant::now();
@@ -193,7 +200,7 @@ impl Coordinator {
             }
             save_record(t, &record, self.config.result_ttl).await?;
             t.store.set_add(&self.pending_key(), id.as_str(), self.config.result_ttl).await?;
-            self.local.insert(record.clone());
+            self.local.insert(record.clone(), owner_watch);
             try_join_all(tasks.iter().map(|task| t.queue.publish(task.to_body()))).await?;
             Ok::<(), JobsError>(())
         };

@@ -8,10 +8,12 @@ use std::sync::Mutex;
 use crate::locks::lock;
 use crate::model::{JobId, JobRecord};
 use crate::telemetry::Metrics;
+use crate::wakeups::JobWatch;
 
-/// Jobs accepted here and not finished, with their records as accepted.
+/// Jobs accepted here and not finished, with their records as accepted and the watch that
+/// keeps this process subscribed to their wake-ups.
 pub(super) struct LocalJobs {
-    jobs: Mutex<HashMap<JobId, JobRecord>>,
+    jobs: Mutex<HashMap<JobId, (JobRecord, JobWatch)>>,
     metrics: Metrics,
 }
 
@@ -25,9 +27,9 @@ impl LocalJobs {
         lock(&self.jobs, "local jobs").len()
     }
 
-    /// Holds a newly accepted job.
-    pub(super) fn insert(&self, record: JobRecord) {
-        if lock(&self.jobs, "local jobs").insert(record.id.clone(), record).is_none() {
+    /// Holds a newly accepted job, hearing its wake-ups through `watch` while it is held.
+    pub(super) fn insert(&self, record: JobRecord, watch: JobWatch) {
+        if lock(&self.jobs, "local jobs").insert(record.id.clone(), (record, watch)).is_none() {
             self.metrics.jobs_in_flight.inc();
         }
     }
@@ -41,11 +43,11 @@ impl LocalJobs {
 
     /// The record of a job held here.
     pub(super) fn get(&self, id: &JobId) -> Option<JobRecord> {
-        lock(&self.jobs, "local jobs").get(id).cloned()
+        lock(&self.jobs, "local jobs").get(id).map(|(record, _)| record.clone())
     }
 
     /// Every record held here.
     pub(super) fn records(&self) -> Vec<JobRecord> {
-        lock(&self.jobs, "local jobs").values().cloned().collect()
+        lock(&self.jobs, "local jobs").values().map(|(record, _)| record.clone()).collect()
     }
 }

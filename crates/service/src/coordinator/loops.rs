@@ -39,25 +39,26 @@ impl Coordinator {
         );
     }
 
+    /// Hears the wake-ups of the jobs this process watches (the listener resubscribes by
+    /// itself after a lost connection or a failover), and carries out the unsubscriptions of
+    /// the watches that went.
     async fn listen(self: Arc<Self>, shutdown: CancellationToken) {
-        let notifier = &self.transport.notifier;
-        while let Some(mut subscription) =
-            until_connected("cannot subscribe to wake-ups", &shutdown, || notifier.subscribe()).await
-        {
-            loop {
-                let message = tokio::select! {
-                    m = subscription.next() => m,
-                    _ = shutdown.cancelled() => return,
-                };
-                let Some(message) = message else { break };
-                let Some(event) = Event::decode(&message) else { continue };
-                self.wakeups.wake(event.job_id());
-                match event {
-                    Event::StripDone(id) | Event::Failed(id) => self.stitch_in_background(id),
-                    Event::Done(id) => self.local.remove(&id),
-                }
+        let mut gone = self.wakeups.take_gone();
+        loop {
+            let heard = tokio::select! {
+                heard = self.wakeups.next(&mut gone) => heard,
+                _ = shutdown.cancelled() => return,
+            };
+            let Some(heard) = heard else {
+                tracing::error!("the wake-up listener stopped; jobs are settled by the sweeper only");
+                return;
+            };
+            let Some(event) = Event::decode(&heard.message) else { continue };
+            self.wakeups.wake(event.job_id());
+            match event {
+                Event::StripDone(id) | Event::Failed(id) => self.stitch_in_background(id),
+                Event::Done(id) => self.local.remove(&id),
             }
-            tracing::warn!("wake-up subscription lost; resubscribing");
         }
     }
 

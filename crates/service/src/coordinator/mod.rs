@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dsobel_codec::{Limits, RestartIndex};
+use dsobel_transport::Listener;
 use tokio::sync::Semaphore;
 
 use crate::background::Background;
@@ -46,6 +47,7 @@ use crate::wakeups::{JobWatch, Wakeups};
 
 pub use intake::IDEMPOTENCY_CLAIM;
 use local::LocalJobs;
+pub use replicas::FullShard;
 use replicas::SystemLoad;
 
 /// The thinnest strip a job is cut into, in rows (its halo adds one row above and one below).
@@ -102,6 +104,9 @@ pub struct CoordinatorConfig {
     pub max_strips: usize,
     /// Most stitches run in the background at once (wake-ups past it are left to the sweeper).
     pub max_background_stitches: usize,
+    /// The part of a store shard's memory limit past which uploads are refused (before the
+    /// store itself refuses writes).
+    pub memory_watermark: f64,
     /// Fault drill: each stitch waits this long while holding its job's lock.
     pub stitch_delay: Duration,
 }
@@ -127,15 +132,21 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// A coordinator over a transport.
-    pub fn new(transport: Transport, config: CoordinatorConfig, metrics: Metrics) -> Arc<Self> {
+    /// A coordinator over a transport, hearing wake-ups through `listener` (this process's
+    /// one listener of the notifier).
+    pub fn new(
+        transport: Transport,
+        config: CoordinatorConfig,
+        metrics: Metrics,
+        listener: Arc<dyn Listener>,
+    ) -> Arc<Self> {
         let stitch_slots = Arc::new(Semaphore::new(config.max_background_stitches.max(1)));
         Arc::new(Coordinator {
+            wakeups: Wakeups::new(listener, transport.keys.clone()),
             transport,
             local: LocalJobs::new(metrics.clone()),
             config,
             metrics,
-            wakeups: Wakeups::default(),
             replica: ReplicaId::random(),
             system_load: Mutex::new(None),
             background: Background::new(),
@@ -161,8 +172,8 @@ impl Coordinator {
     }
 
     /// Starts watching job `id`'s wake-ups (for `/events` and `?wait=`).
-    pub fn watch(&self, id: &JobId) -> JobWatch {
-        self.wakeups.watch(id)
+    pub async fn watch(&self, id: &JobId) -> JobWatch {
+        self.wakeups.watch(id).await
     }
 
     /// This replica's id.

@@ -15,6 +15,7 @@
 //! The broker's consumers and waiting messages are read at the same moment, once per sweep,
 //! not per upload.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,7 +29,7 @@ use crate::model::ReplicaId;
 const TAKEOVER_LOCK: Duration = Duration::from_secs(60);
 
 /// What the last beat learnt of the whole system.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct SystemLoad {
     /// When it was read.
     pub(super) at: Instant,
@@ -40,6 +41,17 @@ pub(super) struct SystemLoad {
     pub(super) consumers: u32,
     /// Tasks waiting in the work queue.
     pub(super) ready: u64,
+    /// The fullest shard of the stores, when it is above the memory watermark.
+    pub(super) full: Option<FullShard>,
+}
+
+/// A store shard above the memory watermark.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FullShard {
+    /// Which store and shard (`bytes 10.0.0.5:6379`).
+    pub shard: String,
+    /// The part of its memory limit in use.
+    pub fraction: f64,
 }
 
 impl Coordinator {
@@ -52,7 +64,7 @@ impl Coordinator {
     /// before the first beat, or when the last one is older than a heartbeat lives (the store
     /// or the broker has not answered since).
     pub(super) fn system_load(&self) -> Option<SystemLoad> {
-        let mut load = (*lock(&self.system_load, "system load"))?;
+        let mut load = lock(&self.system_load, "system load").clone()?;
         if load.at.elapsed() > self.heartbeat_ttl() {
             return None;
         }
@@ -88,11 +100,40 @@ impl Coordinator {
             }
         }
         let queue = &t.queue;
-        let (consumers, ready) = tokio::join!(queue.consumer_count(), queue.depth());
-        let (consumers, ready) = (consumers.unwrap_or(0), ready.unwrap_or(0));
+        let (load, full) = tokio::join!(queue.load(), self.fullest_shard());
+        let (consumers, ready) = load.map(|l| (l.consumers, l.ready)).unwrap_or((0, 0));
+        if let Some(full) = &full {
+            tracing::warn!(shard = %full.shard, used = full.fraction, "the store is above its memory watermark; new uploads are refused");
+        }
         *lock(&self.system_load, "system load") =
-            Some(SystemLoad { at: Instant::now(), in_flight, mine, consumers, ready });
+            Some(SystemLoad { at: Instant::now(), in_flight, mine, consumers, ready, full });
         Ok(())
+    }
+
+    /// The fullest shard of the two stores, if it is above the memory watermark
+    /// (`DSOBEL_STORE_MEMORY_WATERMARK`); shards without a limit never are.
+    async fn fullest_shard(&self) -> Option<FullShard> {
+        let t = &self.transport;
+        let separate = !Arc::ptr_eq(&t.store, &t.bytes);
+        let (state, bytes) = tokio::join!(t.store.memory(), async {
+            if separate { t.bytes.memory().await } else { Ok(Vec::new()) }
+        });
+        let shards = [("state", state), ("bytes", bytes)].into_iter().flat_map(|(role, shards)| {
+            shards.unwrap_or_default().into_iter().map(move |shard| (role, shard))
+        });
+        shards
+            .filter_map(|(role, shard)| {
+                let fraction = shard.fraction()?;
+                let name = if separate { format!("{role} {}", shard.shard) } else { shard.shard };
+                Some(FullShard { shard: name, fraction })
+            })
+            .filter(|shard| shard.fraction >= self.config.memory_watermark)
+            .max_by(|a, b| a.fraction.total_cmp(&b.fraction))
+    }
+
+    /// The store shard above its memory watermark, as the last beat found it, if any.
+    pub fn store_full(&self) -> Option<FullShard> {
+        self.system_load().and_then(|load| load.full)
     }
 
     /// Moves the pending jobs of `stopped` (a replica without a heartbeat) into this replica's

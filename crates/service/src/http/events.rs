@@ -79,7 +79,7 @@ pub(super) async fn events(
     let id = checked_id(&id)?;
     let client = client_of(&state, request.extensions(), request.headers());
     let slot = state.client_limits.open_stream(client)?;
-    let wakeups = state.coordinator.watch(&id);
+    let wakeups = state.coordinator.watch(&id).await;
     state.coordinator.status(&id).await?;
     let stream = EventStream { state, id, wakeups, last: None, finished: false, _slot: slot };
     let events = futures_util::stream::unfold(stream, |s| s.next_event());

@@ -79,6 +79,7 @@ pub fn router(state: Shared) -> Router {
         transport: state.coordinator.transport().clone(),
         metrics: state.metrics.clone(),
         needs_consumers: false,
+        coordinator: Some(state.coordinator.clone()),
     }));
     for path in web::Page::paths() {
         open = open.route(

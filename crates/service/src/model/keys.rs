@@ -53,6 +53,10 @@ impl Keys {
     pub fn started(&self, id: &JobId) -> String {
         format!("{}:started", self.of(id))
     }
+    /// The channel of the job's wake-ups (on the shard of its keys).
+    pub fn events(&self, id: &JobId) -> String {
+        format!("{}:events", self.of(id))
+    }
     /// A job's failure, written once by whoever sees it first.
     pub fn failure(&self, id: &JobId) -> String {
         format!("{}:failure", self.of(id))

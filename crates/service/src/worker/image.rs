@@ -111,13 +111,12 @@ impl Worker {
             filter: ms(timings.filter_encode),
             ..Timings::default()
         };
-        let record =
-            match finish_done(&self.transport, record, Bytes::from(processed.png), self.config.result_ttl)
-                .await
-            {
-                Ok(record) => record,
-                Err(e) => return self.requeue(delivery, &e.into()).await,
-            };
+        let png = Bytes::from(processed.png);
+        let finish = || finish_done(&self.transport, record.clone(), png.clone(), self.config.result_ttl);
+        let record = match self.persist("the image's result", finish).await {
+            Ok(record) => record,
+            Err(e) => return self.requeue(delivery, &e.into()).await,
+        };
         if let Err(e) = delivery.ack().await {
             tracing::warn!(error = %e, "acknowledgement failed after the job was finished");
         }
@@ -229,7 +228,7 @@ impl Worker {
             return Ok(HandOut::Queued);
         }
         let key = t.keys.input(&task.job_id, index);
-        t.bytes.put(&key, rows, self.config.work_ttl).await?;
+        self.persist("a strip's rows", || t.bytes.put(&key, rows.clone(), self.config.work_ttl)).await?;
         let strip =
             StripTask::new(&task.job_id, spec, &task.options, task.compression, StripSource::Rows { key });
         t.queue.publish(Task::Strip(strip).to_body()).await?;

@@ -6,7 +6,10 @@
 //! While the store does not answer, a task is held (up to [`STORE_OUTAGE_HOLD`]) instead of
 //! being handed back at once: every hand-back counts towards the delivery limit, and workers
 //! passing a task around during an outage of a few seconds would use it up and fail a healthy
-//! job. Shutdown cuts the hold short: the task goes back to the queue at once.
+//! job. A store that answers but is full (it refuses writes for lack of memory) is waited out
+//! the same way, for as long as it takes ([`Worker::persist`]): the write is tried again every
+//! second with the result in hand, and the task is never handed back for it. Shutdown cuts
+//! both short: the task goes back to the queue at once.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,27 @@ use crate::model::{ErrorCode, JobError, JobId, Task, now_ms};
 /// How long a worker holds a task it could not finish while the store does not answer, before
 /// it hands the task back anyway.
 const STORE_OUTAGE_HOLD: Duration = Duration::from_secs(60);
+
+/// How often a write refused for lack of memory is tried again.
+const FULL_STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// An error that may say the store is full.
+pub(super) trait MaybeFull {
+    /// Whether the store refused the write for lack of memory.
+    fn is_full(&self) -> bool;
+}
+
+impl MaybeFull for TransportError {
+    fn is_full(&self) -> bool {
+        self.is_out_of_memory()
+    }
+}
+
+impl MaybeFull for StoreError {
+    fn is_full(&self) -> bool {
+        matches!(self, StoreError::Transport(e) if e.is_out_of_memory())
+    }
+}
 
 /// Why a task could not be finished, sorted by what becomes of it ([`Worker::set_back`]).
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +130,43 @@ impl Worker {
         }
     }
 
+    /// Runs `write` until the store takes it: a refusal for lack of memory is waited out
+    /// (logged once, tried again every [`FULL_STORE_RETRY`]) with the task held, until the
+    /// write passes, fails otherwise, or shutdown comes.
+    pub(super) async fn persist<T, E, F, Fut>(&self, what: &str, mut write: F) -> Result<T, E>
+    where
+        E: MaybeFull + std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut waited = None;
+        loop {
+            match write().await {
+                Err(e) if e.is_full() && !self.shutdown.is_cancelled() => {
+                    if waited.is_none() {
+                        tracing::warn!(what, error = %e, "the store is full; holding the task until it has room");
+                        self.metrics.full_store_waits.inc();
+                        waited = Some(Instant::now());
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(FULL_STORE_RETRY) => {}
+                        _ = self.shutdown.cancelled() => {}
+                    }
+                }
+                done => {
+                    if let Some(since) = waited {
+                        tracing::info!(
+                            what,
+                            waited_s = since.elapsed().as_secs_f64(),
+                            "the store had room again"
+                        );
+                    }
+                    return done;
+                }
+            }
+        }
+    }
+
     /// Hands a task back to the queue after a failure that may pass, once the store answers
     /// (or [`STORE_OUTAGE_HOLD`] or shutdown comes first).
     pub(super) async fn requeue(&self, delivery: Delivery, reason: &Setback) -> Outcome {
@@ -185,7 +246,8 @@ impl Worker {
     async fn fail(&self, id: &JobId, delivery: Delivery, error: JobError) -> Outcome {
         tracing::error!(code = %error.code, reason = %error.message, "task cannot be processed; dead-lettering it");
         let ttl = self.config.result_ttl;
-        if let Err(e) = jobs::mark_failed(&self.transport, id, &error, ttl).await {
+        let mark = || jobs::mark_failed(&self.transport, id, &error, ttl);
+        if let Err(e) = self.persist("the job's failure", mark).await {
             tracing::warn!(error = %error_chain(&e), "could not record the failure yet; holding the task");
             self.wait_for_store().await;
             if let Err(e) = jobs::mark_failed(&self.transport, id, &error, ttl).await {

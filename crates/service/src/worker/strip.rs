@@ -194,11 +194,9 @@ impl Worker {
         self.metrics.filter.observe(result.filter.as_secs_f64());
         self.metrics.encode.observe(result.encode.as_secs_f64());
         let t = &self.transport;
-        if let Err(e) = t
-            .bytes
-            .hash_put(&t.keys.strips(id), &strip.to_string(), result.to_bytes(), self.config.work_ttl)
-            .await
-        {
+        let (key, field, value) = (t.keys.strips(id), strip.to_string(), result.to_bytes());
+        let put = || t.bytes.hash_put(&key, &field, value.clone(), self.config.work_ttl);
+        if let Err(e) = self.persist("the strip's result", put).await {
             return self.requeue(delivery, &e.into()).await;
         }
         publish(t, Event::StripDone(id.clone())).await;
