@@ -301,6 +301,24 @@ pub async fn delete_queues(amqp: &str, names: &[String]) -> Result<(), lapin::Er
     Ok(())
 }
 
+/// Whether queue `name` exists (asked passively: nothing is declared).
+pub async fn queue_exists(amqp: &str, name: &str) -> bool {
+    queue_depth(amqp, name).await.is_some()
+}
+
+/// How many messages wait in queue `name` (not counting those consumers hold), or `None` when
+/// there is no such queue (asked passively: nothing is declared).
+pub async fn queue_depth(amqp: &str, name: &str) -> Option<u32> {
+    use lapin::options::QueueDeclareOptions;
+    let connection =
+        lapin::Connection::connect(amqp, lapin::ConnectionProperties::default()).await.expect("connect to RabbitMQ");
+    let channel = connection.create_channel().await.expect("open a channel");
+    let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    let queue = channel.queue_declare(name.into(), options, lapin::types::FieldTable::default()).await;
+    let _ = connection.close(200, "done".into()).await;
+    queue.ok().map(|q| q.message_count())
+}
+
 /// Starts `dsobel serve` in the embedded mode (no RabbitMQ, no Redis) on port 0 with `extra`
 /// flags and waits until it is ready.
 pub fn embedded_serve(extra: &[&str]) -> Proc {

@@ -486,6 +486,8 @@ struct ProxyState {
     latency_ms: AtomicU64,
     /// Chance per chunk, in thousandths, of a stall.
     stall_per_mille: AtomicU64,
+    /// Bytes passed on to the server so far.
+    upstream_bytes: AtomicU64,
     open: Mutex<Vec<TcpStream>>,
 }
 
@@ -515,11 +517,16 @@ impl Proxy {
                         open.extend([c, s]);
                     }
                 }
-                forward(client, server2, shared.clone());
-                forward(server, client2, shared.clone());
+                forward(client, server2, shared.clone(), true);
+                forward(server, client2, shared.clone(), false);
             }
         });
         Proxy { port, state }
+    }
+
+    /// How many bytes clients have sent through to the server so far.
+    pub fn upstream_bytes(&self) -> u64 {
+        self.state.upstream_bytes.load(Ordering::SeqCst)
     }
 
     /// Sends new connections to `127.0.0.1:target` from now on.
@@ -555,8 +562,9 @@ impl Proxy {
 
 /// One direction of a proxied connection: a reader stamps each chunk with the moment it may go
 /// on, a writer sends the chunks in order, each no sooner than its stamp.
-fn forward(mut from: TcpStream, mut to: TcpStream, state: Arc<ProxyState>) {
+fn forward(mut from: TcpStream, mut to: TcpStream, state: Arc<ProxyState>, upstream: bool) {
     let (chunks, pending) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let counter = state.clone();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 65536];
         while let Ok(n) = from.read(&mut buf) {
@@ -582,6 +590,9 @@ fn forward(mut from: TcpStream, mut to: TcpStream, state: Arc<ProxyState>) {
             }
             if to.write_all(&chunk).is_err() {
                 break;
+            }
+            if upstream {
+                counter.upstream_bytes.fetch_add(chunk.len() as u64, Ordering::SeqCst);
             }
         }
         let _ = to.shutdown(Shutdown::Both);
