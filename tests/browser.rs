@@ -29,7 +29,8 @@ fn run_file(file: &str) {
         .env("DSOBEL_BIN", env!("CARGO_BIN_EXE_dsobel"))
         .output()
         .expect("run the browser tests");
-    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     println!("{report}");
     assert!(output.status.success(), "{file}: browser tests failed (see their report above)");
     let skipped = report.lines().find_map(|l| l.trim().strip_prefix("ℹ skipped ")).unwrap_or("0");

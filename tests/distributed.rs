@@ -8,24 +8,56 @@ use dsobel_client::{Cut, ErrorCode, JobId, JobState};
 use dsobel_testkit::api::Backend;
 use dsobel_testkit::images::restart_jpeg;
 use dsobel_testkit::process::{embedded_serve, log_lines, processed_locally, start_upload};
-use dsobel_testkit::{Need, Servers, Stack, Test, decode_png, fixture, random_name, test_png, wait_for, wait_until};
+use dsobel_testkit::{
+    Need, Servers, Stack, Test, decode_png, fixture, random_name, test_png, wait_for, wait_until,
+};
 
 fn main() -> std::process::ExitCode {
     dsobel_testkit::register_binary(env!("CARGO_BIN_EXE_dsobel"));
     let servers = [Need::RabbitMq, Need::Redis];
     let tests: [(&str, fn()); 13] = [
-        ("one_backend_two_workers_exact_results_one_strip_per_worker", one_backend_two_workers_exact_results_one_strip_per_worker),
+        (
+            "one_backend_two_workers_exact_results_one_strip_per_worker",
+            one_backend_two_workers_exact_results_one_strip_per_worker,
+        ),
         ("a_worker_killed_mid_strip_loses_nothing", a_worker_killed_mid_strip_loses_nothing),
-        ("a_backend_restarted_mid_job_still_finishes_it_once", a_backend_restarted_mid_job_still_finishes_it_once),
-        ("two_backend_replicas_stitch_each_job_exactly_once", two_backend_replicas_stitch_each_job_exactly_once),
-        ("sigterm_lets_workers_and_backend_finish_what_they_hold", sigterm_lets_workers_and_backend_finish_what_they_hold),
-        ("a_strip_that_keeps_failing_is_dead_lettered_and_fails_its_job", a_strip_that_keeps_failing_is_dead_lettered_and_fails_its_job),
-        ("every_cut_and_strip_count_gives_what_dsobel_process_gives", every_cut_and_strip_count_gives_what_dsobel_process_gives),
+        (
+            "a_backend_restarted_mid_job_still_finishes_it_once",
+            a_backend_restarted_mid_job_still_finishes_it_once,
+        ),
+        (
+            "two_backend_replicas_stitch_each_job_exactly_once",
+            two_backend_replicas_stitch_each_job_exactly_once,
+        ),
+        (
+            "sigterm_lets_workers_and_backend_finish_what_they_hold",
+            sigterm_lets_workers_and_backend_finish_what_they_hold,
+        ),
+        (
+            "a_strip_that_keeps_failing_is_dead_lettered_and_fails_its_job",
+            a_strip_that_keeps_failing_is_dead_lettered_and_fails_its_job,
+        ),
+        (
+            "every_cut_and_strip_count_gives_what_dsobel_process_gives",
+            every_cut_and_strip_count_gives_what_dsobel_process_gives,
+        ),
         ("a_worker_killed_mid_whole_image_loses_nothing", a_worker_killed_mid_whole_image_loses_nothing),
-        ("a_decode_killed_after_handing_out_strips_is_redone_without_counting_twice", a_decode_killed_after_handing_out_strips_is_redone_without_counting_twice),
-        ("a_cancelled_job_drops_its_queued_strips_and_nothing_else", a_cancelled_job_drops_its_queued_strips_and_nothing_else),
-        ("a_jpeg_damaged_past_its_header_fails_in_the_worker_with_the_doors_answer", a_jpeg_damaged_past_its_header_fails_in_the_worker_with_the_doors_answer),
-        ("a_job_a_worker_has_started_is_processing_not_queued", a_job_a_worker_has_started_is_processing_not_queued),
+        (
+            "a_decode_killed_after_handing_out_strips_is_redone_without_counting_twice",
+            a_decode_killed_after_handing_out_strips_is_redone_without_counting_twice,
+        ),
+        (
+            "a_cancelled_job_drops_its_queued_strips_and_nothing_else",
+            a_cancelled_job_drops_its_queued_strips_and_nothing_else,
+        ),
+        (
+            "a_jpeg_damaged_past_its_header_fails_in_the_worker_with_the_doors_answer",
+            a_jpeg_damaged_past_its_header_fails_in_the_worker_with_the_doors_answer,
+        ),
+        (
+            "a_job_a_worker_has_started_is_processing_not_queued",
+            a_job_a_worker_has_started_is_processing_not_queued,
+        ),
         ("the_stack_leaves_no_queue_behind", the_stack_leaves_no_queue_behind),
     ];
     let mut all: Vec<Test> = tests.into_iter().map(|(name, body)| Test::new(name, &servers, body)).collect();
@@ -223,7 +255,8 @@ fn every_cut_and_strip_count_gives_what_dsobel_process_gives() {
     for (name, bytes, restart_strips) in &inputs {
         let want = processed_locally(bytes).expect("dsobel process takes it");
         for fragments in [1u32, 2, 3, 7] {
-            let split_cut = if fragments <= *restart_strips { Cut::RestartIntervals } else { Cut::DecodeAndSplit };
+            let split_cut =
+                if fragments <= *restart_strips { Cut::RestartIntervals } else { Cut::DecodeAndSplit };
             let id = backend.submit(bytes, &format!("?fragments={fragments}"));
             let status = backend.wait_job(&id, Duration::from_secs(30));
             assert_eq!(status.state, JobState::Done, "{name} fragments={fragments}: {status:?}");

@@ -452,7 +452,9 @@ fn probe(backends: &Addresses, input: &Input, ledger: &Mutex<Ledger>) -> Duratio
     for attempt in 0.. {
         assert!(started.elapsed() < Duration::from_secs(120), "the stack did not recover in 120 s");
         let key = random_name("probe");
-        if let Ok(Upload::Finished { id, png }) = backend_at(backends, attempt).upload_once(&input.bytes, "wait=30", &key) {
+        if let Ok(Upload::Finished { id, png }) =
+            backend_at(backends, attempt).upload_once(&input.bytes, "wait=30", &key)
+        {
             let elapsed = started.elapsed();
             let id = id.expect("the job id of a ?wait= answer").to_string();
             let outcome = match &input.expected {

@@ -59,11 +59,11 @@ fn outage_of(which: &str) {
     proxy.restore();
     wait_for(Duration::from_secs(40), "/readyz to recover by itself", || backend.is_ready());
     // The worker reconnects by itself too: a new job goes all the way through.
-    let after = wait_until(Duration::from_secs(40), "an upload accepted after the outage", || {
-        match backend.upload(&png, "") {
-            Ok(Upload::Accepted(links)) => Some(links.id),
-            _ => None,
-        }
+    let after = wait_until(Duration::from_secs(40), "an upload accepted after the outage", || match backend
+        .upload(&png, "")
+    {
+        Ok(Upload::Accepted(links)) => Some(links.id),
+        _ => None,
     });
     backend.wait_done(&after, Duration::from_secs(40));
     backend.assert_exact(&after, &luma, 120, 90);
@@ -93,7 +93,9 @@ fn a_redis_cut_during_a_large_upload_loses_nothing() {
         redis.upstream_bytes() - written_before > (png.len() / 4) as u64
     });
     redis.cut();
-    wait_for(Duration::from_secs(20), "the backend to notice Redis is gone", || backend.readyz() == Some(503));
+    wait_for(Duration::from_secs(20), "the backend to notice Redis is gone", || {
+        backend.readyz() == Some(503)
+    });
     redis.restore();
     wait_for(Duration::from_secs(30), "the backend to be ready again", || backend.is_ready());
     std::io::Write::write_all(&mut upload, &png[png.len() / 2..]).unwrap();

@@ -10,7 +10,6 @@ fn dsobel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dsobel"))
 }
 
-
 /// A photo-like RGB PNG written by the test itself, so the test does not depend on files.
 fn write_png(path: &Path, w: u32, h: u32) -> Vec<u8> {
     let mut rgb = Vec::with_capacity((w * h * 3) as usize);
@@ -92,7 +91,8 @@ fn a_directory_with_a_bad_file_does_the_rest_and_fails() {
 
 #[test]
 fn stdin_to_stdout() {
-    let photo = std::fs::read(dsobel_testkit::photo("chelsea.png")).expect("the test photos are in the repository");
+    let photo =
+        std::fs::read(dsobel_testkit::photo("chelsea.png")).expect("the test photos are in the repository");
     let mut child = dsobel()
         .args(["process", "-", "--threads", "1"])
         .stdin(Stdio::piped())

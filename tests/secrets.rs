@@ -35,7 +35,12 @@ const REDIS_PASSWORD: &str = "redis-pw-9e77d00d";
 /// Runs `dsobel` with `args` (and `--address-file`) and debug logs in `format`, lets `exercise`
 /// use it (given the address it reported, once it reported one: `None` for a process that
 /// never listens), stops it and returns all it printed on standard output and error.
-fn output_of(args: &[&str], format: &str, listens: bool, exercise: impl FnOnce(Option<&str>, &Printed)) -> String {
+fn output_of(
+    args: &[&str],
+    format: &str,
+    listens: bool,
+    exercise: impl FnOnce(Option<&str>, &Printed),
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = (dir.path().join("out"), dir.path().join("err"));
     let address_file: PathBuf = dir.path().join(random_name("address"));
@@ -116,7 +121,17 @@ fn passwords_in_the_broker_and_store_urls_never_reach_the_logs() {
     let redis = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}/0", redis_port.port());
     let roles: [Vec<&str>; 2] = [
         vec!["worker", "--amqp-url", &amqp, "--redis-url", &redis, "--health-listen", "127.0.0.1:0"],
-        vec!["serve", "--listen", "127.0.0.1:0", "--amqp-url", &amqp, "--redis-url", &redis, "--api-key", API_KEY],
+        vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--amqp-url",
+            &amqp,
+            "--redis-url",
+            &redis,
+            "--api-key",
+            API_KEY,
+        ],
     ];
     let where_ = format!("127.0.0.1:{}", amqp_port.port());
     for args in &roles {

@@ -7,8 +7,10 @@
 use std::time::{Duration, Instant};
 
 use dsobel_client::JobState;
-use dsobel_testkit::process::{queue_depth, Proc};
-use dsobel_testkit::{Need, OwnRedis, RedisClient, Servers, Stack, Test, block_on, random_name, test_png, wait_for};
+use dsobel_testkit::process::{Proc, queue_depth};
+use dsobel_testkit::{
+    Need, OwnRedis, RedisClient, Servers, Stack, Test, block_on, random_name, test_png, wait_for,
+};
 
 fn main() -> std::process::ExitCode {
     dsobel_testkit::register_binary(env!("CARGO_BIN_EXE_dsobel"));
@@ -82,33 +84,49 @@ fn serve_and_worker_stop_within_their_grace_while_redis_is_down() {
     wait_for(Duration::from_secs(10), "the task of job to be back in the queue", || {
         block_on(queue_depth(&amqp, &stack.queue)) == Some(1)
     });
-    eprintln!("job {id}: worker stopped in {worker_took:?}, serve in {serve_took:?}; its task is queued again");
+    eprintln!(
+        "job {id}: worker stopped in {worker_took:?}, serve in {serve_took:?}; its task is queued again"
+    );
     let _ = std::fs::remove_dir_all(&logs);
 }
 
 fn a_backend_stopped_mid_stitch_lets_its_lock_go_and_another_finishes_the_job_at_once() {
     let servers = Servers::shared();
-    let stack = Stack::new(&servers);
+    let mut stack = Stack::new(&servers);
+    let logs = tempdir("dsobel-stop-mid-stitch");
+    stack.log_dir = Some(logs.clone());
     let store = RedisClient::from_url(&servers.redis);
     let _worker = stack.worker(0);
-    // Backend A holds every stitch a minute while it has the job's lock; B does not.
+    // Backend A holds every stitch a minute while it has the job's lock. B starts once A is
+    // gone (a replica running beside A would race it for the stitch, and keep its own lock
+    // after stitching, which would hide A's).
     let mut a = stack.serve(&["--drill-stitch-delay-ms", "60000", "--shutdown-timeout-secs", "2"]);
-    let b = stack.serve(&[]);
     let (png, luma) = test_png(200, 150, 32);
     let id = a.backend().submit(&png, "?fragments=2");
-    let lock = format!("{}:job:{{{id}}}:stitch", stack.namespace);
-    wait_for(Duration::from_secs(30), "backend A to take the job's stitch lock", || store.exists(&lock));
+    // `{ns}:job:{<id>}:stitch` (the pattern also finds the lock of builds that wrote the id
+    // without its hash-tag braces).
+    let lock = format!("{}:job:*{id}*:stitch", stack.namespace);
+    let locked = || !store.keys(&lock).is_empty();
+    wait_for(Duration::from_secs(30), "backend A to take the job's stitch lock", locked);
+    let a_log = a.log.clone().expect("A's log");
 
     let took = stop_all(&mut [&mut a], Duration::from_secs(2) + MARGIN + Duration::from_secs(30))[0];
     assert!(took <= Duration::from_secs(2) + MARGIN, "backend A took {took:?} to stop (grace 2 s)");
-    assert!(!store.exists(&lock), "backend A left the stitch lock {lock} behind");
+    assert!(!locked(), "backend A left the stitch lock {lock} behind");
+    let said = std::fs::read_to_string(&a_log).unwrap_or_default();
+    assert!(
+        !said.contains("\"job done\""),
+        "A finished the job instead of being stopped mid-stitch:\n{said}"
+    );
     // B's sweeper finds the job with all its strips and no lock: done at once, not after the
     // lock's 60 s.
     let finished = Instant::now();
+    let b = stack.serve(&[]);
     let status = b.backend().wait_job(&id, Duration::from_secs(15));
     assert_eq!(status.state, JobState::Done, "{status:?}");
     b.backend().assert_exact(&id, &luma, 200, 150);
-    eprintln!("job {id}: A stopped in {took:?}; B finished the job {:?} later", finished.elapsed());
+    eprintln!("job {id}: A stopped in {took:?}; B started and finished the job in {:?}", finished.elapsed());
+    let _ = std::fs::remove_dir_all(&logs);
 }
 
 fn tempdir(prefix: &str) -> std::path::PathBuf {

@@ -23,10 +23,14 @@ fn main() -> std::process::ExitCode {
     dsobel_testkit::register_binary(env!("CARGO_BIN_EXE_dsobel"));
     let needs = [Need::RabbitMq, Need::REDIS_SERVER];
     dsobel_testkit::run(vec![
-        Test::new("jobs_in_flight_when_redis_is_flushed_end_failed_not_unknown", &needs, || lost_store("flush")),
-        Test::new("jobs_in_flight_when_redis_restarts_without_its_data_end_failed_not_unknown", &needs, || {
-            lost_store("restart")
+        Test::new("jobs_in_flight_when_redis_is_flushed_end_failed_not_unknown", &needs, || {
+            lost_store("flush")
         }),
+        Test::new(
+            "jobs_in_flight_when_redis_restarts_without_its_data_end_failed_not_unknown",
+            &needs,
+            || lost_store("restart"),
+        ),
         Test::new(
             "a_job_this_backend_holds_reads_job_lost_at_once_never_404",
             &needs,
@@ -62,7 +66,9 @@ fn lost_store(how: &str) {
         .spawn()
         .expect("start dsobel submit");
     // The waiting request's and the submitted jobs are accepted, and the worker has the first.
-    wait_for(Duration::from_secs(10), "six jobs in flight", || backend.metric("dsobel_jobs_in_flight") >= 6.0);
+    wait_for(Duration::from_secs(10), "six jobs in flight", || {
+        backend.metric("dsobel_jobs_in_flight") >= 6.0
+    });
     wait_for(Duration::from_secs(10), "the worker to take the first job", || {
         backend.try_status(&ids[0]).is_ok_and(|s| s.state == JobState::Processing)
     });
@@ -76,9 +82,11 @@ fn lost_store(how: &str) {
     }
 
     for id in &ids {
-        let status = wait_until(Duration::from_secs(30), &format!("job {id} to fail or finish after the loss"), || {
-            backend.try_status(id).ok().filter(|s| matches!(s.state, JobState::Failed | JobState::Done))
-        });
+        let status = wait_until(
+            Duration::from_secs(30),
+            &format!("job {id} to fail or finish after the loss"),
+            || backend.try_status(id).ok().filter(|s| matches!(s.state, JobState::Failed | JobState::Done)),
+        );
         if status.state == JobState::Failed {
             let error = status.error.expect("the reason");
             assert_eq!(error.code, ErrorCode::JobLost, "{error:?}");

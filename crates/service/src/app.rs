@@ -150,7 +150,10 @@ fn report_address(file: Option<&std::path::Path>, address: std::net::SocketAddr)
     aside.push(".partial");
     let written = std::fs::write(&aside, format!("{address}\n")).and_then(|()| std::fs::rename(&aside, file));
     written.map_err(|e| {
-        SetupError::Serve(std::io::Error::new(e.kind(), format!("cannot write the address file {}: {e}", file.display())))
+        SetupError::Serve(std::io::Error::new(
+            e.kind(),
+            format!("cannot write the address file {}: {e}", file.display()),
+        ))
     })
 }
 

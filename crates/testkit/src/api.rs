@@ -111,11 +111,18 @@ impl Response {
 
 /// One raw request to `address` (`host:port`); `None` when the server cannot be reached or
 /// does not answer in 30 s.
-pub fn http(method: &str, address: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<Response> {
+pub fn http(
+    method: &str,
+    address: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Response> {
     let method = reqwest::Method::from_bytes(method.as_bytes()).ok()?;
     let url = format!("http://{address}{path}");
     let body = body.to_vec();
-    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let headers: Vec<(String, String)> =
+        headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     RUNTIME.block_on(async move {
         let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().ok()?;
         let mut request = client.request(method, url).body(body);

@@ -137,7 +137,8 @@ fn probe(address: &str, hello: &[u8], answers: impl Fn(&[u8]) -> bool) -> Result
         .map_err(|e| format!("cannot resolve it ({e})"))?
         .next()
         .ok_or("cannot resolve it")?;
-    let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    let mut stream =
+        TcpStream::connect_timeout(&target, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(3))).map_err(|e| e.to_string())?;
     stream.write_all(hello).map_err(|e| e.to_string())?;
     let mut reply = [0u8; 16];

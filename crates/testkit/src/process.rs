@@ -275,12 +275,13 @@ impl QueueCleanup {
 
 impl Drop for QueueCleanup {
     fn drop(&mut self) {
-        let names: Vec<String> =
-            self.queues.iter().flat_map(|q| [q.clone(), format!("{q}.dead")]).collect();
+        let names: Vec<String> = self.queues.iter().flat_map(|q| [q.clone(), format!("{q}.dead")]).collect();
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return;
         };
-        let outcome = runtime.block_on(tokio::time::timeout(Duration::from_secs(20), delete_queues(&self.amqp, &names)));
+        let outcome = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(20), delete_queues(&self.amqp, &names)).await
+        });
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(error)) => eprintln!("could not delete the test queues {names:?}: {error}"),
@@ -310,8 +311,9 @@ pub async fn queue_exists(amqp: &str, name: &str) -> bool {
 /// there is no such queue (asked passively: nothing is declared).
 pub async fn queue_depth(amqp: &str, name: &str) -> Option<u32> {
     use lapin::options::QueueDeclareOptions;
-    let connection =
-        lapin::Connection::connect(amqp, lapin::ConnectionProperties::default()).await.expect("connect to RabbitMQ");
+    let connection = lapin::Connection::connect(amqp, lapin::ConnectionProperties::default())
+        .await
+        .expect("connect to RabbitMQ");
     let channel = connection.create_channel().await.expect("open a channel");
     let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
     let queue = channel.queue_declare(name.into(), options, lapin::types::FieldTable::default()).await;

@@ -85,7 +85,11 @@ impl RedisClient {
 
     /// A client of `127.0.0.1:port` with `password`.
     pub fn local(port: u16, password: Option<&str>) -> RedisClient {
-        RedisClient { address: format!("127.0.0.1:{port}"), password: password.map(str::to_owned), database: None }
+        RedisClient {
+            address: format!("127.0.0.1:{port}"),
+            password: password.map(str::to_owned),
+            database: None,
+        }
     }
 
     fn connect(&self) -> std::io::Result<(TcpStream, BufReader<TcpStream>)> {
@@ -93,9 +97,12 @@ impl RedisClient {
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         let mut reader = BufReader::new(stream.try_clone()?);
         let mut writer = stream;
-        for prelude in [self.password.as_ref().map(|p| vec!["AUTH", p.as_str()]), self.database.as_ref().map(|d| vec!["SELECT", d.as_str()])]
-            .into_iter()
-            .flatten()
+        for prelude in [
+            self.password.as_ref().map(|p| vec!["AUTH", p.as_str()]),
+            self.database.as_ref().map(|d| vec!["SELECT", d.as_str()]),
+        ]
+        .into_iter()
+        .flatten()
         {
             writer.write_all(&encode(&prelude))?;
             if let Reply::Error(e) = read_reply(&mut reader)? {
@@ -206,8 +213,12 @@ impl OwnRedis {
 
     /// [`OwnRedis::start`] with `requirepass`.
     pub fn start_with_password(dir: Option<&Path>, password: Option<&str>) -> OwnRedis {
-        let mut redis =
-            OwnRedis { port: 0, dir: dir.map(Path::to_owned), password: password.map(str::to_owned), child: None };
+        let mut redis = OwnRedis {
+            port: 0,
+            dir: dir.map(Path::to_owned),
+            password: password.map(str::to_owned),
+            child: None,
+        };
         redis.boot(None);
         redis
     }
@@ -239,7 +250,8 @@ impl OwnRedis {
             if let Some(password) = &self.password {
                 command.args(["--requirepass", password]);
             }
-            let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start redis-server");
+            let mut child =
+                command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start redis-server");
             let client = RedisClient::local(port, self.password.as_deref());
             let pid = format!("process_id:{}", child.id());
             let mut exited = false;
@@ -506,7 +518,8 @@ impl Proxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", shared.target.load(Ordering::SeqCst))) else {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", shared.target.load(Ordering::SeqCst)))
+                else {
                     continue;
                 };
                 let _ = (client.set_nodelay(true), server.set_nodelay(true));

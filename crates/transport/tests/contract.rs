@@ -2,8 +2,9 @@
 //! memory adapter, and on RabbitMQ and Redis when they answer.
 //!
 //! Servers: `DSOBEL_TEST_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`) and
-//! `DSOBEL_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/`). An unreachable server skips
-//! its tests with a message, except when `CI` is set: there it fails them.
+//! `DSOBEL_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/`). The test kit's harness runs
+//! these tests: one whose server does not answer shows as ignored with the reason, except when
+//! `CI` is set, where it fails.
 //!
 //! Every broker test works on its own queue `dsobel.test.<random>` (deleted afterwards, also
 //! when the check fails), every store and notifier test under its own random key prefix and
@@ -18,35 +19,17 @@ use std::time::Duration;
 use dsobel_transport::contract::{self, MAX_DELIVERIES};
 use dsobel_transport::{
     JobQueue, MemoryNotifier, MemoryQueue, MemoryStore, QueueConfig, RabbitQueue, RedisNotifier, RedisStore,
-    Store, TransportError,
+    Store,
 };
 
-const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+use dsobel_testkit::harness::{amqp_url, redis_url};
+use dsobel_testkit::{Need, Test, block_on};
 
 /// A random name component: hex of a randomly keyed hash of a counter.
 fn random_hex() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{:016x}", RandomState::new().hash_one((n, std::process::id())))
-}
-
-fn url(variable: &str, default: &str) -> String {
-    std::env::var(variable).ok().filter(|url| !url.is_empty()).unwrap_or_else(|| default.to_owned())
-}
-
-/// Decides what an unreachable server means: a failure under CI, a skip elsewhere. Any other
-/// error fails the test.
-fn unreachable(server: &str, url: &str, variable: &str, error: TransportError) {
-    match error {
-        TransportError::Unavailable { .. } if std::env::var_os("CI").is_none() => {
-            eprintln!("skipped: {server} not reachable at {url} (start it, or set {variable}): {error}");
-        }
-        TransportError::Unavailable { .. } => {
-            panic!("{server} not reachable at {url} (CI is set, so this fails): {error}")
-        }
-        other => panic!("{server} at {url}: {other}"),
-    }
 }
 
 /// Runs `check` in a task of its own, so that cleanup can run even if it panics; then
@@ -75,10 +58,10 @@ where
     F: FnOnce(Arc<dyn JobQueue>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let url = url("DSOBEL_TEST_AMQP_URL", DEFAULT_AMQP_URL);
+    let url = amqp_url();
     let queue = match RabbitQueue::connect(&url, test_queue_config()).await {
         Ok(queue) => Arc::new(queue),
-        Err(error) => return unreachable("RabbitMQ", &url, "DSOBEL_TEST_AMQP_URL", error),
+        Err(error) => panic!("RabbitMQ at {url}: {error}"),
     };
     let outcome = isolated(check(queue.clone())).await;
     let cleanup = queue.delete_queues().await;
@@ -93,10 +76,10 @@ where
     F: FnOnce(Arc<T>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let url = url("DSOBEL_TEST_REDIS_URL", DEFAULT_REDIS_URL);
+    let url = redis_url();
     match connect(&url).await {
         Ok(adapter) => check(Arc::new(adapter)).await,
-        Err(error) => unreachable("Redis", &url, "DSOBEL_TEST_REDIS_URL", error),
+        Err(error) => panic!("Redis at {url}: {error}"),
     }
 }
 
@@ -104,141 +87,101 @@ fn prefix() -> String {
     format!("dsobel.test.{}", random_hex())
 }
 
+/// One memory and one RabbitMQ test per queue check.
 macro_rules! queue_contract {
-    ($($check:ident),* $(,)?) => {
-        mod queue {
-            use super::*;
-            $(
-                mod $check {
-                    use super::*;
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn memory() {
-                        on_memory_queue(|queue| async move { contract::$check(&*queue).await }).await;
-                    }
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn rabbitmq() {
-                        on_rabbitmq(|queue| async move { contract::$check(&*queue).await }).await;
-                    }
-                }
-            )*
-        }
+    ($tests:ident: $($check:ident),* $(,)?) => {
+        $(
+            $tests.push(Test::new(concat!("queue::", stringify!($check), "::memory"), &[], || {
+                block_on(on_memory_queue(|queue| async move { contract::$check(&*queue).await }))
+            }));
+            $tests.push(Test::new(concat!("queue::", stringify!($check), "::rabbitmq"), &[Need::RabbitMq], || {
+                block_on(on_rabbitmq(|queue| async move { contract::$check(&*queue).await }))
+            }));
+        )*
     };
 }
 
+/// One memory and one Redis test per store check.
 macro_rules! store_contract {
-    ($($check:ident),* $(,)?) => {
-        mod store {
-            use super::*;
-            $(
-                mod $check {
-                    use super::*;
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn memory() {
-                        contract::$check(&MemoryStore::new(), &prefix()).await;
-                    }
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn redis() {
-                        on_redis(async |url: &str| RedisStore::connect(url).await, |store| async move {
-                            contract::$check(&*store, &prefix()).await
-                        })
-                        .await;
-                    }
-                }
-            )*
-        }
+    ($tests:ident: $($check:ident),* $(,)?) => {
+        $(
+            $tests.push(Test::new(concat!("store::", stringify!($check), "::memory"), &[], || {
+                block_on(contract::$check(&MemoryStore::new(), &prefix()))
+            }));
+            $tests.push(Test::new(concat!("store::", stringify!($check), "::redis"), &[Need::Redis], || {
+                block_on(on_redis(async |url: &str| RedisStore::connect(url).await, |store| async move {
+                    contract::$check(&*store, &prefix()).await
+                }))
+            }));
+        )*
     };
 }
 
-queue_contract!(
-    publish_consume_ack,
-    nack_requeue_redelivers,
-    dropped_consumer_returns_unacked,
-    prefetch_limits_unacked,
-    dead_letters_after_max_deliveries,
-    nack_dead_letters_immediately,
-    consumer_count_and_depth,
-    queue_health,
-);
-
-store_contract!(
-    put_get_delete,
-    several_values_at_once,
-    ranges_of_values,
-    ttl_expiry,
-    put_if_absent_once,
-    hash_put_idempotent,
-    sets
-);
-
-/// Only the stores that take values in parts: the memory store keeps values by reference,
-/// where parts would only be one more copy.
-mod values_in_parts {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn memory_takes_values_whole() {
-        let store = MemoryStore::new();
-        assert!(store.put_in_parts("k", 10, Duration::from_secs(1)).await.expect("put_in_parts").is_none());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis() {
-        on_redis(
+fn main() -> std::process::ExitCode {
+    let mut tests = Vec::new();
+    queue_contract!(tests:
+        publish_consume_ack,
+        nack_requeue_redelivers,
+        dropped_consumer_returns_unacked,
+        prefetch_limits_unacked,
+        dead_letters_after_max_deliveries,
+        nack_dead_letters_immediately,
+        consumer_count_and_depth,
+        queue_health,
+    );
+    store_contract!(tests:
+        put_get_delete,
+        several_values_at_once,
+        ranges_of_values,
+        ttl_expiry,
+        put_if_absent_once,
+        hash_put_idempotent,
+        sets
+    );
+    // Only the stores that take values in parts: the memory store keeps values by reference,
+    // where parts would only be one more copy.
+    tests.push(Test::new("values_in_parts::memory_takes_values_whole", &[], || {
+        block_on(async {
+            let store = MemoryStore::new();
+            assert!(
+                store.put_in_parts("k", 10, Duration::from_secs(1)).await.expect("put_in_parts").is_none()
+            );
+        })
+    }));
+    tests.push(Test::new("values_in_parts::redis", &[Need::Redis], || {
+        block_on(on_redis(
             async |url: &str| RedisStore::connect(url).await,
             |store| async move { contract::values_in_parts(&*store, &prefix()).await },
-        )
-        .await;
-    }
-}
-
-mod health {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn memory() {
-        contract::store_health(&MemoryStore::new()).await;
-        contract::notifier_health(&MemoryNotifier::new()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis_store() {
-        on_redis(
+        ))
+    }));
+    tests.push(Test::new("health::memory", &[], || {
+        block_on(async {
+            contract::store_health(&MemoryStore::new()).await;
+            contract::notifier_health(&MemoryNotifier::new()).await;
+        })
+    }));
+    tests.push(Test::new("health::redis_store", &[Need::Redis], || {
+        block_on(on_redis(
             async |url: &str| RedisStore::connect(url).await,
             |store| async move { contract::store_health(&*store).await },
-        )
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis_notifier() {
+        ))
+    }));
+    tests.push(Test::new("health::redis_notifier", &[Need::Redis], || {
         let channel = prefix();
-        on_redis(
+        block_on(on_redis(
             async |url: &str| RedisNotifier::connect(url, &channel).await,
             |notifier| async move { contract::notifier_health(&*notifier).await },
-        )
-        .await;
-    }
-}
-
-mod notifier {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn memory() {
-        contract::notifier_broadcasts(&MemoryNotifier::new(), &prefix()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis() {
+        ))
+    }));
+    tests.push(Test::new("notifier::memory", &[], || {
+        block_on(contract::notifier_broadcasts(&MemoryNotifier::new(), &prefix()))
+    }));
+    tests.push(Test::new("notifier::redis", &[Need::Redis], || {
         let channel = prefix();
-        on_redis(
+        block_on(on_redis(
             async |url: &str| RedisNotifier::connect(url, &channel).await,
             |notifier| async move { contract::notifier_broadcasts(&*notifier, &prefix()).await },
-        )
-        .await;
-    }
+        ))
+    }));
+    dsobel_testkit::run(tests)
 }

@@ -2,54 +2,28 @@
 //! password and a database number in the URL, read back in large ranges, and written and
 //! read again after the server restarted under the store's idle connections.
 //!
-//! Needs `redis-server` on the `PATH`; without it the test says so and passes, except when
-//! `CI` is set, where it fails.
+//! Needs `redis-server`; the test kit's harness shows the test as ignored with the reason when
+//! it is missing, or fails it when `CI` is set. The store reaches the server through a proxy of
+//! the test's own, so a restarted server may come back on another port.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
+use dsobel_testkit::{Need, OwnRedis, Proxy, Test, block_on, wait_until_async};
 use dsobel_transport::{RedisStore, Store};
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn main() -> std::process::ExitCode {
+    dsobel_testkit::run(vec![Test::new(
+        "large_values_with_a_password_a_database_and_a_restart",
+        &[Need::REDIS_SERVER],
+        || block_on(large_values_with_a_password_a_database_and_a_restart()),
+    )])
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Starts `redis-server` on `port` with a password, and waits until it accepts connections.
-fn start(port: u16) -> Option<Server> {
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--requirepass", "s3cret"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let server = Server(child);
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(server)
-}
-
-#[tokio::test]
 async fn large_values_with_a_password_a_database_and_a_restart() {
-    let port = free_port();
-    let Some(server) = start(port) else {
-        assert!(std::env::var_os("CI").is_none(), "redis-server is not installed (CI is set, so this fails)");
-        eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
-        return;
-    };
+    let mut server = OwnRedis::start_with_password(None, Some("s3cret"));
+    let proxy = Proxy::start(server.port);
+    let port = proxy.port;
     let store = RedisStore::connect(&format!("redis://:s3cret@127.0.0.1:{port}/3")).await.expect("connect");
     let value: Bytes = (0..3_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
     let ttl = Duration::from_secs(60);
@@ -60,8 +34,8 @@ async fn large_values_with_a_password_a_database_and_a_restart() {
     let large = store.get_range("big", 500_000..2_500_000).await.expect("a large range");
     assert_eq!(large.as_deref(), Some(&value[500_000..2_500_000]));
     // The server restarts (losing everything) while the store holds idle connections.
-    drop(server);
-    let _server = start(port).expect("restart");
+    server.restart_empty();
+    proxy.retarget(server.port);
     // A large read first: the pooled bulk connections are dead, and the restarted server
     // has lost the value (a missing key reads as `None`, not as an error).
     assert_eq!(store.get_range("big", 0..1_000_000).await.expect("a large read after the restart"), None);
@@ -69,13 +43,9 @@ async fn large_values_with_a_password_a_database_and_a_restart() {
     let large = store.get_range("big", 1..2_000_001).await.expect("a large range after the restart");
     assert_eq!(large.as_deref(), Some(&value[1..2_000_001]));
     // The general client reconnects on the call after the one that found its connection gone.
-    let mut read = store.get("big").await;
-    for _ in 0..20 {
-        if read.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        read = store.get("big").await;
-    }
-    assert_eq!(read.expect("get after the restart"), Some(value));
+    let read = wait_until_async(Duration::from_secs(5), "the general client to reconnect", || async {
+        store.get("big").await.ok()
+    })
+    .await;
+    assert_eq!(read, Some(value));
 }
