@@ -4,12 +4,36 @@
 //! what is wrong in plain words (never a library's internals); nothing is ever answered with
 //! made-up pixels.
 
-mod support;
-
 use std::io::Cursor;
 use std::time::Duration;
 
-use support::*;
+use dsobel_client::{ErrorCode, JobResult, JobState, Upload};
+use dsobel_testkit::api::Backend;
+use dsobel_testkit::process::{embedded_serve, run_process};
+use dsobel_testkit::{Need, Servers, Stack, Test, fixture, test_png};
+
+fn main() -> std::process::ExitCode {
+    dsobel_testkit::register_binary(env!("CARGO_BIN_EXE_dsobel"));
+    dsobel_testkit::run(vec![
+        Test::new("every_bad_image_gets_its_code_and_plain_words_from_dsobel_process", &[], || {
+            check_cli(&cases())
+        }),
+        Test::new("every_bad_image_gets_its_code_and_plain_words_from_the_embedded_server", &[], || {
+            let embedded = embedded_serve(&[]);
+            check_http("embedded", &embedded.backend(), &cases());
+        }),
+        Test::new(
+            "every_bad_image_gets_its_code_and_plain_words_from_the_distributed_system",
+            &[Need::RabbitMq, Need::Redis],
+            || {
+                let stack = Stack::new(&Servers::shared());
+                let _worker = stack.worker(0);
+                let serve = stack.serve(&[]);
+                check_http("distributed", &serve.backend(), &cases());
+            },
+        ),
+    ])
+}
 
 /// One bad input and what every door must say of it.
 struct Case {
@@ -146,44 +170,35 @@ fn check_cli(cases: &[Case]) {
 
 /// Each case through an HTTP door: with `?wait=` the refusal is the answer (at the door, or
 /// from the worker that found it), and without it a job that was accepted fails with the code.
-fn check_http(door: &str, address: &str, cases: &[Case]) {
+fn check_http(door: &str, backend: &Backend, cases: &[Case]) {
     for case in cases {
-        let answer = http("POST", address, "/upload?wait=30", &case.bytes).expect("the server answers");
-        assert_eq!(
-            answer.status,
-            case.status,
-            "{door}, {}: {}",
-            case.name,
-            String::from_utf8_lossy(&answer.body)
-        );
-        let json = answer.json();
-        assert_eq!(json["error"]["code"], case.code, "{door}, {}: {json}", case.name);
-        assert_plain(door, case, json["error"]["message"].as_str().unwrap());
-        let accepted = http("POST", address, "/upload?fragments=2", &case.bytes).expect("the server answers");
-        if accepted.status == 202 {
-            let id = accepted.json()["id"].as_str().unwrap().to_owned();
-            let status = wait_job(address, &id, Duration::from_secs(30));
-            assert_eq!(status["state"], "failed", "{door}, {}: {status}", case.name);
-            assert_eq!(status["error"]["code"], case.code, "{door}, {}: {status}", case.name);
-            let result = http("GET", address, &format!("/result/{id}"), b"").unwrap();
-            assert_eq!(result.status, case.status, "{door}, {}: /result", case.name);
-        } else {
-            assert_eq!(accepted.status, case.status, "{door}, {}: refused at the door", case.name);
+        let refused = match backend.upload(&case.bytes, "wait=30") {
+            Err(refused) => refused,
+            Ok(answer) => panic!("{door}, {}: answered {answer:?}", case.name),
+        };
+        assert_eq!(refused.status(), case.status, "{door}, {}: {refused}", case.name);
+        assert_eq!(refused.code(), case.code, "{door}, {}: {refused}", case.name);
+        let dsobel_client::ClientError::Api { message, .. } = &refused else {
+            panic!("{door}, {}: {refused}", case.name)
+        };
+        assert_plain(door, case, message);
+        match backend.upload(&case.bytes, "fragments=2") {
+            Ok(Upload::Accepted(links)) => {
+                let status = backend.wait_job(&links.id, Duration::from_secs(30));
+                assert_eq!(status.state, JobState::Failed, "{door}, {}: {status:?}", case.name);
+                let code = status.error.as_ref().map(|e| e.code);
+                assert_eq!(code.map(ErrorCode::as_str), Some(case.code), "{door}, {}: {status:?}", case.name);
+                match backend.result(&links.id) {
+                    Err(result) => assert_eq!(result.status(), case.status, "{door}, {}: /result", case.name),
+                    Ok(JobResult::Ready(_) | JobResult::Pending(_)) => {
+                        panic!("{door}, {}: /result of a failed job", case.name)
+                    }
+                }
+            }
+            Ok(other) => panic!("{door}, {}: answered {other:?}", case.name),
+            Err(refused) => {
+                assert_eq!(refused.status(), case.status, "{door}, {}: refused at the door", case.name)
+            }
         }
     }
-}
-
-#[test]
-fn every_bad_image_gets_its_code_and_plain_words_at_every_door() {
-    let cases = cases();
-    check_cli(&cases);
-
-    let embedded = embedded_serve();
-    check_http("embedded", embedded.address.as_deref().unwrap(), &cases);
-
-    let Some(servers) = servers("every_bad_image (distributed)") else { return };
-    let stack = Stack::new(&servers);
-    let _worker = stack.worker(0);
-    let serve = stack.serve(&[]);
-    check_http("distributed", serve.address.as_ref().unwrap(), &cases);
 }

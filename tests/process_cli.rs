@@ -1,19 +1,13 @@
 //! `dsobel process` end to end, through the built binary: files, directories, stdin/stdout,
 //! strips, failures that do not stop the others, and output equal to the scalar reference.
 
-mod support;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use dsobel_kernel::{FilterParams, Magnitude, OutputMode, reference};
 
 fn dsobel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dsobel"))
-}
-
-fn photos() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("data").join("photos")
 }
 
 /// A photo-like RGB PNG written by the test itself, so the test does not depend on files.
@@ -64,7 +58,7 @@ fn output_equals_the_reference_for_any_strip_count() {
                 .status()
                 .unwrap();
             assert!(status.success());
-            let (w, h, pixels) = support::decode_png(&std::fs::read(&out).unwrap());
+            let (w, h, pixels) = dsobel_testkit::decode_png(&std::fs::read(&out).unwrap());
             assert_eq!((w, h), (53, 41));
             assert_eq!(pixels, want, "{mode} {magnitude} strips={strips}");
         }
@@ -97,7 +91,8 @@ fn a_directory_with_a_bad_file_does_the_rest_and_fails() {
 
 #[test]
 fn stdin_to_stdout() {
-    let photo = std::fs::read(photos().join("chelsea.png")).expect("the test photos are in the repository");
+    let photo =
+        std::fs::read(dsobel_testkit::photo("chelsea.png")).expect("the test photos are in the repository");
     let mut child = dsobel()
         .args(["process", "-", "--threads", "1"])
         .stdin(Stdio::piped())
@@ -110,7 +105,7 @@ fn stdin_to_stdout() {
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let (w, h, _) = support::decode_png(&output.stdout);
+    let (w, h, _) = dsobel_testkit::decode_png(&output.stdout);
     assert_eq!((w, h), (451, 300));
 }
 

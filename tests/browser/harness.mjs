@@ -125,15 +125,24 @@ function spawnLogged(cmd, args, opts, stdoutFile) {
   return proc;
 }
 
-// Starts `dsobel serve` on a free loopback port; resolves once /healthz answers.
+// Starts `dsobel serve` on port 0 (it writes the address it bound to a file, which this
+// reads: no free-port race); resolves once /healthz answers.
 // port: listen on this one (to bring a stopped server back at the same address).
 export async function startServe({ args = [], env = {}, port: fixedPort = null } = {}) {
-  const port = fixedPort || await freePort();
-  const listen = `127.0.0.1:${port}`;
-  const proc = spawnLogged(dsobelBin, ['serve', '--listen', listen, ...args], {
+  const addressFile = path.join(os.tmpdir(), `dsobel-address-${process.pid}-${Math.random().toString(16).slice(2)}`);
+  const listen = `127.0.0.1:${fixedPort || 0}`;
+  const proc = spawnLogged(dsobelBin, ['serve', '--listen', listen, '--address-file', addressFile, ...args], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn', ...env, DSOBEL_LISTEN: listen },
   });
-  const url = `http://${listen}`;
+  let address;
+  try {
+    address = await readAddress(addressFile, proc);
+  } catch (e) {
+    await proc.stop();
+    throw e;
+  }
+  const url = `http://${address}`;
+  const port = Number(address.split(':').pop());
   try {
     await waitFor(`${url}/healthz`, proc, 'dsobel serve');
   } catch (e) {
@@ -141,6 +150,23 @@ export async function startServe({ args = [], env = {}, port: fixedPort = null }
     throw e;
   }
   return { url, port, proc, stop: () => proc.stop() };
+}
+
+// Waits for the address a process writes to `file` once it listens (60 s at most).
+async function readAddress(file, proc, timeoutMs = 60000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null || proc.signalCode) {
+      throw new Error(`dsobel serve exited early (${proc.exitCode ?? proc.signalCode}):\n${proc.logs()}`);
+    }
+    try {
+      const address = fs.readFileSync(file, 'utf8').trim();
+      fs.rmSync(file, { force: true });
+      return address;
+    } catch { /* not written yet */ }
+    await sleep(20);
+  }
+  throw new Error(`dsobel serve reported no address in time:\n${proc.logs()}`);
 }
 
 // Renders the project's nginx template for loopback ports and starts nginx in front of backendUrl.

@@ -3,7 +3,8 @@
 //!
 //! For each worker count N it starts one `dsobel serve` and N `dsobel worker` processes against
 //! the local RabbitMQ and Redis, on a fresh random queue name and key namespace (so runs never
-//! see each other's strips), waits until every process answers `/readyz`, runs every cell, then
+//! see each other's strips), each process listening on port 0 and reporting the address it
+//! bound (`--address-file`), waits until every process answers `/readyz`, runs every cell, then
 //! stops them all with SIGTERM and deletes the queues. The embedded mode (one `dsobel serve`
 //! with no broker) is its own row, labelled `embedded`. All rows go to one CSV, the summary is
 //! printed, and every child process is stopped at the end — also when something fails.
@@ -208,25 +209,48 @@ impl Setup {
     }
 
     /// Starts the processes of this run and returns the backend's base URL once all are ready.
+    /// Each listens on port 0 and writes the address it bound to a file beside the logs.
     pub(crate) async fn start(&self, cluster: &mut Cluster) -> Result<String> {
         let label = self.workers.map(|n| format!("w{n}")).unwrap_or_else(|| "embedded".into());
-        let port = free_port()?;
+        let address_file = |name: &str| {
+            let path = self.logs.join(format!("{label}-{name}.address"));
+            let _ = std::fs::remove_file(&path);
+            path
+        };
+        let mut files = vec![address_file("serve")];
         let mut serve = self.command("serve", &format!("{label}-serve.log"))?;
-        serve.args(["--listen", &format!("127.0.0.1:{port}")]);
+        serve.args(["--listen", "127.0.0.1:0"]).arg("--address-file").arg(&files[0]);
         serve.args(["--max-jobs-in-flight", &self.in_flight.to_string()]);
         serve.args(["--result-ttl-secs", "600", "--work-ttl-secs", "600"]);
         cluster.spawn("serve", serve)?;
-        let mut ready = vec![format!("127.0.0.1:{port}")];
         for i in 0..self.workers.unwrap_or(0) {
-            let health = free_port()?;
+            let file = address_file(&format!("worker{i}"));
             let mut worker = self.command("worker", &format!("{label}-worker{i}.log"))?;
             worker.args(["--workers", &self.tasks_per_worker.to_string()]);
-            worker.args(["--health-listen", &format!("127.0.0.1:{health}")]);
+            worker.args(["--health-listen", "127.0.0.1:0"]).arg("--address-file").arg(&file);
             cluster.spawn(&format!("worker {i}"), worker)?;
-            ready.push(format!("127.0.0.1:{health}"));
+            files.push(file);
         }
         let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut ready = Vec::new();
+        for file in &files {
+            let address = loop {
+                cluster.check_alive()?;
+                if let Ok(address) = std::fs::read_to_string(file) {
+                    break address.trim().to_owned();
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "no address in {} within 60 s (see the logs in {})",
+                        file.display(),
+                        self.logs.display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            ready.push(address);
+        }
         for address in &ready {
             loop {
                 cluster.check_alive()?;
@@ -240,7 +264,7 @@ impl Setup {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        Ok(format!("http://127.0.0.1:{port}"))
+        Ok(format!("http://{}", ready[0]))
     }
 
     /// Deletes this run's work and dead-letter queues (best effort: a leftover queue is
@@ -255,11 +279,6 @@ impl Setup {
             eprintln!("note: could not delete the queue {} after the run", self.queue);
         }
     }
-}
-
-/// A port of the loopback interface that was free a moment ago.
-pub(crate) fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The child processes of a run; stopped with SIGTERM by [`Cluster::stop`], killed on drop as

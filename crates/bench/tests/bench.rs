@@ -132,9 +132,10 @@ async fn tiny_bench_writes_csv_summary_and_plots() {
 
 #[tokio::test]
 async fn refusals_are_failures_with_their_code() {
-    // Nothing listens on this port: every request fails with `connect`, the exit code is 1.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("http://127.0.0.1:{port}");
+    // Nothing listens on this port (held, never listening): every request fails with
+    // `connect`, the exit code is 1.
+    let closed = dsobel_testkit::ClosedPort::new();
+    let url = format!("http://127.0.0.1:{}", closed.port());
     let argv =
         ["bench", "--url", &url, "--size", "64x48", "--concurrency", "2", "--requests", "4", "--warmup", "0"];
     let args = Cli::try_parse_from(argv).unwrap().bench;

@@ -114,6 +114,7 @@ pub async fn serve_with(
     });
     let address = listener.local_addr().map_err(SetupError::Serve)?;
     tracing::info!(%address, backend = %dsobel_kernel::Backend::detect(), "dsobel listening on http://{address}/");
+    report_address(args.address_file.as_deref(), address)?;
     let coordinator_for_drain = coordinator.clone();
     let metrics_for_listener = metrics.clone();
     ready(Serving { coordinator, metrics });
@@ -149,6 +150,22 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// Writes `address` to `file` (when one is given) for the script or test that started this
+/// process on port 0: to a file beside it first, then renamed, so a reader never sees half a
+/// line.
+fn report_address(file: Option<&std::path::Path>, address: std::net::SocketAddr) -> Result<(), SetupError> {
+    let Some(file) = file else { return Ok(()) };
+    let mut aside = file.as_os_str().to_owned();
+    aside.push(".partial");
+    let written = std::fs::write(&aside, format!("{address}\n")).and_then(|()| std::fs::rename(&aside, file));
+    written.map_err(|e| {
+        SetupError::Serve(std::io::Error::new(
+            e.kind(),
+            format!("cannot write the address file {}: {e}", file.display()),
+        ))
+    })
+}
+
 /// `dsobel serve`: connects the transport named by `args` and serves until `shutdown`.
 pub async fn serve(
     args: ServeArgs,
@@ -179,7 +196,9 @@ pub async fn worker(
         Some(address) => {
             let listener =
                 TcpListener::bind(address).await.map_err(|source| SetupError::Bind { address, source })?;
+            let address = listener.local_addr().map_err(SetupError::Serve)?;
             tracing::info!(%address, "worker health endpoints on http://{address}/healthz");
+            report_address(args.address_file.as_deref(), address)?;
             let app: Router = crate::health::router(crate::health::Health {
                 transport: transport.clone(),
                 metrics: metrics.clone(),

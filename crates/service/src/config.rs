@@ -86,6 +86,11 @@ pub struct ServeArgs {
     /// Address to listen on (containers use 0.0.0.0:8080).
     #[arg(long, env = "DSOBEL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Once listening, write the address bound (`127.0.0.1:43117`, one line) to this file: for
+    /// scripts and tests that start dsobel on port 0 (`--listen 127.0.0.1:0`) and need to know
+    /// where it went. The file appears whole (written aside, then renamed).
+    #[arg(long, env = "DSOBEL_ADDRESS_FILE", value_name = "PATH")]
+    pub address_file: Option<std::path::PathBuf>,
     /// When set, the API requires `Authorization: Bearer <key>`.
     #[arg(long, env = "DSOBEL_API_KEY", hide_env_values = true, value_parser = secret)]
     pub api_key: Option<SecretString>,
@@ -218,6 +223,12 @@ pub struct WorkerArgs {
     /// Address for /healthz, /readyz and /metrics (unset: no HTTP).
     #[arg(long, env = "DSOBEL_HEALTH_LISTEN")]
     pub health_listen: Option<SocketAddr>,
+    /// Once the health endpoints listen, write their address (`127.0.0.1:43117`, one line) to
+    /// this file: for scripts and tests that start a worker with `--health-listen 127.0.0.1:0`.
+    /// The file appears whole (written aside, then renamed); nothing is written without
+    /// --health-listen.
+    #[arg(long, env = "DSOBEL_ADDRESS_FILE", value_name = "PATH")]
+    pub address_file: Option<std::path::PathBuf>,
     /// Limits of the health listener.
     #[command(flatten)]
     pub connections: ConnectionArgs,

@@ -4,8 +4,8 @@
 //! Servers: `DSOBEL_TEST_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`),
 //! `DSOBEL_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/`) and
 //! `DSOBEL_TEST_REDIS_CLUSTER_URL` (the seed list `scripts/redis-cluster.sh start DIR PORT`
-//! prints; no default). An unreachable server, or an unset cluster URL, skips its tests with a
-//! message, except when `CI` is set: there it fails them.
+//! prints; no default). The test kit's harness runs these tests: one whose server does not
+//! answer shows as ignored with the reason, except when `CI` is set, where it fails.
 //!
 //! Every broker test works on its own queue `dsobel.test.<random>` (deleted afterwards, also
 //! when the check fails), every store and notifier test under its own random key prefix and
@@ -23,41 +23,14 @@ use dsobel_transport::{
     Store, TransportError,
 };
 
-/// Which Redis a test runs on.
-#[derive(Clone, Copy)]
-enum Redis {
-    /// One server (`DSOBEL_TEST_REDIS_URL`).
-    Single,
-    /// A Redis Cluster (`DSOBEL_TEST_REDIS_CLUSTER_URL`).
-    Cluster,
-}
-
-const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+use dsobel_testkit::harness::{amqp_url, redis_cluster_url, redis_url};
+use dsobel_testkit::{Need, Test, block_on};
 
 /// A random name component: hex of a randomly keyed hash of a counter.
 fn random_hex() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{:016x}", RandomState::new().hash_one((n, std::process::id())))
-}
-
-fn url(variable: &str, default: &str) -> String {
-    std::env::var(variable).ok().filter(|url| !url.is_empty()).unwrap_or_else(|| default.to_owned())
-}
-
-/// Decides what an unreachable server means: a failure under CI, a skip elsewhere. Any other
-/// error fails the test.
-fn unreachable(server: &str, url: &str, variable: &str, error: TransportError) {
-    match error {
-        TransportError::Unavailable { .. } if std::env::var_os("CI").is_none() => {
-            eprintln!("skipped: {server} not reachable at {url} (start it, or set {variable}): {error}");
-        }
-        TransportError::Unavailable { .. } => {
-            panic!("{server} not reachable at {url} (CI is set, so this fails): {error}")
-        }
-        other => panic!("{server} at {url}: {other}"),
-    }
 }
 
 /// Runs `check` in a task of its own, so that cleanup can run even if it panics; then
@@ -86,10 +59,10 @@ where
     F: FnOnce(Arc<dyn JobQueue>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let url = url("DSOBEL_TEST_AMQP_URL", DEFAULT_AMQP_URL);
+    let url = amqp_url();
     let queue = match RabbitQueue::connect(&url, test_queue_config()).await {
         Ok(queue) => Arc::new(queue),
-        Err(error) => return unreachable("RabbitMQ", &url, "DSOBEL_TEST_AMQP_URL", error),
+        Err(error) => panic!("RabbitMQ at {url}: {error}"),
     };
     let outcome = isolated(check(queue.clone())).await;
     let cleanup = queue.delete_queues().await;
@@ -97,6 +70,38 @@ where
         std::panic::resume_unwind(panic);
     }
     cleanup.expect("delete the test queues");
+}
+
+/// Which Redis a test runs on.
+#[derive(Clone, Copy)]
+enum Redis {
+    /// One server (`DSOBEL_TEST_REDIS_URL`).
+    Single,
+    /// A Redis Cluster (`DSOBEL_TEST_REDIS_CLUSTER_URL`).
+    Cluster,
+}
+
+impl Redis {
+    fn url(self) -> String {
+        match self {
+            Redis::Single => redis_url(),
+            Redis::Cluster => redis_cluster_url().expect("the harness checked DSOBEL_TEST_REDIS_CLUSTER_URL"),
+        }
+    }
+
+    fn need(self) -> Need {
+        match self {
+            Redis::Single => Need::Redis,
+            Redis::Cluster => Need::RedisCluster,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Redis::Single => "redis",
+            Redis::Cluster => "redis_cluster",
+        }
+    }
 }
 
 async fn on_redis<F, Fut, T>(
@@ -107,25 +112,10 @@ async fn on_redis<F, Fut, T>(
     F: FnOnce(Arc<T>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let (url, variable) = match redis {
-        Redis::Single => (url("DSOBEL_TEST_REDIS_URL", DEFAULT_REDIS_URL), "DSOBEL_TEST_REDIS_URL"),
-        Redis::Cluster => match std::env::var("DSOBEL_TEST_REDIS_CLUSTER_URL") {
-            Ok(url) if !url.is_empty() => (url, "DSOBEL_TEST_REDIS_CLUSTER_URL"),
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("DSOBEL_TEST_REDIS_CLUSTER_URL is not set (CI is set, so this fails)")
-            }
-            _ => {
-                eprintln!(
-                    "skipped: no Redis Cluster (start one with scripts/redis-cluster.sh start DIR PORT and \
-                     set DSOBEL_TEST_REDIS_CLUSTER_URL to the seed list it prints)"
-                );
-                return;
-            }
-        },
-    };
+    let url = redis.url();
     match connect(&url).await {
         Ok(adapter) => check(Arc::new(adapter)).await,
-        Err(error) => unreachable("Redis", &url, variable, error),
+        Err(error) => panic!("Redis at {url}: {error}"),
     }
 }
 
@@ -133,195 +123,136 @@ fn prefix() -> String {
     format!("dsobel.test.{}", random_hex())
 }
 
+/// One memory and one RabbitMQ test per queue check.
 macro_rules! queue_contract {
-    ($($check:ident),* $(,)?) => {
-        mod queue {
-            use super::*;
-            $(
-                mod $check {
-                    use super::*;
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn memory() {
-                        on_memory_queue(|queue| async move { contract::$check(&*queue).await }).await;
-                    }
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn rabbitmq() {
-                        on_rabbitmq(|queue| async move { contract::$check(&*queue).await }).await;
-                    }
-                }
-            )*
-        }
+    ($tests:ident: $($check:ident),* $(,)?) => {
+        $(
+            $tests.push(Test::new(concat!("queue::", stringify!($check), "::memory"), &[], || {
+                block_on(on_memory_queue(|queue| async move { contract::$check(&*queue).await }))
+            }));
+            $tests.push(Test::new(concat!("queue::", stringify!($check), "::rabbitmq"), &[Need::RabbitMq], || {
+                block_on(on_rabbitmq(|queue| async move { contract::$check(&*queue).await }))
+            }));
+        )*
     };
 }
 
+/// A test of each Redis kind (`redis`, `redis_cluster`) named `prefix::<kind>`.
+fn on_each_redis(tests: &mut Vec<Test>, prefix: &'static str, body: fn(Redis)) {
+    for redis in [Redis::Single, Redis::Cluster] {
+        tests.push(Test::new(&format!("{prefix}::{}", redis.name()), &[redis.need()], move || body(redis)));
+    }
+}
+
+/// One memory test and one of each Redis per store check.
 macro_rules! store_contract {
-    ($($check:ident),* $(,)?) => {
-        mod store {
-            use super::*;
-            $(
-                mod $check {
-                    use super::*;
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn memory() {
-                        contract::$check(&MemoryStore::new(), &prefix()).await;
-                    }
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn redis() {
-                        on_redis(Redis::Single, async |url: &str| RedisStore::connect(url).await, |store| async move {
-                            contract::$check(&*store, &prefix()).await
-                        })
-                        .await;
-                    }
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn redis_cluster() {
-                        on_redis(Redis::Cluster, async |url: &str| RedisStore::connect(url).await, |store| async move {
-                            contract::$check(&*store, &prefix()).await
-                        })
-                        .await;
-                    }
-                }
-            )*
-        }
+    ($tests:ident: $($check:ident),* $(,)?) => {
+        $(
+            $tests.push(Test::new(concat!("store::", stringify!($check), "::memory"), &[], || {
+                block_on(contract::$check(&MemoryStore::new(), &prefix()))
+            }));
+            on_each_redis(&mut $tests, concat!("store::", stringify!($check)), |redis| {
+                block_on(on_redis(redis, async |url: &str| RedisStore::connect(url).await, |store| async move {
+                    contract::$check(&*store, &prefix()).await
+                }))
+            });
+        )*
     };
 }
 
+/// One memory test and one of each Redis per notifier check.
 macro_rules! notifier_contract {
-    ($($check:ident),* $(,)?) => {
-        mod notifier {
-            use super::*;
-            $(
-                mod $check {
-                    use super::*;
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn memory() {
-                        contract::$check(&MemoryNotifier::new(), &prefix()).await;
-                    }
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn redis() {
-                        on_redis(Redis::Single, async |url: &str| RedisNotifier::connect(url).await, |notifier| async move {
-                            contract::$check(&*notifier, &prefix()).await
-                        })
-                        .await;
-                    }
-
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn redis_cluster() {
-                        on_redis(Redis::Cluster, async |url: &str| RedisNotifier::connect(url).await, |notifier| async move {
-                            contract::$check(&*notifier, &prefix()).await
-                        })
-                        .await;
-                    }
-                }
-            )*
-        }
+    ($tests:ident: $($check:ident),* $(,)?) => {
+        $(
+            $tests.push(Test::new(concat!("notifier::", stringify!($check), "::memory"), &[], || {
+                block_on(contract::$check(&MemoryNotifier::new(), &prefix()))
+            }));
+            on_each_redis(&mut $tests, concat!("notifier::", stringify!($check)), |redis| {
+                block_on(on_redis(redis, async |url: &str| RedisNotifier::connect(url).await, |notifier| async move {
+                    contract::$check(&*notifier, &prefix()).await
+                }))
+            });
+        )*
     };
 }
 
-queue_contract!(
-    publish_consume_ack,
-    nack_requeue_redelivers,
-    dropped_consumer_returns_unacked,
-    prefetch_limits_unacked,
-    dead_letters_after_max_deliveries,
-    nack_dead_letters_immediately,
-    consumer_count_and_depth,
-    queue_health,
-);
-
-store_contract!(
-    put_get_delete,
-    several_values_at_once,
-    ranges_of_values,
-    ttl_expiry,
-    put_if_absent_once,
-    hash_put_idempotent,
-    sets,
-    memory_figures,
-);
-
-notifier_contract!(
-    listeners_hear_their_channels,
-    subscriptions_are_counted,
-    one_listener_for_several_tasks,
-    channels_of_many_slots,
-);
-
-/// Only the stores that take values in parts: the memory store keeps values by reference,
-/// where parts would only be one more copy.
-mod values_in_parts {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn memory_takes_values_whole() {
-        let store = MemoryStore::new();
-        assert!(store.put_in_parts("k", 10, Duration::from_secs(1)).await.expect("put_in_parts").is_none());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis() {
-        on_redis(
-            Redis::Single,
-            async |url: &str| RedisStore::connect(url).await,
-            |store| async move { contract::values_in_parts(&*store, &prefix()).await },
-        )
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis_cluster() {
-        on_redis(
-            Redis::Cluster,
-            async |url: &str| RedisStore::connect(url).await,
-            |store| async move { contract::values_in_parts(&*store, &prefix()).await },
-        )
-        .await;
-    }
-}
-
-mod health {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn memory() {
-        contract::store_health(&MemoryStore::new()).await;
-        contract::notifier_health(&MemoryNotifier::new()).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis() {
-        health_on(Redis::Single).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis_cluster() {
-        health_on(Redis::Cluster).await;
-    }
-
-    async fn health_on(redis: Redis) {
-        on_redis(
+fn main() -> std::process::ExitCode {
+    let mut tests = Vec::new();
+    queue_contract!(tests:
+        publish_consume_ack,
+        nack_requeue_redelivers,
+        dropped_consumer_returns_unacked,
+        prefetch_limits_unacked,
+        dead_letters_after_max_deliveries,
+        nack_dead_letters_immediately,
+        consumer_count_and_depth,
+        queue_health,
+    );
+    store_contract!(tests:
+        put_get_delete,
+        several_values_at_once,
+        ranges_of_values,
+        ttl_expiry,
+        put_if_absent_once,
+        hash_put_idempotent,
+        sets,
+        memory_figures,
+    );
+    notifier_contract!(tests:
+        listeners_hear_their_channels,
+        subscriptions_are_counted,
+        one_listener_for_several_tasks,
+        channels_of_many_slots,
+    );
+    // Only the stores that take values in parts: the memory store keeps values by reference,
+    // where parts would only be one more copy.
+    tests.push(Test::new("values_in_parts::memory_takes_values_whole", &[], || {
+        block_on(async {
+            let store = MemoryStore::new();
+            assert!(
+                store.put_in_parts("k", 10, Duration::from_secs(1)).await.expect("put_in_parts").is_none()
+            );
+        })
+    }));
+    on_each_redis(&mut tests, "values_in_parts", |redis| {
+        block_on(on_redis(
             redis,
             async |url: &str| RedisStore::connect(url).await,
-            |store| async move { contract::store_health(&*store).await },
-        )
-        .await;
-        on_redis(
-            redis,
-            async |url: &str| RedisNotifier::connect(url).await,
-            |notifier| async move { contract::notifier_health(&*notifier).await },
-        )
-        .await;
-    }
+            |store| async move { contract::values_in_parts(&*store, &prefix()).await },
+        ))
+    });
+    tests.push(Test::new("health::memory", &[], || {
+        block_on(async {
+            contract::store_health(&MemoryStore::new()).await;
+            contract::notifier_health(&MemoryNotifier::new()).await;
+        })
+    }));
+    on_each_redis(&mut tests, "health", |redis| {
+        block_on(async {
+            on_redis(
+                redis,
+                async |url: &str| RedisStore::connect(url).await,
+                |store| async move { contract::store_health(&*store).await },
+            )
+            .await;
+            on_redis(
+                redis,
+                async |url: &str| RedisNotifier::connect(url).await,
+                |notifier| async move { contract::notifier_health(&*notifier).await },
+            )
+            .await;
+        })
+    });
+    tests.push(Test::new("a_cluster_refuses_keys_of_several_slots", &[Need::RedisCluster], || {
+        block_on(a_cluster_refuses_keys_of_several_slots())
+    }));
+    tests.push(Test::new("rabbitmq_load_is_read_on_one_long_lived_channel", &[Need::RabbitMq], || {
+        block_on(rabbitmq_load_is_read_on_one_long_lived_channel())
+    }));
+    dsobel_testkit::run(tests)
 }
 
 /// A cluster refuses a multi-key read of several slots clearly instead of splitting it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_refuses_keys_of_several_slots() {
     on_redis(
         Redis::Cluster,
@@ -346,12 +277,11 @@ async fn a_cluster_refuses_keys_of_several_slots() {
 }
 
 /// RabbitMQ's load is read on one channel that stays open from one reading to the next.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_load_is_read_on_one_long_lived_channel() {
-    let url = url("DSOBEL_TEST_AMQP_URL", DEFAULT_AMQP_URL);
+    let url = amqp_url();
     let queue = match RabbitQueue::connect(&url, test_queue_config()).await {
         Ok(queue) => Arc::new(queue),
-        Err(error) => return unreachable("RabbitMQ", &url, "DSOBEL_TEST_AMQP_URL", error),
+        Err(error) => panic!("RabbitMQ at {url}: {error}"),
     };
     let check = {
         let queue = queue.clone();

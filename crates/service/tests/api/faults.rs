@@ -48,14 +48,7 @@ async fn plant_job(app: &TestApp, w: u32, h: u32) -> (Task, String) {
 }
 
 async fn wait_state(app: &TestApp, id: &str, state: &str) -> Value {
-    for _ in 0..400 {
-        let status = app.status(id).await;
-        if status["state"] == state {
-            return status;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("job {id} never became {state}: {}", app.status(id).await);
+    app.wait_state(id, state).await
 }
 
 #[tokio::test]
@@ -105,7 +98,12 @@ async fn a_redelivered_strip_is_counted_once_and_stitched_once() {
     t.queue.publish(task.to_body()).await.unwrap();
     let status = wait_state(&app, task.job_id().as_str(), "done").await;
     assert_eq!(status["strips_done"], 1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The job is done, so no stitch can start any more; the counter catches up with the
+    // record a moment after it.
+    dsobel_testkit::wait_for_async(Duration::from_secs(10), "the stitch to be counted", || async {
+        app.metric("dsobel_stitches_total").await >= 1.0
+    })
+    .await;
     assert_eq!(app.metric("dsobel_stitches_total").await, 1.0);
     assert_eq!(t.queue.depth().await.unwrap(), 0);
     app.stop().await;

@@ -1,10 +1,10 @@
-//! `spawn_app()`: a real `serve` on 127.0.0.1:0 with the in-memory transport, and typed helpers.
+//! `spawn_app()`: a real `serve` on 127.0.0.1:0 with the in-memory transport, and typed helpers
+//! (the test images, the reference's expectation, metrics and waiting come from the test kit).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use dsobel_kernel::{FilterParams, reference};
 use dsobel_service::app::{Serving, serve_with};
 use dsobel_service::config::ServeArgs;
 use dsobel_service::coordinator::Coordinator;
@@ -80,40 +80,45 @@ impl TestApp {
         self.client.post(self.url(&format!("/upload{query}"))).body(bytes).send().await.expect("request")
     }
 
-    /// Uploads and returns the job id (asserting 202).
+    /// The typed client of this server.
+    pub fn typed(&self) -> dsobel_client::Client {
+        dsobel_client::Client::with_http(self.client.clone(), &self.address, None)
+    }
+
+    /// Uploads through the typed client and returns the job id (asserting 202).
     pub async fn submit(&self, bytes: Vec<u8>, query: &str) -> String {
-        let response = self.upload(bytes, query).await;
-        assert_eq!(response.status(), 202, "{:?}", response.text().await);
-        let body: Value = response.json().await.unwrap();
-        body["id"].as_str().unwrap().to_owned()
+        dsobel_testkit::api::submit(&self.typed(), bytes, query).await.to_string()
     }
 
     pub async fn status(&self, id: &str) -> Value {
         self.client.get(self.url(&format!("/status/{id}"))).send().await.unwrap().json().await.unwrap()
     }
 
-    /// Polls /result until it is not 202 (bounded).
+    /// Polls /result until it is not 202 (10 s at most).
     pub async fn wait_result(&self, id: &str) -> reqwest::Response {
-        for _ in 0..400 {
+        dsobel_testkit::wait_until_async(Duration::from_secs(10), &format!("job {id} to finish"), || async {
             let response = self.client.get(self.url(&format!("/result/{id}"))).send().await.unwrap();
-            if response.status() != 202 {
-                return response;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("job {id} did not finish in 10 s");
+            (response.status() != 202).then_some(response)
+        })
+        .await
     }
 
-    /// The value of a metric line, e.g. `dsobel_stitches_total`.
+    /// Polls /status until the job is in `state` (10 s at most); returns that status.
+    pub async fn wait_state(&self, id: &str, state: &str) -> Value {
+        dsobel_testkit::wait_until_async(
+            Duration::from_secs(10),
+            &format!("job {id} to be {state}"),
+            || async {
+                let status = self.status(id).await;
+                (status["state"] == state).then_some(status)
+            },
+        )
+        .await
+    }
+
+    /// The value of a metric line, e.g. `dsobel_stitches_total` (panics when it is missing).
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = self.client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix(' '))
-                    .map(|v| v.trim().parse::<f64>().unwrap())
-            })
-            .unwrap_or(0.0)
+        dsobel_testkit::api::metric(&self.client, &self.address, name).await
     }
 
     pub async fn stop(self) {
@@ -126,39 +131,9 @@ impl TestApp {
     }
 }
 
-/// A photo-like RGB PNG and its luma, made here so tests need no files.
+/// A photo-like RGB PNG and its luma ([`dsobel_testkit::test_png`] with a seed of its size).
 pub fn test_png(w: u32, h: u32) -> (Vec<u8>, Vec<u8>) {
-    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
-    for y in 0..h {
-        for x in 0..w {
-            let inside =
-                ((x as i64 - w as i64 / 2).pow(2) + (y as i64 - h as i64 / 2).pow(2)) < (h as i64 / 3).pow(2);
-            let v = ((x * 255 / w.max(1)) as u8).wrapping_add(if inside { 120 } else { 0 });
-            rgb.extend([v, (y * 255 / h.max(1)) as u8, v ^ 0x55]);
-        }
-    }
-    let mut bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut bytes, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.write_header().unwrap().write_image_data(&rgb).unwrap();
-    }
-    let luma = rgb.chunks(3).map(|p| reference::luma_of_rgb(p[0], p[1], p[2])).collect();
-    (bytes, luma)
+    dsobel_testkit::test_png(w, h, u64::from(w) << 32 | u64::from(h))
 }
 
-/// Decodes a result PNG to one byte per pixel (1-bit expanded to 0/255).
-pub fn decode_result(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let frame = reader.next_frame(&mut buf).unwrap();
-    buf.truncate(frame.buffer_size());
-    (frame.width, frame.height, buf)
-}
-
-/// The scalar reference's answer for a luma image.
-pub fn expected(luma: &[u8], w: u32, h: u32, params: &FilterParams) -> Vec<u8> {
-    reference::filter_image(luma, w as usize, h as usize, params)
-}
+pub use dsobel_testkit::{decode_png as decode_result, expected};

@@ -108,8 +108,12 @@ async fn results_expire() {
     let (png, _) = test_png(16, 16);
     let id = app.submit(png, "").await;
     assert_eq!(app.wait_result(&id).await.status(), 200);
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let gone = app.client.get(app.url(&format!("/result/{id}"))).send().await.unwrap();
+    // The result lives a second: it goes by itself.
+    let gone = dsobel_testkit::wait_until_async(Duration::from_secs(10), "the result to expire", || async {
+        let answer = app.client.get(app.url(&format!("/result/{id}"))).send().await.unwrap();
+        (answer.status() != 200).then_some(answer)
+    })
+    .await;
     assert_eq!(gone.status(), 404);
     let body: Value = gone.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not-found");
@@ -297,7 +301,10 @@ async fn an_upload_sent_again_with_its_idempotency_key_gets_the_same_job() {
     assert!(cut_off.headers().get("retry-after").is_some());
     let message = cut_off.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("Idempotency-Key"), "{message}");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    dsobel_testkit::wait_for_async(Duration::from_secs(10), "the orphaned claim to lapse", || async {
+        transport.store.get(&orphan).await.unwrap().is_none()
+    })
+    .await;
     let made = send("photo-3", "").await.unwrap();
     assert_eq!(made.status(), 202);
     let made = made.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();

@@ -166,12 +166,7 @@ async fn a_refused_upload_is_answered_at_once_and_its_body_is_not_read() {
     app.stop().await;
 }
 
-/// A fixture of the codec's tests.
-fn jpeg_fixture(name: &str) -> Vec<u8> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../codec/tests/fixtures/libjpeg").join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use dsobel_testkit::fixture as jpeg_fixture;
 
 #[tokio::test]
 async fn damaged_jpegs_are_refused_with_what_is_wrong_never_answered_with_invented_pixels() {
@@ -397,8 +392,11 @@ async fn one_client_is_held_to_its_rate_and_its_open_event_streams() {
     assert_error(refused, 429, "rate-limited").await;
     // Health and the page are not counted.
     assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(app.client.get(app.url(&format!("/status/{id}"))).send().await.unwrap().status(), 200);
+    // Tokens come back with time (two a second): a request passes again.
+    dsobel_testkit::wait_for_async(Duration::from_secs(5), "the client's tokens to refill", || async {
+        app.client.get(app.url(&format!("/status/{id}"))).send().await.unwrap().status() == 200
+    })
+    .await;
     app.stop().await;
 }
 
@@ -407,9 +405,18 @@ async fn uploads_being_received_share_a_memory_budget() {
     let app = spawn_app_with(&["--upload-memory-bytes", "100000", "--max-upload-bytes", "60000"]).await;
     // One upload declares 60,000 bytes and sends them slowly: it holds 60,000 of the 100,000.
     let slow = app.start_upload(60_000, b"0123456789").await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    // Another of 50,000 does not fit: 429 too-busy with Retry-After, before its body is kept.
-    let refused = app.upload(vec![7u8; 50_000], "").await;
+    // Another of 50,000 does not fit once the slow one holds its share: 429 too-busy with
+    // Retry-After, before its body is kept. (Until the server has the slow one's head, the
+    // other is read, and refused as not an image: sent again until the slow one holds.)
+    let refused = dsobel_testkit::wait_until_async(
+        Duration::from_secs(5),
+        "the slow upload to hold its share",
+        || async {
+            let answer = app.upload(vec![7u8; 50_000], "").await;
+            (answer.status() == 429).then_some(answer)
+        },
+    )
+    .await;
     assert_eq!(refused.headers()["retry-after"], "2");
     let refused = assert_error(refused, 429, "too-busy").await;
     let message = refused["error"]["message"].as_str().unwrap();
@@ -422,8 +429,17 @@ async fn uploads_being_received_share_a_memory_budget() {
     let (png, _) = test_png(40, 30);
     assert_eq!(app.upload(png, "").await.status(), 202);
     drop(slow);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    // (Not an image, so refused for that: what matters is that it was read, not turned away.)
-    assert_error(app.upload(vec![7u8; 50_000], "").await, 415, "unsupported-format").await;
+    // (Not an image, so refused for that: what matters is that it was read, not turned away,
+    // once the server has let the slow one's share go.)
+    let read = dsobel_testkit::wait_until_async(
+        Duration::from_secs(5),
+        "the slow upload's share to be let go",
+        || async {
+            let answer = app.upload(vec![7u8; 50_000], "").await;
+            (answer.status() != 429).then_some(answer)
+        },
+    )
+    .await;
+    assert_error(read, 415, "unsupported-format").await;
     app.stop().await;
 }
