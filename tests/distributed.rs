@@ -60,7 +60,14 @@ fn main() -> std::process::ExitCode {
         ),
         ("the_stack_leaves_no_queue_behind", the_stack_leaves_no_queue_behind),
     ];
-    let mut all: Vec<Test> = tests.into_iter().map(|(name, body)| Test::new(name, &servers, body)).collect();
+    let mut all: Vec<Test> = tests.iter().map(|&(name, body)| Test::new(name, &servers, body)).collect();
+    // The same tests on a Redis Cluster: the store that scales changes nothing of what they see.
+    let on_the_cluster = [Need::RabbitMq, Need::RedisCluster];
+    all.extend(tests.iter().map(|&(name, body)| {
+        Test::new(&format!("{name}::on_a_redis_cluster"), &on_the_cluster, move || {
+            dsobel_testkit::on_cluster(body)
+        })
+    }));
     all.push(Test::new(
         "a_large_upload_is_stored_as_it_arrives_and_its_strips_are_read_in_pieces",
         &[Need::RabbitMq, Need::Redis, Need::JPEGTRAN],

@@ -28,6 +28,6 @@ pub mod wait;
 pub use api::{Backend, metric_in, wait_job};
 pub use harness::{Need, Test, block_on, in_ci, run};
 pub use images::{decode_png, expected, fixture, photo, test_png};
-pub use process::{Proc, Servers, Stack, dsobel_binary, random_name, register_binary};
+pub use process::{Proc, Servers, Stack, dsobel_binary, on_cluster, random_name, register_binary};
 pub use servers::{ClosedPort, OwnRabbit, OwnRedis, Proxy, RedisClient};
 pub use wait::{poll_until, wait_for, wait_for_async, wait_until, wait_until_async};

@@ -153,11 +153,29 @@ pub struct Servers {
     pub redis: String,
 }
 
+std::thread_local! {
+    /// Whether the test on this thread runs on the Redis Cluster ([`on_cluster`]).
+    static ON_CLUSTER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `body` with [`Servers::shared`] naming the Redis Cluster of
+/// `DSOBEL_TEST_REDIS_CLUSTER_URL` instead of the single Redis: the same test, on the store
+/// that scales (such a test needs [`crate::Need::RedisCluster`]).
+pub fn on_cluster(body: fn()) {
+    ON_CLUSTER.with(|on| on.set(true));
+    body();
+}
+
 impl Servers {
     /// The shared ones (a test that uses them needs [`crate::Need::RabbitMq`] and
-    /// [`crate::Need::Redis`]).
+    /// [`crate::Need::Redis`], or [`crate::Need::RedisCluster`] inside [`on_cluster`]).
     pub fn shared() -> Servers {
-        Servers { amqp: amqp_url(), redis: redis_url() }
+        let redis = if ON_CLUSTER.with(|on| on.get()) {
+            crate::harness::redis_cluster_url().expect("the harness checked DSOBEL_TEST_REDIS_CLUSTER_URL")
+        } else {
+            redis_url()
+        };
+        Servers { amqp: amqp_url(), redis }
     }
 }
 

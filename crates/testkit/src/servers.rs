@@ -60,18 +60,27 @@ impl Reply {
 }
 
 /// A small Redis client over one connection per command (RESP, binary-safe), for tests that
-/// look into a store or change it behind the service's back.
+/// look into a store or change it behind the service's back. Given a Redis Cluster's seed
+/// list, it follows `MOVED` for a key's command and asks every seed for `KEYS`.
 #[derive(Debug, Clone)]
 pub struct RedisClient {
     /// `host:port`.
     pub address: String,
     password: Option<String>,
     database: Option<String>,
+    /// The other seeds of a cluster.
+    others: Vec<String>,
 }
 
 impl RedisClient {
-    /// A client of the server of `url` (`redis://[:password@]host[:port][/db]`).
+    /// A client of the server of `url` (`redis://[:password@]host[:port][/db]`), or of a
+    /// cluster by a comma-separated seed list.
     pub fn from_url(url: &str) -> RedisClient {
+        if let Some((first, rest)) = url.split_once(',') {
+            let mut client = RedisClient::from_url(first);
+            client.others = rest.split(',').map(|seed| crate::harness::host_port(seed, 6379)).collect();
+            return client;
+        }
         let address = crate::harness::host_port(url, 6379);
         let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -80,7 +89,7 @@ impl RedisClient {
             .and_then(|(credentials, _)| credentials.split_once(':').map(|(_, p)| p.to_owned()))
             .filter(|p| !p.is_empty());
         let database = Some(path.trim_matches('/').to_owned()).filter(|db| !db.is_empty());
-        RedisClient { address, password, database }
+        RedisClient { address, password, database, others: Vec::new() }
     }
 
     /// A client of `127.0.0.1:port` with `password`.
@@ -89,6 +98,7 @@ impl RedisClient {
             address: format!("127.0.0.1:{port}"),
             password: password.map(str::to_owned),
             database: None,
+            others: Vec::new(),
         }
     }
 
@@ -112,11 +122,17 @@ impl RedisClient {
         Ok((writer, reader))
     }
 
-    /// Sends one command; the reply, or why none came.
+    /// Sends one command; the reply, or why none came. A cluster's `MOVED` is followed.
     pub fn try_command(&self, args: &[&str]) -> std::io::Result<Reply> {
         let (mut writer, mut reader) = self.connect()?;
         writer.write_all(&encode(args))?;
-        read_reply(&mut reader)
+        match read_reply(&mut reader)? {
+            Reply::Error(e) if e.starts_with("MOVED ") => {
+                let to = e.rsplit(' ').next().unwrap_or_default().to_owned();
+                RedisClient { address: to, others: Vec::new(), ..self.clone() }.try_command(args)
+            }
+            reply => Ok(reply),
+        }
     }
 
     /// Sends one command and returns the reply (panics when the server does not answer).
@@ -124,9 +140,17 @@ impl RedisClient {
         self.try_command(args).unwrap_or_else(|e| panic!("redis {} {:?}: {e}", self.address, args))
     }
 
-    /// The keys matching `pattern` (`KEYS`: fine on a test's own namespace).
+    /// The keys matching `pattern` (`KEYS`: fine on a test's own namespace), on every seed of
+    /// a cluster.
     pub fn keys(&self, pattern: &str) -> Vec<String> {
-        self.command(&["KEYS", pattern]).strings()
+        let mut keys = self.command(&["KEYS", pattern]).strings();
+        for other in &self.others {
+            let node = RedisClient { address: other.clone(), others: Vec::new(), ..self.clone() };
+            keys.extend(node.command(&["KEYS", pattern]).strings());
+        }
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     /// Whether `key` exists.
