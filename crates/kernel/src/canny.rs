@@ -63,7 +63,7 @@ pub struct CannyStrip {
     pub edges: Vec<u8>,
     /// Where each label's pixels start in `label_pixels` (one more entry than labels).
     label_starts: Vec<u32>,
-    /// The labels' pixels, as `y·width + x` within the strip.
+    /// The labels' pixels, as `y·width + x` within the strip, in increasing order per label.
     label_pixels: Vec<u32>,
 }
 
@@ -414,6 +414,9 @@ pub fn canny_phase1_with(
             };
             visit(at);
             tracked.flood(&mut stack, WEAK, LABELLED, visit);
+            // In raster order, as the bytes carry them.
+            let first = *label_starts.last().expect("one start at least") as usize;
+            label_pixels[first..].sort_unstable();
             label_starts.push(label_pixels.len() as u32);
         }
     }
@@ -714,11 +717,9 @@ impl CannyStrip {
         put_varint(&mut out, self.labels() as u64);
         for k in 0..self.labels() {
             let pixels = &self.label_pixels[self.label_starts[k] as usize..self.label_starts[k + 1] as usize];
-            let mut sorted = pixels.to_vec();
-            sorted.sort_unstable();
-            put_varint(&mut out, sorted.len() as u64);
+            put_varint(&mut out, pixels.len() as u64);
             let mut last = 0u64;
-            for &p in &sorted {
+            for &p in pixels {
                 put_varint(&mut out, p as u64 - last);
                 last = p as u64;
             }
