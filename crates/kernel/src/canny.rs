@@ -30,7 +30,7 @@ use crate::gradient::Separable;
 use crate::params::{Magnitude, Options, Output};
 use crate::reference::Border;
 use crate::reference::canny::thresholds;
-use crate::row::run;
+use crate::row::{Job, run};
 use crate::strip::StripSpec;
 use crate::wire::{Reader, put_header, put_varint};
 
@@ -202,6 +202,49 @@ fn magnitude_row(gx: &[i16], gy: &[i16], l2: bool, out: &mut [i32]) {
     }
 }
 
+/// A row's gradients and the magnitudes of the three rows around it, each slice aligned on
+/// the row's pixels (`p` above, `a` the row, `n` below; `0` left, `1` same column, `2` right).
+struct Neighbourhood<'a> {
+    gx: &'a [i16],
+    gy: &'a [i16],
+    p0: &'a [i32],
+    p1: &'a [i32],
+    p2: &'a [i32],
+    a0: &'a [i32],
+    a1: &'a [i32],
+    a2: &'a [i32],
+    n0: &'a [i32],
+    n1: &'a [i32],
+    n2: &'a [i32],
+}
+
+impl Neighbourhood<'_> {
+    /// The class of pixel `i` (0, 1 weak, 2 strong), branch-free.
+    #[inline(always)]
+    fn class(&self, i: usize, low: i32, high: i32) -> u8 {
+        let m = self.a1[i];
+        let xs = self.gx[i] as i32;
+        let ys = self.gy[i] as i32;
+        let ax = xs.abs();
+        let ay = ys.abs() << 15;
+        let tg22 = ax * TG22;
+        let tg67 = tg22 + (ax << 16);
+        let horizontal = ay < tg22;
+        let vertical = !horizontal & (ay > tg67);
+        let diagonal = !horizontal & !vertical;
+        let opposite = (xs ^ ys) < 0;
+        let keep_h = (m > self.a0[i]) & (m >= self.a2[i]);
+        let keep_v = (m > self.p1[i]) & (m >= self.n1[i]);
+        let keep_same = (m > self.p0[i]) & (m > self.n2[i]);
+        let keep_opposite = (m > self.p2[i]) & (m > self.n0[i]);
+        let keep = (horizontal & keep_h)
+            | (vertical & keep_v)
+            | (diagonal & ((!opposite & keep_same) | (opposite & keep_opposite)));
+        let candidate = keep & (m > low);
+        candidate as u8 + (candidate & (m > high)) as u8
+    }
+}
+
 /// Non-maximum suppression of one row: `class[x]` is 0, 1 (weak) or 2 (strong). `above`,
 /// `here` and `below` are padded magnitude rows (`w + 2`, zero past the edges).
 #[inline(always)]
@@ -218,30 +261,38 @@ fn suppress_row(
 ) {
     let w = class.len();
     let (gx, gy) = (&gx[..w], &gy[..w]);
-    let (p0, p1, p2) = (&above[..w], &above[1..w + 1], &above[2..w + 2]);
-    let (a0, a1, a2) = (&here[..w], &here[1..w + 1], &here[2..w + 2]);
-    let (n0, n1, n2) = (&below[..w], &below[1..w + 1], &below[2..w + 2]);
-    for i in 0..w {
-        let m = a1[i];
-        let xs = gx[i] as i32;
-        let ys = gy[i] as i32;
-        let ax = xs.abs();
-        let ay = ys.abs() << 15;
-        let tg22 = ax * TG22;
-        let tg67 = tg22 + (ax << 16);
-        let horizontal = ay < tg22;
-        let vertical = !horizontal & (ay > tg67);
-        let diagonal = !horizontal & !vertical;
-        let opposite = (xs ^ ys) < 0;
-        let keep_h = (m > a0[i]) & (m >= a2[i]);
-        let keep_v = (m > p1[i]) & (m >= n1[i]);
-        let keep_same = (m > p0[i]) & (m > n2[i]);
-        let keep_opposite = (m > p2[i]) & (m > n0[i]);
-        let keep = (horizontal & keep_h)
-            | (vertical & keep_v)
-            | (diagonal & ((!opposite & keep_same) | (opposite & keep_opposite)));
-        let candidate = keep & (m > low);
-        class[i] = candidate as u8 + (candidate & (m > high)) as u8;
+    let rows = Neighbourhood {
+        gx,
+        gy,
+        p0: &above[..w],
+        p1: &above[1..w + 1],
+        p2: &above[2..w + 2],
+        a0: &here[..w],
+        a1: &here[1..w + 1],
+        a2: &here[2..w + 2],
+        n0: &below[..w],
+        n1: &below[1..w + 1],
+        n2: &below[2..w + 2],
+    };
+    let a1 = rows.a1;
+    // Most pixels of a photograph are below `low`: a run of them is written as zeros after
+    // one vector comparison, and only runs holding a candidate go through the suppression.
+    const RUN: usize = 32;
+    let mut x = 0;
+    while x + RUN <= w {
+        let any = a1[x..x + RUN].iter().fold(false, |any, &m| any | (m > low));
+        let out = &mut class[x..x + RUN];
+        if any {
+            for (k, c) in out.iter_mut().enumerate() {
+                *c = rows.class(x + k, low, high);
+            }
+        } else {
+            out.fill(NONE);
+        }
+        x += RUN;
+    }
+    for (k, c) in class[x..].iter_mut().enumerate() {
+        *c = rows.class(x + k, low, high);
     }
 }
 
@@ -287,48 +338,62 @@ impl Tracked {
     }
 }
 
-/// Gradients, suppression and hysteresis inside the rows `rows` of `block`.
-fn suppress_and_track(
-    backend: Backend,
-    options: &Options,
-    block: &RowBlock<'_>,
+/// The rows of a strip through gradients, magnitudes and suppression, into the padded map,
+/// with the strong pixels pushed on `stack`: one [`Job`], compiled for each backend.
+struct SuppressRows<'a, 'b> {
+    options: &'a Options,
+    block: &'a RowBlock<'b>,
     rows: std::ops::Range<usize>,
-) -> Tracked {
-    let w = block.width;
-    let h = block.image_height;
-    let stride = w + 2;
-    let n = rows.len();
-    let (low, high) = thresholds(options);
-    let (low, high) = (low as i32, high as i32);
-    let l2 = options.magnitude == Magnitude::L2;
-    let mut map = vec![NONE; (n + 2) * stride];
-    let mut stack: Vec<u32> = Vec::new();
-    run(backend, || {
+    map: &'a mut [u8],
+    stack: &'a mut Vec<u32>,
+}
+
+/// Gradients and padded magnitudes of image row `y` into ring slot `slot` (zero magnitudes
+/// for a row outside the image).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fill_slot(
+    gradients: &mut Gradients,
+    block: &RowBlock<'_>,
+    y: isize,
+    l2: bool,
+    gx: &mut [i16],
+    gy: &mut [i16],
+    mag: &mut [i32],
+) {
+    if y < 0 || y >= block.image_height as isize {
+        mag.fill(0);
+    } else {
+        gradients.row(block, y as usize, gx, gy);
+        magnitude_row(gx, gy, l2, mag);
+    }
+}
+
+impl Job for SuppressRows<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let SuppressRows { options, block, rows, map, stack } = self;
+        let w = block.width;
+        let stride = w + 2;
+        let (low, high) = thresholds(options);
+        let (low, high) = (low as i32, high as i32);
+        let l2 = options.magnitude == Magnitude::L2;
         let mut gradients = Gradients::new(options, w);
         // Ring of three rows: gradients and padded magnitudes of rows y-1, y, y+1.
         let mut gx = [vec![0i16; w], vec![0i16; w], vec![0i16; w]];
         let mut gy = [vec![0i16; w], vec![0i16; w], vec![0i16; w]];
         let mut mag = [vec![0i32; stride], vec![0i32; stride], vec![0i32; stride]];
-        let mut fill = |slot: usize,
-                        y: isize,
-                        gx: &mut [Vec<i16>; 3],
-                        gy: &mut [Vec<i16>; 3],
-                        mag: &mut [Vec<i32>; 3]| {
-            if y < 0 || y >= h as isize {
-                mag[slot].fill(0);
-            } else {
-                gradients.row(block, y as usize, &mut gx[slot], &mut gy[slot]);
-                magnitude_row(&gx[slot], &gy[slot], l2, &mut mag[slot]);
-            }
-        };
-        let (mut p, mut a, mut nx) = (0usize, 1usize, 2usize);
-        fill(p, rows.start as isize - 1, &mut gx, &mut gy, &mut mag);
-        fill(a, rows.start as isize, &mut gx, &mut gy, &mut mag);
-        for (i, y) in rows.clone().enumerate() {
-            fill(nx, y as isize + 1, &mut gx, &mut gy, &mut mag);
+        let (mut p, mut a, mut n) = (0usize, 1usize, 2usize);
+        let first = rows.start as isize;
+        fill_slot(&mut gradients, block, first - 1, l2, &mut gx[p], &mut gy[p], &mut mag[p]);
+        fill_slot(&mut gradients, block, first, l2, &mut gx[a], &mut gy[a], &mut mag[a]);
+        for (i, y) in rows.enumerate() {
+            fill_slot(&mut gradients, block, y as isize + 1, l2, &mut gx[n], &mut gy[n], &mut mag[n]);
             let start = (i + 1) * stride + 1;
             let class = &mut map[start..start + w];
-            suppress_row(&gx[a], &gy[a], &mag[p], &mag[a], &mag[nx], low, high, class);
+            suppress_row(&gx[a], &gy[a], &mag[p], &mag[a], &mag[n], low, high, class);
             // Strong pixels seed the hysteresis; most rows have few, so words of zeros are
             // skipped eight pixels at a time.
             let mut x = 0;
@@ -348,9 +413,23 @@ fn suppress_and_track(
                     stack.push((start + x + k) as u32);
                 }
             }
-            (p, a, nx) = (a, nx, p);
+            (p, a, n) = (a, n, p);
         }
-    });
+    }
+}
+
+/// Gradients, suppression and hysteresis inside the rows `rows` of `block`.
+fn suppress_and_track(
+    backend: Backend,
+    options: &Options,
+    block: &RowBlock<'_>,
+    rows: std::ops::Range<usize>,
+) -> Tracked {
+    let w = block.width;
+    let n = rows.len();
+    let mut map = vec![NONE; (n + 2) * (w + 2)];
+    let mut stack: Vec<u32> = Vec::new();
+    run(backend, SuppressRows { options, block, rows, map: &mut map, stack: &mut stack });
     let mut tracked = Tracked { width: w, rows: n, map };
     tracked.flood(&mut stack, WEAK, STRONG, |_| {});
     tracked
@@ -430,7 +509,7 @@ pub fn canny_phase1_with(
             }
         }
     }
-    let edges = edges_of(&tracked);
+    let edges = edges_of(tracked);
     let labels = label_starts.len() as u32 - 1;
     let strip =
         CannyStrip { width: w, first_row: spec.first_row, rows: n, edges, label_starts, label_pixels };
@@ -446,17 +525,19 @@ pub fn canny_phase1_with(
     Ok((strip, summary))
 }
 
-/// 255 where the tracked map is an edge, row by row without the padding.
-fn edges_of(tracked: &Tracked) -> Vec<u8> {
-    let (w, stride) = (tracked.width, tracked.stride());
-    let mut edges = vec![0u8; tracked.rows * w];
-    for (y, row) in edges.chunks_exact_mut(w.max(1)).enumerate() {
-        let start = (y + 1) * stride + 1;
-        for (e, &c) in row.iter_mut().zip(&tracked.map[start..start + w]) {
-            *e = 0u8.wrapping_sub((c == STRONG) as u8);
+/// 255 where the tracked map is an edge, row by row without the padding: written over the
+/// map itself (each row moves towards the start), so no second image-sized buffer is touched.
+fn edges_of(tracked: Tracked) -> Vec<u8> {
+    let (w, stride, rows) = (tracked.width, tracked.stride(), tracked.rows);
+    let mut map = tracked.map;
+    for y in 0..rows {
+        let from = (y + 1) * stride + 1;
+        for x in 0..w {
+            map[y * w + x] = 0u8.wrapping_sub((map[from + x] == STRONG) as u8);
         }
     }
-    edges
+    map.truncate(rows * w);
+    map
 }
 
 fn check(backend: Backend, options: &Options) -> Result<(), KernelError> {
@@ -483,7 +564,7 @@ pub(crate) fn canny_image_with(
     check(backend, options)?;
     let rows = 0..block.image_height;
     block.validate_halo(&rows, options.halo(), Border::Replicate)?;
-    Ok(edges_of(&suppress_and_track(backend, options, block, rows)))
+    Ok(edges_of(suppress_and_track(backend, options, block, rows)))
 }
 
 /// A union-find over label nodes; node 0 stands for "an edge".

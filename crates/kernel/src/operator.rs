@@ -15,11 +15,13 @@ use rayon::prelude::*;
 use crate::angle::{direction_byte, direction_degrees};
 use crate::backend::Backend;
 use crate::filter::{KernelError, RowBlock, filter_block_with};
-use crate::gradient::{Separable, rounded_sqrt_large, rounded_sqrt_small, sobel3_row};
+use crate::gradient::{
+    Separable, Step, rounded_sqrt_3x3, rounded_sqrt_large, rounded_sqrt_small, sobel3_row,
+};
 use crate::otsu::MagnitudeHistogram;
 use crate::params::{Kernel, Magnitude, OptionError, Options, Output, Threshold};
 use crate::reference::Border;
-use crate::row::run;
+use crate::row::{Job, run};
 use crate::samples::{RowsMut, Samples};
 
 /// Rows per parallel task: enough work to amortise scheduling, small enough to balance.
@@ -84,69 +86,109 @@ pub fn compute_block_with(
         let RowsMut::U8(bytes) = &mut out else { unreachable!("the 3x3 outputs are bytes") };
         return filter_block_with(backend, block, wanted, &params, bytes);
     }
-    let h = block.image_height;
-    let rows3 = |y: usize| {
-        let above = block.row(Border::Reflect101.index(y as isize - 1, h));
-        let below = block.row(Border::Reflect101.index(y as isize + 1, h));
-        (above, block.row(y), below)
-    };
     let l2 = options.magnitude == Magnitude::L2;
     let start = wanted.start;
     match (&mut out, options.output) {
-        (RowsMut::U16(o), Output::Magnitude16) if fused(options) => par_rows(o, w, start, |first, part| {
-            run(backend, || {
-                for (i, row) in part.chunks_exact_mut(w).enumerate() {
-                    let (a, c, b) = rows3(first + i);
-                    if l2 {
-                        sobel3_row(a, c, b, row, Border::Reflect101, |gx, gy| {
-                            rounded_sqrt_small(gx as i32 * gx as i32 + gy as i32 * gy as i32) as u16
-                        });
-                    } else {
-                        sobel3_row(a, c, b, row, Border::Reflect101, |gx, gy| {
-                            gx.unsigned_abs() + gy.unsigned_abs()
-                        });
-                    }
-                }
-            })
-        }),
-        (RowsMut::I16(o), Output::Gx | Output::Gy) if fused(options) => {
-            let want_x = options.output == Output::Gx;
-            par_rows(o, w, start, |first, part| {
-                run(backend, || {
-                    for (i, row) in part.chunks_exact_mut(w).enumerate() {
-                        let (a, c, b) = rows3(first + i);
-                        if want_x {
-                            sobel3_row(a, c, b, row, Border::Reflect101, |gx, _| gx);
-                        } else {
-                            sobel3_row(a, c, b, row, Border::Reflect101, |_, gy| gy);
-                        }
-                    }
-                })
-            })
+        (RowsMut::U16(o), Output::Magnitude16) if fused(options) && l2 => {
+            par_rows(o, w, start, |first, out| run(backend, Fused { block, first, out, step: Magnitude16L2 }))
         }
-        (RowsMut::F32(o), Output::Direction) if fused(options) => par_rows(o, w, start, |first, part| {
-            run(backend, || {
-                for (i, row) in part.chunks_exact_mut(w).enumerate() {
-                    let (a, c, b) = rows3(first + i);
-                    sobel3_row(a, c, b, row, Border::Reflect101, |gx, gy| {
-                        direction_degrees(gx as i32, gy as i32)
-                    });
-                }
-            })
-        }),
-        (RowsMut::U8(o), Output::Direction) if fused(options) => par_rows(o, w, start, |first, part| {
-            run(backend, || {
-                for (i, row) in part.chunks_exact_mut(w).enumerate() {
-                    let (a, c, b) = rows3(first + i);
-                    sobel3_row(a, c, b, row, Border::Reflect101, |gx, gy| {
-                        direction_byte(direction_degrees(gx as i32, gy as i32))
-                    });
-                }
-            })
-        }),
+        (RowsMut::U16(o), Output::Magnitude16) if fused(options) => {
+            par_rows(o, w, start, |first, out| run(backend, Fused { block, first, out, step: Magnitude16L1 }))
+        }
+        (RowsMut::I16(o), Output::Gx) if fused(options) => {
+            par_rows(o, w, start, |first, out| run(backend, Fused { block, first, out, step: GradientX }))
+        }
+        (RowsMut::I16(o), Output::Gy) if fused(options) => {
+            par_rows(o, w, start, |first, out| run(backend, Fused { block, first, out, step: GradientY }))
+        }
+        (RowsMut::F32(o), Output::Direction) if fused(options) => {
+            par_rows(o, w, start, |first, out| run(backend, Fused { block, first, out, step: Degrees }))
+        }
+        (RowsMut::U8(o), Output::Direction) if fused(options) => {
+            par_rows(o, w, start, |first, out| run(backend, Fused { block, first, out, step: DegreesByte }))
+        }
         (out, _) => separable_rows(backend, options, threshold, block, start, out),
     }
     Ok(())
+}
+
+/// `magnitude16`, L2, of Sobel 3×3.
+struct Magnitude16L2;
+/// `magnitude16`, L1, of Sobel 3×3.
+struct Magnitude16L1;
+/// `gx` of Sobel 3×3.
+struct GradientX;
+/// `gy` of Sobel 3×3.
+struct GradientY;
+/// `direction` in degrees.
+struct Degrees;
+/// `direction` as a byte.
+struct DegreesByte;
+
+impl Step<u16> for Magnitude16L2 {
+    #[inline(always)]
+    fn step(&self, gx: i16, gy: i16) -> u16 {
+        rounded_sqrt_3x3(gx as i32 * gx as i32 + gy as i32 * gy as i32) as u16
+    }
+}
+
+impl Step<u16> for Magnitude16L1 {
+    #[inline(always)]
+    fn step(&self, gx: i16, gy: i16) -> u16 {
+        gx.unsigned_abs() + gy.unsigned_abs()
+    }
+}
+
+impl Step<i16> for GradientX {
+    #[inline(always)]
+    fn step(&self, gx: i16, _: i16) -> i16 {
+        gx
+    }
+}
+
+impl Step<i16> for GradientY {
+    #[inline(always)]
+    fn step(&self, _: i16, gy: i16) -> i16 {
+        gy
+    }
+}
+
+impl Step<f32> for Degrees {
+    #[inline(always)]
+    fn step(&self, gx: i16, gy: i16) -> f32 {
+        direction_degrees(gx as i32, gy as i32)
+    }
+}
+
+impl Step<u8> for DegreesByte {
+    #[inline(always)]
+    fn step(&self, gx: i16, gy: i16) -> u8 {
+        direction_byte(direction_degrees(gx as i32, gy as i32))
+    }
+}
+
+/// Rows of one Sobel 3×3 output: `step(gx, gy)` of each pixel of the rows from `first` into
+/// `out`, compiled for each backend.
+struct Fused<'a, 'b, T, S> {
+    block: &'a RowBlock<'b>,
+    first: usize,
+    out: &'a mut [T],
+    step: S,
+}
+
+impl<T, S: Step<T>> Job for Fused<'_, '_, T, S> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let (w, h) = (self.block.width, self.block.image_height);
+        for (i, row) in self.out.chunks_exact_mut(w).enumerate() {
+            let y = self.first + i;
+            let above = self.block.row(Border::Reflect101.index(y as isize - 1, h));
+            let below = self.block.row(Border::Reflect101.index(y as isize + 1, h));
+            sobel3_row(above, self.block.row(y), below, row, Border::Reflect101, &self.step);
+        }
+    }
 }
 
 /// Every output through the two-pass gradient, then its per-pixel step.
@@ -313,17 +355,33 @@ fn separable_pass<F: FnMut(usize, &[i32], &[i32])>(
     block: &RowBlock<'_>,
     first: usize,
     rows: usize,
-    mut finish: F,
+    finish: F,
 ) {
-    let w = block.width;
-    let mut sep = Separable::new(options.kernel, options.ksize, Border::Reflect101, w);
-    let (mut gx, mut gy) = (vec![0i32; w], vec![0i32; w]);
-    run(backend, || {
-        for i in 0..rows {
-            sep.row(block, first + i, &mut gx, &mut gy);
-            finish(i, &gx, &gy);
+    run(backend, SeparableRows { options, block, first, rows, finish })
+}
+
+/// The job of [`separable_pass`].
+struct SeparableRows<'a, 'b, F> {
+    options: &'a Options,
+    block: &'a RowBlock<'b>,
+    first: usize,
+    rows: usize,
+    finish: F,
+}
+
+impl<F: FnMut(usize, &[i32], &[i32])> Job for SeparableRows<'_, '_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(mut self) {
+        let w = self.block.width;
+        let mut sep = Separable::new(self.options.kernel, self.options.ksize, Border::Reflect101, w);
+        let (mut gx, mut gy) = (vec![0i32; w], vec![0i32; w]);
+        for i in 0..self.rows {
+            sep.row(self.block, self.first + i, &mut gx, &mut gy);
+            (self.finish)(i, &gx, &gy);
         }
-    })
+    }
 }
 
 /// The magnitude histogram of the rows `wanted` of `block` (Otsu's phase 1 on a strip).
