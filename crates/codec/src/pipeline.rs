@@ -352,3 +352,64 @@ pub fn process_file(bytes: &[u8], run: &RunOptions) -> Result<ProcessedFile, Pro
         timings: StageTimings { decode, filter_encode: filtered.elapsed(), stitch: Duration::ZERO },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/libjpeg").join(name);
+        std::fs::read(path).expect("fixture")
+    }
+
+    #[test]
+    fn every_strip_gets_the_rows_of_its_halo() {
+        // A baseline JPEG (streamed, on one thread and on two) and one decoded whole first.
+        for name in ["q50-420-restart.jpg", "edge-17x9.jpg", "progressive-420.jpg"] {
+            let bytes = fixture(name);
+            let whole = decode_luma(&bytes, &Limits::default()).unwrap();
+            for halo in 1..=4 {
+                for count in 1..=6 {
+                    for two_threads in [false, true] {
+                        let mut seen = Vec::new();
+                        let size = decode_strips_with_halo(
+                            &bytes,
+                            &Limits::default(),
+                            count,
+                            halo,
+                            two_threads,
+                            |spec, rows| {
+                                assert_eq!(
+                                    rows,
+                                    strip_input_with_halo(&whole.pixels, spec, halo),
+                                    "{name} {spec:?} halo {halo}"
+                                );
+                                seen.push(spec.index);
+                                Ok::<(), ()>(())
+                            },
+                        )
+                        .unwrap();
+                        assert_eq!(size, (whole.width, whole.height));
+                        assert_eq!(seen, (0..count.min(whole.height)).collect::<Vec<_>>(), "{name}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn process_file_refuses_bad_options_and_runs_every_output() {
+        let bytes = fixture("q50-420-restart.jpg");
+        let bad = RunOptions { options: Options { ksize: 4, ..Options::default() }, ..RunOptions::default() };
+        assert!(matches!(process_file(&bytes, &bad), Err(ProcessError::Kernel(KernelError::Options(_)))));
+        let image = decode_luma(&bytes, &Limits::default()).unwrap();
+        for output in dsobel_kernel::Output::ALL {
+            let options = Options { output, format: dsobel_kernel::Format::Npy, ..Options::default() };
+            let run = RunOptions { options, strips: Some(3), ..RunOptions::default() };
+            let done = process_file(&bytes, &run).unwrap();
+            let want =
+                run_strips(&options, &image.pixels, image.width, image.height, 1, run.compression).unwrap().0;
+            assert_eq!(done.bytes, want, "{output}");
+        }
+    }
+}
