@@ -9,6 +9,10 @@ Measures, on one thread unless said otherwise, best of --repeat runs, all in mem
   built from the fastest pieces.
 - dsobel: `dsobel engine-bench --json` on the same files (decode, kernel luma -> binary bytes,
   and JPEG bytes -> PNG bytes end to end), with 1 thread and with 2.
+- The other operators, luma in memory to their result in memory, one thread each, side by side
+  in the same run: `cv2.Sobel(gray, CV_16S, 1, 0)` against dsobel's `gx`, and
+  `cv2.Canny(gray, low, high, L2gradient=...)` against dsobel's `canny` (L1 and L2, each
+  --canny pair; OpenCV optimized, `cv2.setNumThreads(1)`).
 
 Prints a Markdown table for docs/performance.md. Usage:
 
@@ -133,6 +137,9 @@ def main():
     parser.add_argument("--quality", type=int, default=90)
     parser.add_argument("--venv", default=None)
     parser.add_argument("--keep", default=None, help="directory to keep the generated JPEGs in")
+    parser.add_argument("--canny", default="100:200,50:150", help="low:high pairs for Canny")
+    parser.add_argument("--photo", action="append", default=[],
+                        help="also compare the operators on this image file (any size)")
     args = parser.parse_args()
     ensure_modules(args.venv)
     import cv2
@@ -175,6 +182,41 @@ def main():
             print(f"| {label} | {mp} | {stage} | {cv_ms:.2f} | {ds_ms:.2f} | {rate:.2f} {unit} | {cv_ms / ds_ms:.2f}x |")
         print(f"| {label} | {mp} | 1-bit PNG size | {cv['png_bytes']} B | {one['png_bytes']} B | | "
               f"{one['png_bytes'] / cv['png_bytes']:.2f} of OpenCV's |")
+        operator_rows(args, path, label, mp)
+        sys.stdout.flush()
+    for photo in args.photo:
+        import cv2
+        gray = cv2.imread(photo, cv2.IMREAD_GRAYSCALE)
+        label = f"{os.path.basename(photo)} {gray.shape[1]}x{gray.shape[0]}"
+        operator_rows(args, photo, label, round(gray.size / 1e6, 1))
+
+
+def operator_rows(args, path, label, mp):
+    """gx and Canny: OpenCV and dsobel on the same decoded luma, one thread, in this run."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    cv2.setUseOptimized(True)
+    gray = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    pixels = gray.size
+    jobs = [("gx (CV_16S Sobel 3x3)", lambda: cv2.Sobel(gray, cv2.CV_16S, 1, 0),
+             ["--output", "gx", "--format", "npy"])]
+    for pair in args.canny.split(","):
+        low, high = (int(v) for v in pair.split(":"))
+        for l2 in (False, True):
+            jobs.append((f"Canny {'L2' if l2 else 'L1'} {low}/{high}",
+                         lambda low=low, high=high, l2=l2: cv2.Canny(gray, low, high, L2gradient=l2),
+                         ["--output", "canny", "--low", str(low), "--high", str(high),
+                          "--magnitude", "l2" if l2 else "l1"]))
+    for stage, cv_run, flags in jobs:
+        cv_ms = best(args.repeat, cv_run) * 1e3
+        out = subprocess.check_output(
+            [args.dsobel, "engine-bench", path, "--threads", "1", "--repeat", str(args.repeat), "--json"] + flags,
+            text=True)
+        ds_ms = json.loads(out.strip().splitlines()[-1])["kernel_ms"]
+        rate = pixels / (ds_ms / 1e3) / 1e9
+        print(f"| {label} | {mp} | {stage}, luma to result, 1 thread | {cv_ms:.2f} | {ds_ms:.2f} | "
+              f"{rate:.2f} GPx/s | {cv_ms / ds_ms:.2f}x |")
         sys.stdout.flush()
 
 

@@ -2,30 +2,60 @@
 
 use clap::Args;
 use dsobel_codec::Limits;
+use dsobel_kernel::params::{DEFAULT_CANNY_HIGH, DEFAULT_CANNY_LOW, DEFAULT_KSIZE, ParseOptionError};
 use dsobel_kernel::png::CompressionLevel;
-use dsobel_kernel::{FilterParams, Magnitude, OutputMode};
+use dsobel_kernel::{Format, Kernel, Magnitude, OptionError, Options, Output, Threshold};
 
-/// What to compute for each pixel (DESIGN §2.4).
+/// What to compute for each pixel, and the result's format (docs/operators.md).
 #[derive(Debug, Clone, Args)]
 pub struct FilterArgs {
-    /// Edge threshold T of the binary output: a pixel is an edge when its magnitude is above T.
-    #[arg(long, default_value_t = dsobel_kernel::DEFAULT_THRESHOLD, value_name = "T")]
-    pub threshold: u16,
-    /// Gradient magnitude: l2 = sqrt(gx²+gy²), l1 = |gx|+|gy|.
-    #[arg(long, default_value = "l2", value_parser = parse_magnitude, value_name = "l2|l1")]
+    /// Output: binary (edges white, 1-bit PNG), magnitude (8-bit, capped at 255), magnitude16
+    /// (unclipped), gx, gy (signed gradients: tiff or npy), direction (degrees; 8-bit in PNG),
+    /// canny.
+    #[arg(long, default_value = "binary", value_parser = parse_word::<Output>, value_name = "OUTPUT")]
+    pub output: Output,
+    /// Derivative kernel: sobel or scharr (3x3).
+    #[arg(long, default_value = "sobel", value_parser = parse_word::<Kernel>, value_name = "sobel|scharr")]
+    pub kernel: Kernel,
+    /// Kernel size: 1, 3, 5 or 7 for Sobel (3, 5 or 7 for canny; 3 for Scharr).
+    #[arg(long, default_value_t = DEFAULT_KSIZE, value_name = "K")]
+    pub ksize: u8,
+    /// Edge threshold T of the binary output (a pixel is an edge when its magnitude is above T),
+    /// or `otsu` for Otsu's threshold of the image's magnitudes.
+    #[arg(long, default_value = "100", value_parser = parse_word::<Threshold>, value_name = "T|otsu")]
+    pub threshold: Threshold,
+    /// Gradient magnitude: l2 = sqrt(gx²+gy²), l1 = |gx|+|gy| (canny: OpenCV's L2gradient).
+    #[arg(long, default_value = "l2", value_parser = parse_word::<Magnitude>, value_name = "l2|l1")]
     pub magnitude: Magnitude,
-    /// Output: binary (1-bit PNG, edges white) or magnitude (8-bit PNG).
-    #[arg(long, default_value = "binary", value_parser = parse_output, value_name = "binary|magnitude")]
-    pub output: OutputMode,
+    /// Canny's low threshold (cv2.Canny's threshold1).
+    #[arg(long, default_value_t = DEFAULT_CANNY_LOW, value_name = "LOW")]
+    pub low: u32,
+    /// Canny's high threshold (cv2.Canny's threshold2).
+    #[arg(long, default_value_t = DEFAULT_CANNY_HIGH, value_name = "HIGH")]
+    pub high: u32,
+    /// Result format: png, tiff or npy (numpy.load reads it).
+    #[arg(long, default_value = "png", value_parser = parse_word::<Format>, value_name = "png|tiff|npy")]
+    pub format: Format,
     /// PNG deflate level, 1 (fastest) to 9 (smallest).
     #[arg(long, default_value_t = CompressionLevel::default().0, value_parser = clap::value_parser!(u8).range(1..=9))]
     pub compression: u8,
 }
 
 impl FilterArgs {
-    /// The kernel parameters.
-    pub fn params(&self) -> FilterParams {
-        FilterParams { threshold: self.threshold, magnitude: self.magnitude, output: self.output }
+    /// The options, checked: a bad combination is refused with the option named.
+    pub fn options(&self) -> Result<Options, OptionError> {
+        let options = Options {
+            output: self.output,
+            kernel: self.kernel,
+            ksize: self.ksize,
+            magnitude: self.magnitude,
+            threshold: self.threshold,
+            low: self.low,
+            high: self.high,
+            format: self.format,
+        };
+        options.validate()?;
+        Ok(options)
     }
 }
 
@@ -40,10 +70,11 @@ pub struct LimitArgs {
     pub max_dimension: u32,
 }
 
-fn parse_magnitude(s: &str) -> Result<Magnitude, String> {
-    s.parse().map_err(|e: dsobel_kernel::params::ParseOptionError| e.to_string())
+fn parse_word<T: std::str::FromStr<Err = ParseOptionError>>(s: &str) -> Result<T, String> {
+    s.parse().map_err(|e: ParseOptionError| e.to_string())
 }
 
-fn parse_output(s: &str) -> Result<OutputMode, String> {
-    s.parse().map_err(|e: dsobel_kernel::params::ParseOptionError| e.to_string())
+/// The message of a refused option, as the command line says it (`--ksize`, not `ksize`).
+pub fn refusal(e: &OptionError) -> String {
+    format!("--{}: {e} ({})", e.option(), e.code())
 }

@@ -50,8 +50,8 @@ pub fn image_files(input: &Path, recursive: bool) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// The file name of the result of `input`: `<stem>-edges.png`.
-pub fn output_name(input: &Path) -> String {
+/// The file name of the result of `input` in `format`: `<stem>-edges.png` (`.npy`, `.tiff`).
+pub fn output_name(input: &Path, format: dsobel_kernel::Format) -> String {
     let stem = input.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-    format!("{stem}-edges.png")
+    format!("{stem}-edges.{}", format.extension())
 }

@@ -11,12 +11,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use dsobel_codec::{Limits, ProcessOptions, process_bytes};
+use dsobel_codec::{Limits, RunOptions, process_file};
+use dsobel_kernel::Format;
 use dsobel_kernel::png::CompressionLevel;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
-use crate::cli::{FilterArgs, LimitArgs};
+use crate::cli::{FilterArgs, LimitArgs, refusal};
 use crate::inputs::{image_files, output_name};
 
 /// Arguments of `dsobel process`.
@@ -28,7 +29,8 @@ pub struct ProcessArgs {
     /// Output file (one input only); `-` writes to standard output.
     #[arg(short, long, value_name = "OUT", conflicts_with = "out_dir")]
     pub output_file: Option<PathBuf>,
-    /// Directory for the outputs (named `<input stem>-edges.png`); created if missing.
+    /// Directory for the outputs (named `<input stem>-edges.png`, or `.tif` / `.npy` for those
+    /// formats); created if missing.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Walk directories recursively.
@@ -76,7 +78,7 @@ impl Source {
 }
 
 /// Resolves inputs and outputs into (source, sink) pairs, refusing ambiguous requests.
-fn plan(args: &ProcessArgs) -> Result<Vec<(Source, Sink)>> {
+fn plan(args: &ProcessArgs, format: Format) -> Result<Vec<(Source, Sink)>> {
     let mut sources = Vec::new();
     for input in &args.inputs {
         if input.as_os_str() == "-" {
@@ -106,9 +108,11 @@ fn plan(args: &ProcessArgs) -> Result<Vec<(Source, Sink)>> {
         .map(|source| {
             let sink = match (&source, &args.out_dir) {
                 (Source::Stdin, None) => Sink::Stdout,
-                (Source::Stdin, Some(dir)) => Sink::File(dir.join("stdin-edges.png")),
-                (Source::File(p), Some(dir)) => Sink::File(dir.join(output_name(p))),
-                (Source::File(p), None) => Sink::File(p.with_file_name(output_name(p))),
+                (Source::Stdin, Some(dir)) => {
+                    Sink::File(dir.join(format!("stdin-edges.{}", format.extension())))
+                }
+                (Source::File(p), Some(dir)) => Sink::File(dir.join(output_name(p, format))),
+                (Source::File(p), None) => Sink::File(p.with_file_name(output_name(p, format))),
             };
             Ok((source, sink))
         })
@@ -137,16 +141,18 @@ fn read_source(source: &Source, max_bytes: u64) -> Result<Vec<u8>> {
     }
 }
 
-fn write_sink(sink: &Sink, png: &[u8]) -> Result<()> {
+fn write_sink(sink: &Sink, file: &[u8]) -> Result<()> {
     match sink {
         Sink::Stdout => {
             let mut out = std::io::stdout().lock();
-            out.write_all(png).and_then(|()| out.flush()).context("cannot write standard output")
+            out.write_all(file).and_then(|()| out.flush()).context("cannot write standard output")
         }
         Sink::File(path) => {
-            // Write beside the target and rename, so a failure never leaves half a PNG.
-            let tmp = path.with_extension("png.partial");
-            std::fs::write(&tmp, png).with_context(|| format!("cannot write {}", tmp.display()))?;
+            // Write beside the target and rename, so a failure never leaves half a file.
+            let mut partial = path.as_os_str().to_owned();
+            partial.push(".partial");
+            let tmp = PathBuf::from(partial);
+            std::fs::write(&tmp, file).with_context(|| format!("cannot write {}", tmp.display()))?;
             std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
         }
     }
@@ -154,12 +160,16 @@ fn write_sink(sink: &Sink, png: &[u8]) -> Result<()> {
 
 /// Runs `dsobel process`; returns the process exit code.
 pub fn run(args: ProcessArgs) -> Result<i32> {
-    let jobs = plan(&args)?;
+    let operator = match args.filter.options() {
+        Ok(options) => options,
+        Err(e) => bail!("{}", refusal(&e)),
+    };
+    let jobs = plan(&args, operator.format)?;
     let threads = args.threads.map(|t| t as usize).unwrap_or_else(dsobel_service::config::cores);
     let pool =
         rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("cannot start threads")?;
-    let options = ProcessOptions {
-        params: args.filter.params(),
+    let options = RunOptions {
+        options: operator,
         limits: Limits {
             max_pixels: args.limits.max_pixels,
             max_dimension: args.limits.max_dimension,
@@ -199,11 +209,16 @@ pub fn run(args: ProcessArgs) -> Result<i32> {
     pool.install(|| {
         jobs.par_iter().for_each(|(source, sink)| {
             let result = read_source(source, args.max_bytes).and_then(|bytes| {
-                let done = process_bytes(&bytes, &options).map_err(|e| match &e {
+                let done = process_file(&bytes, &options).map_err(|e| match &e {
                     dsobel_codec::ProcessError::Decode(d) => anyhow::anyhow!("{d} ({})", d.code()),
                     _ => anyhow::anyhow!(e),
                 })?;
-                write_sink(sink, &done.png)?;
+                write_sink(sink, &done.bytes)?;
+                if let Some(t) = done.otsu_threshold
+                    && !args.quiet
+                {
+                    bar.suspend(|| eprintln!("{}: otsu threshold {t}", source.label()));
+                }
                 Ok((done.width * done.height) as f64 / 1e6)
             });
             match result {

@@ -65,7 +65,7 @@ fn output_path(args: &SubmitArgs, input: &Path) -> PathBuf {
     if let Some(out) = &args.output_file {
         return out.clone();
     }
-    let name = output_name(input);
+    let name = output_name(input, dsobel_kernel::Format::Png);
     match &args.out_dir {
         Some(dir) => dir.join(name),
         None => input.with_file_name(name),

@@ -145,3 +145,135 @@ fn a_damaged_jpeg_fails_with_what_is_wrong_and_no_output() {
         assert!(!out.exists(), "{name}: no PNG is written for it");
     }
 }
+
+/// Samples of an NPY file written by `process`, as little-endian integers of `bytes` each.
+fn npy_values(file: &[u8], bytes: usize, signed: bool) -> Vec<i64> {
+    let header_len = u16::from_le_bytes([file[8], file[9]]) as usize;
+    file[10 + header_len..]
+        .chunks_exact(bytes)
+        .map(|b| match (bytes, signed) {
+            (1, _) => b[0] as i64,
+            (2, true) => i16::from_le_bytes([b[0], b[1]]) as i64,
+            (2, false) => u16::from_le_bytes([b[0], b[1]]) as i64,
+            (4, true) => i32::from_le_bytes(b.try_into().unwrap()) as i64,
+            _ => u32::from_le_bytes(b.try_into().unwrap()) as i64,
+        })
+        .collect()
+}
+
+#[test]
+fn every_operator_equals_the_reference_for_any_strip_count() {
+    use dsobel_kernel::{Options, Samples};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("shape.png");
+    let (w, h) = (53usize, 41usize);
+    let luma = write_png(&input, w as u32, h as u32);
+    let cases: [&[&str]; 7] = [
+        &["--output", "canny", "--low", "40", "--high", "120", "--magnitude", "l1"],
+        &["--output", "canny", "--ksize", "5", "--low", "300", "--high", "900"],
+        &["--output", "gx", "--ksize", "5", "--format", "npy"],
+        &["--output", "gy", "--kernel", "scharr", "--format", "npy"],
+        &["--output", "magnitude16", "--ksize", "7", "--format", "npy"],
+        &["--output", "magnitude16", "--magnitude", "l1"],
+        &["--threshold", "otsu"],
+    ];
+    for flags in cases {
+        let mut options = Options::default();
+        for pair in flags.chunks(2) {
+            let value = pair[1];
+            match pair[0] {
+                "--output" => options.output = value.parse().unwrap(),
+                "--ksize" => options.ksize = value.parse().unwrap(),
+                "--low" => options.low = value.parse().unwrap(),
+                "--high" => options.high = value.parse().unwrap(),
+                "--magnitude" => options.magnitude = value.parse().unwrap(),
+                "--kernel" => options.kernel = value.parse().unwrap(),
+                "--format" => options.format = value.parse().unwrap(),
+                "--threshold" => options.threshold = value.parse().unwrap(),
+                other => panic!("{other}"),
+            }
+        }
+        let want: Vec<i64> = match reference::compute(&options, &luma, w, h) {
+            Samples::U8(v) => v.into_iter().map(i64::from).collect(),
+            Samples::U16(v) => v.into_iter().map(i64::from).collect(),
+            Samples::U32(v) => v.into_iter().map(i64::from).collect(),
+            Samples::I16(v) => v.into_iter().map(i64::from).collect(),
+            Samples::I32(v) => v.into_iter().map(i64::from).collect(),
+            Samples::F32(_) => unreachable!(),
+        };
+        for strips in ["1", "2", "3", "5", "8"] {
+            let out = dir.path().join(format!("out-{}.{}", strips, options.format.extension()));
+            let output = dsobel()
+                .arg("process")
+                .args(flags)
+                .args(["--strips", strips, "-o"])
+                .arg(&out)
+                .arg(&input)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{flags:?}: {}", String::from_utf8_lossy(&output.stderr));
+            let file = std::fs::read(&out).unwrap();
+            let got: Vec<i64> = match options.format {
+                dsobel_kernel::Format::Npy => {
+                    let sample = options.sample().unwrap();
+                    npy_values(
+                        &file,
+                        sample.bytes(),
+                        matches!(sample, dsobel_kernel::Sample::I16 | dsobel_kernel::Sample::I32),
+                    )
+                }
+                _ => {
+                    let mut decoder = png::Decoder::new(std::io::Cursor::new(&file));
+                    decoder.set_transformations(png::Transformations::EXPAND);
+                    let mut reader = decoder.read_info().unwrap();
+                    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+                    let frame = reader.next_frame(&mut buf).unwrap();
+                    buf.truncate(frame.buffer_size());
+                    if frame.bit_depth == png::BitDepth::Sixteen {
+                        buf.chunks_exact(2).map(|b| u16::from_be_bytes([b[0], b[1]]) as i64).collect()
+                    } else {
+                        buf.into_iter().map(i64::from).collect()
+                    }
+                }
+            };
+            assert_eq!(got, want, "{flags:?} strips={strips}");
+            if options.threshold == dsobel_kernel::Threshold::Otsu {
+                assert!(String::from_utf8_lossy(&output.stderr).contains("otsu threshold"));
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_operator_combinations_are_refused_with_the_option_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("shape.png");
+    write_png(&input, 20, 10);
+    for (flags, named) in [
+        (&["--output", "canny", "--low", "200", "--high", "100"][..], "--low"),
+        (&["--ksize", "4"][..], "--ksize"),
+        (&["--kernel", "scharr", "--ksize", "5"][..], "--ksize"),
+        (&["--output", "gx"][..], "--format"),
+        (&["--threshold", "5000"][..], "--threshold"),
+        (&["--output", "canny", "--kernel", "scharr"][..], "--kernel"),
+    ] {
+        let out = dir.path().join("never.png");
+        let output = dsobel().arg("process").args(flags).arg("-o").arg(&out).arg(&input).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(named), "{flags:?} names {named}: {stderr}");
+        assert!(!out.exists(), "{flags:?} wrote nothing");
+    }
+    let output = dsobel().args(["process", "--output", "gx"]).arg(&input).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("tiff or npy"));
+    // The original words still work, and a TIFF is written where asked.
+    let tif = dir.path().join("dir.tif");
+    let status = dsobel()
+        .args(["process", "--output", "direction", "--format", "tiff", "-o"])
+        .arg(&tif)
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(&std::fs::read(&tif).unwrap()[..4], b"II*\0");
+}

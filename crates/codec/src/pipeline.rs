@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use dsobel_kernel::png::{CompressionLevel, EncodedStrip, stitch};
 use dsobel_kernel::strip::encode_strip_from_rows;
-use dsobel_kernel::{FilterParams, KernelError, StripSpec, plan_strips, strip_input};
+use dsobel_kernel::{
+    FilterParams, KernelError, Options, StripSpec, StripsReport, plan_strips, run_strips, strip_input,
+    strip_input_with_halo,
+};
 use rayon::prelude::*;
 
 use crate::decode::{Format, corrupt, decode_luma, jpeg_orientation};
@@ -162,7 +165,7 @@ fn process_jpeg_streamed(bytes: &[u8], options: &ProcessOptions) -> Option<Resul
         plan_strips(width, height, options.strips.unwrap_or_else(|| streamed_strip_count(height)).max(1));
     let mut strips = Vec::with_capacity(plan.len());
     let mut filter_encode = Duration::ZERO;
-    let decoded = stream_jpeg_strips(&jpeg, &plan, true, |spec, input| {
+    let decoded = stream_jpeg_strips(&jpeg, &plan, 1, true, |spec, input| {
         let began = Instant::now();
         let (strip, _) = encode_strip_from_rows(spec, input, &options.params, options.compression)?;
         strips.push(strip);
@@ -194,15 +197,16 @@ fn process_jpeg_streamed(bytes: &[u8], options: &ProcessOptions) -> Option<Resul
 fn stream_jpeg_strips<E>(
     jpeg: &BaselineJpeg<'_>,
     plan: &[StripSpec],
+    halo: usize,
     two_threads: bool,
     mut strip_ready: impl FnMut(&StripSpec, &[u8]) -> Result<(), E>,
 ) -> Result<(), StreamError<E>> {
     let mut luma = vec![0u8; jpeg.width * jpeg.height];
-    let burst_rows = plan.iter().map(|spec| spec.rows).max().unwrap_or(0) + 1;
+    let burst_rows = plan.iter().map(|spec| spec.rows).max().unwrap_or(0) + halo;
     let mut next = 0;
     jpeg.decode_luma_streaming(&mut luma, two_threads.then_some(burst_rows), |rows, ready| {
-        while let Some(spec) = plan.get(next).filter(|spec| spec.input_rows().end <= ready) {
-            strip_ready(spec, strip_input(rows, spec))?;
+        while let Some(spec) = plan.get(next).filter(|spec| spec.input_rows_with_halo(halo).end <= ready) {
+            strip_ready(spec, strip_input_with_halo(rows, spec, halo))?;
             next += 1;
         }
         Ok(())
@@ -230,6 +234,19 @@ pub fn decode_strips<E>(
     limits: &Limits,
     count: usize,
     two_threads: bool,
+    strip_ready: impl FnMut(&StripSpec, &[u8]) -> Result<(), E>,
+) -> Result<(usize, usize), StripsError<E>> {
+    decode_strips_with_halo(bytes, limits, count, 1, two_threads, strip_ready)
+}
+
+/// [`decode_strips`] for a kernel reaching `halo` rows each side (see `Options::halo`): each
+/// strip's input rows are [`StripSpec::input_rows_with_halo`].
+pub fn decode_strips_with_halo<E>(
+    bytes: &[u8],
+    limits: &Limits,
+    count: usize,
+    halo: usize,
+    two_threads: bool,
     mut strip_ready: impl FnMut(&StripSpec, &[u8]) -> Result<(), E>,
 ) -> Result<(usize, usize), StripsError<E>> {
     let probe = crate::decode::probe(bytes, limits)?;
@@ -239,7 +256,7 @@ pub fn decode_strips<E>(
         && jpeg_orientation(&jpeg) == Orientation::NoTransforms
     {
         let plan = plan_strips(jpeg.width, jpeg.height, count);
-        let streamed = stream_jpeg_strips(&jpeg, &plan, two_threads, |spec, rows| {
+        let streamed = stream_jpeg_strips(&jpeg, &plan, halo, two_threads, |spec, rows| {
             strip_ready(spec, rows)?;
             handed += 1;
             Ok(())
@@ -255,7 +272,144 @@ pub fn decode_strips<E>(
     }
     let image = decode_luma(bytes, limits)?;
     for spec in plan_strips(image.width, image.height, count).iter().skip(handed) {
-        strip_ready(spec, strip_input(&image.pixels, spec)).map_err(StripsError::Consumer)?;
+        strip_ready(spec, strip_input_with_halo(&image.pixels, spec, halo)).map_err(StripsError::Consumer)?;
     }
     Ok((image.width, image.height))
+}
+
+/// How to run one image with any of the operators ([`Options`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunOptions {
+    /// What to compute, and in which format.
+    pub options: Options,
+    /// What to accept.
+    pub limits: Limits,
+    /// Strip count; `None` means one per thread of the current pool.
+    pub strips: Option<usize>,
+    /// Deflate effort for a PNG result.
+    pub compression: CompressionLevel,
+    /// For the original outputs (Sobel 3×3 `binary` with a number, `magnitude`, as PNG):
+    /// overlap a baseline JPEG's decoding with the rest, as [`ProcessOptions::overlap_decode`].
+    pub overlap_decode: bool,
+}
+
+/// A finished image of [`process_file`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessedFile {
+    /// Width of the output (after orientation).
+    pub width: usize,
+    /// Height of the output.
+    pub height: usize,
+    /// The result file, in the options' format.
+    pub bytes: Vec<u8>,
+    /// Number of strips used.
+    pub strips: usize,
+    /// Otsu's threshold, when it was asked for.
+    pub otsu_threshold: Option<u32>,
+    /// Stage timings.
+    pub timings: StageTimings,
+}
+
+/// Runs one image from its file bytes to its result file, for any [`Options`] (checked
+/// first): the original outputs through [`process_bytes`] (so their bytes cannot change), the
+/// others decoded whole and then cut into strips whose phases run in parallel on the current
+/// rayon pool ([`run_strips`]), exactly as a distributed job runs them.
+pub fn process_file(bytes: &[u8], run: &RunOptions) -> Result<ProcessedFile, ProcessError> {
+    run.options.validate().map_err(KernelError::from)?;
+    if run.options.format == dsobel_kernel::Format::Png
+        && let Some(params) = run.options.filter_params()
+    {
+        let options = ProcessOptions {
+            params,
+            limits: run.limits,
+            strips: run.strips,
+            compression: run.compression,
+            overlap_decode: run.overlap_decode,
+        };
+        let done = process_bytes(bytes, &options)?;
+        return Ok(ProcessedFile {
+            width: done.width,
+            height: done.height,
+            bytes: done.png,
+            strips: done.strips,
+            otsu_threshold: None,
+            timings: done.timings,
+        });
+    }
+    let started = Instant::now();
+    let image = decode_luma(bytes, &run.limits)?;
+    let decode = started.elapsed();
+    let count = run.strips.unwrap_or_else(rayon::current_num_threads).max(1);
+    let filtered = Instant::now();
+    let (file, StripsReport { strips, otsu_threshold, .. }) =
+        run_strips(&run.options, &image.pixels, image.width, image.height, count, run.compression)?;
+    Ok(ProcessedFile {
+        width: image.width,
+        height: image.height,
+        bytes: file,
+        strips,
+        otsu_threshold,
+        timings: StageTimings { decode, filter_encode: filtered.elapsed(), stitch: Duration::ZERO },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/libjpeg").join(name);
+        std::fs::read(path).expect("fixture")
+    }
+
+    #[test]
+    fn every_strip_gets_the_rows_of_its_halo() {
+        // A baseline JPEG (streamed, on one thread and on two) and one decoded whole first.
+        for name in ["q50-420-restart.jpg", "edge-17x9.jpg", "progressive-420.jpg"] {
+            let bytes = fixture(name);
+            let whole = decode_luma(&bytes, &Limits::default()).unwrap();
+            for halo in 1..=4 {
+                for count in 1..=6 {
+                    for two_threads in [false, true] {
+                        let mut seen = Vec::new();
+                        let size = decode_strips_with_halo(
+                            &bytes,
+                            &Limits::default(),
+                            count,
+                            halo,
+                            two_threads,
+                            |spec, rows| {
+                                assert_eq!(
+                                    rows,
+                                    strip_input_with_halo(&whole.pixels, spec, halo),
+                                    "{name} {spec:?} halo {halo}"
+                                );
+                                seen.push(spec.index);
+                                Ok::<(), ()>(())
+                            },
+                        )
+                        .unwrap();
+                        assert_eq!(size, (whole.width, whole.height));
+                        assert_eq!(seen, (0..count.min(whole.height)).collect::<Vec<_>>(), "{name}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn process_file_refuses_bad_options_and_runs_every_output() {
+        let bytes = fixture("q50-420-restart.jpg");
+        let bad = RunOptions { options: Options { ksize: 4, ..Options::default() }, ..RunOptions::default() };
+        assert!(matches!(process_file(&bytes, &bad), Err(ProcessError::Kernel(KernelError::Options(_)))));
+        let image = decode_luma(&bytes, &Limits::default()).unwrap();
+        for output in dsobel_kernel::Output::ALL {
+            let options = Options { output, format: dsobel_kernel::Format::Npy, ..Options::default() };
+            let run = RunOptions { options, strips: Some(3), ..RunOptions::default() };
+            let done = process_file(&bytes, &run).unwrap();
+            let want =
+                run_strips(&options, &image.pixels, image.width, image.height, 1, run.compression).unwrap().0;
+            assert_eq!(done.bytes, want, "{output}");
+        }
+    }
 }

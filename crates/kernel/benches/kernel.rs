@@ -1,5 +1,7 @@
 //! Kernel benchmarks: the scalar reference against every supported fast backend, one thread,
-//! on photograph-like luma at 2, 12 and 48 megapixels; plus strip PNG encoding.
+//! on photograph-like luma at 2, 12 and 48 megapixels; every other output at 12 MP (the
+//! unclipped magnitude, the gradients, the direction, other kernels, Otsu and Canny); plus
+//! strip PNG encoding.
 //!
 //! Run with `cargo bench -p dsobel-kernel --bench kernel`. Throughput is reported in pixels, so
 //! criterion prints Gelem/s = gigapixels per second.
@@ -9,7 +11,8 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dsobel_kernel::png::{CompressionLevel, encode_strip};
 use dsobel_kernel::{
-    Backend, FilterParams, Magnitude, OutputMode, RowBlock, filter_block_with, filter_image_with, reference,
+    Backend, FilterParams, Format, Kernel, Magnitude, Options, Output, OutputMode, RowBlock, Samples,
+    Threshold, compute_block_with, compute_image_with, filter_block_with, filter_image_with, reference,
 };
 
 /// Smooth gradients with shapes and a little noise: edges where a photograph would have them.
@@ -91,6 +94,63 @@ fn kernel(c: &mut Criterion) {
     group.finish();
 }
 
+/// Every output of the operators at 12 MP on one thread, into a reused buffer (Canny and Otsu
+/// from luma to their edge map, allocation included, as `compute_image` gives it).
+fn operators(c: &mut Criterion) {
+    let pool = single_thread();
+    let (w, h) = (4000, 3000);
+    let luma = synthetic_luma(w, h);
+    let mut group = c.benchmark_group("operators/12MP");
+    group.throughput(Throughput::Elements((w * h) as u64));
+    group.sample_size(10);
+    let npy = Options { format: Format::Npy, ..Options::default() };
+    let cases = [
+        ("binary-l2", Options::default()),
+        ("magnitude16-l2", Options { output: Output::Magnitude16, ..npy }),
+        ("magnitude16-l1", Options { output: Output::Magnitude16, magnitude: Magnitude::L1, ..npy }),
+        ("gx", Options { output: Output::Gx, ..npy }),
+        ("gy", Options { output: Output::Gy, ..npy }),
+        ("direction-f32", Options { output: Output::Direction, ..npy }),
+        ("direction-u8", Options { output: Output::Direction, ..Options::default() }),
+        ("binary-l2-sobel5", Options { ksize: 5, threshold: Threshold::Value(1600), ..Options::default() }),
+        ("binary-l2-sobel7", Options { ksize: 7, threshold: Threshold::Value(20_000), ..Options::default() }),
+        (
+            "binary-l2-scharr",
+            Options { kernel: Kernel::Scharr, threshold: Threshold::Value(400), ..Options::default() },
+        ),
+        ("gx-sobel7", Options { output: Output::Gx, ksize: 7, ..npy }),
+        ("binary-otsu", Options { threshold: Threshold::Otsu, ..Options::default() }),
+        (
+            "canny-l1-100-200",
+            Options { output: Output::Canny, magnitude: Magnitude::L1, ..Options::default() },
+        ),
+        ("canny-l2-100-200", Options { output: Output::Canny, ..Options::default() }),
+        ("canny-l2-50-150", Options { output: Output::Canny, low: 50, high: 150, ..Options::default() }),
+    ];
+    for (name, options) in cases {
+        options.validate().expect("valid bench options");
+        let backend = Backend::detect();
+        if options.output == Output::Canny || options.threshold == Threshold::Otsu {
+            group.bench_function(name, |b| {
+                pool.install(|| {
+                    b.iter(|| compute_image_with(backend, &options, black_box(&luma), w, h).expect("run"))
+                })
+            });
+            continue;
+        }
+        let mut out = Samples::zeros(options.sample().expect("sample"), w * h);
+        group.bench_function(name, |b| {
+            pool.install(|| {
+                b.iter(|| {
+                    let block = RowBlock::whole(black_box(&luma), w, h);
+                    compute_block_with(backend, &options, &block, 0..h, out.slice_mut(0..w * h)).expect("run")
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 fn encode(c: &mut Criterion) {
     let (w, h) = (4000, 3000);
     let luma = synthetic_luma(w, h);
@@ -109,5 +169,5 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kernel, encode);
+criterion_group!(benches, kernel, operators, encode);
 criterion_main!(benches);

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::backend::Backend;
 use crate::params::FilterParams;
-use crate::reference::reflect101;
+use crate::reference::{Border, reflect101};
 use crate::row::{Decision, filter_row};
 
 /// Why a call into the kernel was refused (the kernel never panics on bad sizes).
@@ -42,6 +42,23 @@ pub enum KernelError {
     /// A zero-sized image or strip.
     #[error("empty image: width and height must be at least 1")]
     Empty,
+    /// Options that [`crate::Options::validate`] refuses, or that this call cannot run.
+    #[error("{0}")]
+    Options(#[from] crate::params::OptionError),
+    /// An intermediate or summary read from bytes is not what its writer wrote.
+    #[error("the {what} cannot be read: {detail}")]
+    Wire {
+        /// Which kind of bytes.
+        what: &'static str,
+        /// What is wrong, and where.
+        detail: String,
+    },
+    /// Strips that do not make one image (a gap, a different width, one missing).
+    #[error("the strips do not fit together: {0}")]
+    Strips(String),
+    /// The result would not fit its format (a TIFF over 4 GiB).
+    #[error("the result is too large for its format: {0}")]
+    TooLarge(String),
     /// Samples of one depth given to the conversion of the other.
     #[error("pixel layout {layout:?} given where {expected} samples were expected")]
     Layout {
@@ -77,12 +94,24 @@ impl<'a> RowBlock<'a> {
         self.first_row..self.first_row + rows
     }
 
-    fn row(&self, image_row: usize) -> &'a [u8] {
+    /// One image row held by the block (the caller has validated the block for it).
+    pub(crate) fn row(&self, image_row: usize) -> &'a [u8] {
         let local = image_row - self.first_row;
         &self.data[local * self.width..(local + 1) * self.width]
     }
 
     fn validate(&self, wanted: &Range<usize>) -> Result<(), KernelError> {
+        self.validate_halo(wanted, 1, Border::Reflect101)
+    }
+
+    /// Checks that the block can compute the output rows `wanted` with a kernel reaching
+    /// `halo` rows above and below, reading past the image's edges by `border`.
+    pub(crate) fn validate_halo(
+        &self,
+        wanted: &Range<usize>,
+        halo: usize,
+        border: Border,
+    ) -> Result<(), KernelError> {
         if self.width == 0 || self.image_height == 0 {
             return Err(KernelError::Empty);
         }
@@ -102,16 +131,20 @@ impl<'a> RowBlock<'a> {
         if wanted.is_empty() {
             return Ok(());
         }
+        // The rows read are those of the rows next to the ends of `wanted` (further in, no
+        // read crosses an edge): check the extremes of those.
         let h = self.image_height;
-        let needed_lo = [
-            wanted.start,
-            reflect101(wanted.start as isize - 1, h),
-            reflect101(wanted.start as isize + 1, h),
-        ];
-        let last = wanted.end - 1;
-        let needed_hi = [last, reflect101(last as isize + 1, h), reflect101(last as isize - 1, h)];
-        let lo = needed_lo.into_iter().chain(needed_hi).min().unwrap_or(0);
-        let hi = needed_lo.into_iter().chain(needed_hi).max().unwrap_or(0);
+        let reach = 2 * halo + 2;
+        let near_ends = (wanted.start..wanted.end.min(wanted.start + reach))
+            .chain(wanted.end.saturating_sub(reach).max(wanted.start)..wanted.end);
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for y in near_ends {
+            for d in -(halo as isize)..=halo as isize {
+                let row = border.index(y as isize + d, h);
+                lo = lo.min(row);
+                hi = hi.max(row);
+            }
+        }
         if lo < held.start || hi >= held.end {
             return Err(bad());
         }

@@ -9,7 +9,8 @@
 //! the strips' own checksums + `IEND`. No pixel is decoded or compressed again.
 //!
 //! `binary` output is written as 1-bit grayscale (8 pixels a byte, 1 = white) and `magnitude`
-//! as 8-bit grayscale.
+//! as 8-bit grayscale; [`PngDepth`] also gives 16-bit grayscale (big-endian samples, the
+//! filters working on bytes two apart), for `magnitude16`.
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
@@ -38,12 +39,48 @@ impl Default for CompressionLevel {
     }
 }
 
+/// The bit depth of a gray PNG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PngDepth {
+    /// 1 bit per pixel (edge maps).
+    One,
+    /// 8 bits per pixel.
+    Eight,
+    /// 16 bits per pixel, big-endian.
+    Sixteen,
+}
+
+impl PngDepth {
+    /// The depth of an original output mode.
+    pub fn of(output: OutputMode) -> PngDepth {
+        match output {
+            OutputMode::Binary => PngDepth::One,
+            OutputMode::Magnitude => PngDepth::Eight,
+        }
+    }
+
+    /// Bits per pixel, as `IHDR` says it.
+    pub fn bits(self) -> u8 {
+        match self {
+            PngDepth::One => 1,
+            PngDepth::Eight => 8,
+            PngDepth::Sixteen => 16,
+        }
+    }
+
+    /// Bytes per scanline of `width` pixels, without the filter-type byte.
+    pub fn scanline_bytes(self, width: usize) -> usize {
+        match self {
+            PngDepth::One => width.div_ceil(8),
+            PngDepth::Eight => width,
+            PngDepth::Sixteen => 2 * width,
+        }
+    }
+}
+
 /// Bytes per PNG scanline, without the filter-type byte.
 pub fn scanline_bytes(width: usize, output: OutputMode) -> usize {
-    match output {
-        OutputMode::Binary => width.div_ceil(8),
-        OutputMode::Magnitude => width,
-    }
+    PngDepth::of(output).scanline_bytes(width)
 }
 
 /// Appends one PNG chunk (length, type, data, CRC) to `out`.
@@ -59,12 +96,14 @@ pub fn write_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 
 /// Everything before the strips: signature, `IHDR`, and an `IDAT` with the zlib header.
 pub fn png_header(width: u32, height: u32, output: OutputMode) -> Vec<u8> {
+    png_header_depth(width, height, PngDepth::of(output))
+}
+
+/// [`png_header`] for any gray depth.
+pub fn png_header_depth(width: u32, height: u32, depth: PngDepth) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&PNG_SIGNATURE);
-    let bit_depth = match output {
-        OutputMode::Binary => 1u8,
-        OutputMode::Magnitude => 8u8,
-    };
+    let bit_depth = depth.bits();
     let mut ihdr = Vec::with_capacity(13);
     ihdr.extend_from_slice(&width.to_be_bytes());
     ihdr.extend_from_slice(&height.to_be_bytes());
@@ -152,7 +191,7 @@ pub fn pack_binary_row(bytes: &[u8], packed: &mut [u8]) {
 /// Compresses the output rows of one strip into an [`EncodedStrip`], row by row.
 pub struct StripEncoder {
     width: usize,
-    output: OutputMode,
+    depth: PngDepth,
     ends_stream: bool,
     compressor: Compress,
     pending: Vec<u8>,
@@ -167,12 +206,17 @@ impl StripEncoder {
     /// A new encoder for rows of `width` output bytes; `ends_stream` is true for the strip that
     /// touches the bottom of the image.
     pub fn new(width: usize, output: OutputMode, ends_stream: bool, level: CompressionLevel) -> Self {
+        Self::with_depth(width, PngDepth::of(output), ends_stream, level)
+    }
+
+    /// A new encoder of rows of any gray depth.
+    pub fn with_depth(width: usize, depth: PngDepth, ends_stream: bool, level: CompressionLevel) -> Self {
         StripEncoder {
             width,
-            output,
+            depth,
             ends_stream,
             compressor: Compress::new(Compression::new(level.0.clamp(1, 9) as u32), false),
-            pending: Vec::with_capacity(PENDING_LIMIT + scanline_bytes(width, output) + 1),
+            pending: Vec::with_capacity(PENDING_LIMIT + depth.scanline_bytes(width) + 1),
             previous: Vec::new(),
             rows_seen: 0,
             compressed: Vec::new(),
@@ -181,20 +225,54 @@ impl StripEncoder {
         }
     }
 
+    /// Adds one row of `width` 16-bit samples (an encoder of [`PngDepth::Sixteen`]).
+    pub fn push_row16(&mut self, row: &[u16]) {
+        debug_assert_eq!(row.len(), self.width);
+        debug_assert_eq!(self.depth, PngDepth::Sixteen);
+        // Filter 1 (Sub, two bytes back) on a strip's first row, 2 (Up) after it.
+        let start = self.pending.len();
+        let first = self.rows_seen == 0;
+        self.pending.push(if first { 1 } else { 2 });
+        self.pending.resize(start + 1 + 2 * row.len(), 0);
+        let line = &mut self.pending[start + 1..];
+        for (pair, &v) in line.chunks_exact_mut(2).zip(row) {
+            pair.copy_from_slice(&v.to_be_bytes());
+        }
+        let raw: Vec<u8> = line.to_vec();
+        if first {
+            for i in (2..line.len()).rev() {
+                line[i] = line[i].wrapping_sub(line[i - 2]);
+            }
+        } else {
+            for (b, &up) in line.iter_mut().zip(&self.previous) {
+                *b = b.wrapping_sub(up);
+            }
+        }
+        self.previous = raw;
+        self.rows_seen += 1;
+        if self.pending.len() >= PENDING_LIMIT {
+            self.compress_pending(FlushCompress::None);
+        }
+    }
+
     /// Adds one row of `width` output bytes.
     pub fn push_row(&mut self, row: &[u8]) {
         debug_assert_eq!(row.len(), self.width);
-        let line = scanline_bytes(self.width, self.output);
+        let line = self.depth.scanline_bytes(self.width);
         let start = self.pending.len();
-        match self.output {
-            OutputMode::Binary => {
+        match self.depth {
+            PngDepth::Sixteen => {
+                let wide: Vec<u16> = row.iter().map(|&v| v as u16).collect();
+                return self.push_row16(&wide);
+            }
+            PngDepth::One => {
                 // Filter 0 (None): edge maps are sparse and 1-bit, so the other filters mostly
                 // add noise; the first row of a strip needs no special case.
                 self.pending.push(0);
                 self.pending.resize(start + 1 + line, 0);
                 pack_binary_row(row, &mut self.pending[start + 1..]);
             }
-            OutputMode::Magnitude => {
+            PngDepth::Eight => {
                 if self.rows_seen == 0 {
                     // Filter 1 (Sub) on a strip's first row: it never reads the row above.
                     self.pending.push(1);
@@ -284,8 +362,18 @@ pub fn stitch<'a>(
     output: OutputMode,
     strips: impl IntoIterator<Item = &'a EncodedStrip>,
 ) -> Vec<u8> {
+    stitch_depth(width, height, PngDepth::of(output), strips)
+}
+
+/// [`stitch`] for any gray depth.
+pub fn stitch_depth<'a>(
+    width: u32,
+    height: u32,
+    depth: PngDepth,
+    strips: impl IntoIterator<Item = &'a EncodedStrip>,
+) -> Vec<u8> {
     let strips: Vec<&EncodedStrip> = strips.into_iter().collect();
-    let header = png_header(width, height, output);
+    let header = png_header_depth(width, height, depth);
     let total: usize = header.len() + strips.iter().map(|s| s.chunks.len()).sum::<usize>() + 32;
     let mut png = Vec::with_capacity(total);
     png.extend_from_slice(&header);

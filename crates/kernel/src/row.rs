@@ -1,4 +1,6 @@
-//! The fused row kernel: three luma rows in, one row of output bytes out, in one pass.
+//! The fused row kernel: three luma rows in, one row of output bytes out, in one pass; and
+//! [`run`], which compiles any other row loop of the crate ([`Job`]) for each backend the
+//! same way.
 //!
 //! For an interior pixel the Sobel sums are computed straight from the three input rows in
 //! 16-bit integers (|gx|, |gy| ≤ 1020), turned into the output byte at once, and never stored
@@ -144,6 +146,51 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx2")]
     pub(super) unsafe fn row_avx512(above: &[u8], cur: &[u8], below: &[u8], out: &mut [u8], d: Decision) {
         row_body(above, cur, below, out, d)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 (checked by `Backend::is_supported`).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn run_avx2<J: super::Job>(job: J) -> J::Output {
+        job.run()
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512 F and BW (checked by `Backend::is_supported`).
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    pub(super) unsafe fn run_avx512<J: super::Job>(job: J) -> J::Output {
+        job.run()
+    }
+}
+
+/// A loop of the crate to compile for each backend. Implementations mark [`Job::run`]
+/// `#[inline(always)]`, so that its body, and every `#[inline(always)]` function it calls, is
+/// inlined into a function built with the backend's instruction set ([`run`]): the same source
+/// becomes AVX-512, AVX2 or baseline vector code. (A closure would not do: the compiler is free
+/// not to inline a large one, and then it runs with the baseline instructions.)
+pub(crate) trait Job {
+    /// What the loop gives back.
+    type Output;
+    /// The loop.
+    fn run(self) -> Self::Output;
+}
+
+/// Runs `job` compiled for `backend`. The caller guarantees that `backend` is supported (every
+/// public entry point checks it once per call).
+#[inline(always)]
+pub(crate) fn run<J: Job>(backend: Backend, job: J) -> J::Output {
+    debug_assert!(backend.is_supported());
+    match backend {
+        Backend::Baseline => job.run(),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the backend was checked to be supported by this CPU by the caller (each
+        // public entry point refuses an unsupported one with `KernelError::Unsupported`).
+        Backend::Avx2 => unsafe { x86::run_avx2(job) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Backend::Avx512 => unsafe { x86::run_avx512(job) },
+        #[cfg(not(target_arch = "x86_64"))]
+        Backend::Avx2 | Backend::Avx512 => job.run(),
     }
 }
 

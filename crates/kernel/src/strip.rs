@@ -1,18 +1,29 @@
 //! Horizontal strips with halo rows: how an image is cut for the workers and put back.
 //!
 //! A strip owns the output rows `first_row..first_row + rows`. To compute them exactly it
-//! needs one row above and one below (its halo), except past the image edge, where
-//! reflect-101 reads rows the strip already holds. [`StripSpec::input_rows`] says which rows
-//! travel with the strip, [`filter_strip`] computes a strip on its own, and concatenating the
-//! strips' outputs in order gives the whole-image output exactly, for any count.
+//! needs the rows its kernel reaches above and below (its halo: one row for 3×3, up to three
+//! for 7×7, one more for Canny, as [`crate::Options::halo`] says), except past the image edge,
+//! where the border rule reads rows the strip already holds. [`StripSpec::input_rows_with_halo`]
+//! says which rows travel with the strip ([`StripSpec::input_rows`] is the 3×3 case),
+//! [`filter_strip`] and [`encode_strip_with_options`] compute a strip on its own, and
+//! concatenating the strips' outputs in order gives the whole-image output exactly, for any
+//! count. [`run_strips`] runs every phase of any output over all the strips of an image in
+//! this process, with the same functions a distributed job runs on its machines.
 
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
+
 use crate::Backend;
+use crate::canny::{CannyStrip, CannySummary, CannyVerdict, canny_finish, canny_join, canny_phase1_with};
 use crate::filter::{KernelError, RowBlock, filter_block, filter_block_with};
-use crate::params::FilterParams;
+use crate::format::{FormattedStrip, Layout, StripWriter, stitch_formatted};
+use crate::operator::{compute_block_with, histogram_block_with};
+use crate::otsu::MagnitudeHistogram;
+use crate::params::{FilterParams, Options, Output, Threshold};
 use crate::png::{CompressionLevel, EncodedStrip, StripEncoder};
+use crate::samples::{Rows, Samples};
 
 /// One strip of a plan: which output rows it owns, within which image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,7 +61,13 @@ impl StripSpec {
 
     /// The strip's input rows as a [`RowBlock`], refusing a buffer of the wrong size.
     pub fn block<'a>(&self, input: &'a [u8]) -> Result<RowBlock<'a>, KernelError> {
-        let rows = self.input_rows();
+        self.block_with_halo(input, 1)
+    }
+
+    /// The strip's input rows for a kernel of `halo` rows as a [`RowBlock`], refusing a
+    /// buffer of the wrong size.
+    pub fn block_with_halo<'a>(&self, input: &'a [u8], halo: usize) -> Result<RowBlock<'a>, KernelError> {
+        let rows = self.input_rows_with_halo(halo);
         let expected = rows.len() * self.width;
         if input.len() != expected {
             return Err(KernelError::BufferSize { what: "strip input", expected, actual: input.len() });
@@ -67,8 +84,16 @@ impl StripSpec {
     /// that is inside the image. At an edge, reflect-101 needs the row *inside* the strip (or
     /// the single halo row, for a one-row strip), which this range always includes.
     pub fn input_rows(&self) -> Range<usize> {
-        let start = self.first_row.saturating_sub(1);
-        let end = (self.first_row + self.rows + 1).min(self.image_height);
+        self.input_rows_with_halo(1)
+    }
+
+    /// The input rows a kernel reaching `halo` rows above and below needs: the strip's rows
+    /// plus `halo` rows each side, within the image. At an edge, the border rule reads rows
+    /// inside the image within `halo` of the edge, which this range always holds (or the whole
+    /// image, when it is shorter than the kernel).
+    pub fn input_rows_with_halo(&self, halo: usize) -> Range<usize> {
+        let start = self.first_row.saturating_sub(halo);
+        let end = (self.first_row + self.rows + halo).min(self.image_height);
         start..end
     }
 }
@@ -92,7 +117,12 @@ pub fn plan_strips(width: usize, height: usize, count: usize) -> Vec<StripSpec> 
 
 /// Copies out of a whole luma image the input rows a strip needs.
 pub fn strip_input<'a>(luma: &'a [u8], spec: &StripSpec) -> &'a [u8] {
-    let rows = spec.input_rows();
+    strip_input_with_halo(luma, spec, 1)
+}
+
+/// The input rows a strip needs for a kernel of `halo` rows, out of a whole luma image.
+pub fn strip_input_with_halo<'a>(luma: &'a [u8], spec: &StripSpec, halo: usize) -> &'a [u8] {
+    let rows = spec.input_rows_with_halo(halo);
     &luma[rows.start * spec.width..rows.end * spec.width]
 }
 
@@ -152,6 +182,148 @@ pub struct StripTimings {
     pub encode: Duration,
 }
 
+/// Filters one strip for any single-pass output (every output but Canny, the threshold a
+/// number: an Otsu threshold is resolved first, see [`strip_histogram`]) and writes it in the
+/// options' format, a batch of rows at a time. `input` holds the rows
+/// [`StripSpec::input_rows_with_halo`] names for [`Options::halo`].
+pub fn encode_strip_with_options(
+    spec: &StripSpec,
+    input: &[u8],
+    options: &Options,
+    level: CompressionLevel,
+) -> Result<(FormattedStrip, StripTimings), KernelError> {
+    /// Output pixels computed per batch.
+    const BATCH_PIXELS: usize = 1 << 16;
+    let layout = Layout::of(options, spec.width, spec.image_height)?;
+    let block = spec.block_with_halo(input, options.halo())?;
+    let backend = Backend::detect();
+    let batch_rows = (BATCH_PIXELS / spec.width.max(1)).max(1);
+    let mut writer = StripWriter::new(layout, spec.touches_bottom(), level)?;
+    let mut rows = Samples::zeros(layout.sample, batch_rows.min(spec.rows) * spec.width);
+    let mut timings = StripTimings::default();
+    let mut y = spec.first_row;
+    let end = spec.first_row + spec.rows;
+    while y < end {
+        let n = batch_rows.min(end - y);
+        let len = n * spec.width;
+        let started = Instant::now();
+        compute_block_with(backend, options, &block, y..y + n, rows.slice_mut(0..len))?;
+        let filtered = Instant::now();
+        writer.push(rows.slice(0..len))?;
+        timings.filter += filtered - started;
+        timings.encode += filtered.elapsed();
+        y += n;
+    }
+    let started = Instant::now();
+    let encoded = writer.finish();
+    timings.encode += started.elapsed();
+    Ok((encoded, timings))
+}
+
+/// Otsu's phase 1 on a strip: the histogram of the magnitude of its own rows.
+pub fn strip_histogram(
+    spec: &StripSpec,
+    input: &[u8],
+    options: &Options,
+) -> Result<MagnitudeHistogram, KernelError> {
+    let block = spec.block_with_halo(input, options.halo())?;
+    histogram_block_with(Backend::detect(), options, &block, spec.output_rows())
+}
+
+/// Canny's phase 2 on a strip, written in the options' format.
+pub fn encode_canny_strip(
+    spec: &StripSpec,
+    strip: CannyStrip,
+    verdict: &CannyVerdict,
+    options: &Options,
+    level: CompressionLevel,
+) -> Result<FormattedStrip, KernelError> {
+    if (strip.width, strip.first_row, strip.rows) != (spec.width, spec.first_row, spec.rows) {
+        return Err(KernelError::Strips("the Canny strip is not the strip of its task".into()));
+    }
+    let layout = Layout::of(options, spec.width, spec.image_height)?;
+    let edges = canny_finish(strip, verdict)?;
+    let mut writer = StripWriter::new(layout, spec.touches_bottom(), level)?;
+    writer.push(Rows::U8(&edges))?;
+    Ok(writer.finish())
+}
+
+/// What [`run_strips`] did besides the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StripsReport {
+    /// Strips the image was cut into.
+    pub strips: usize,
+    /// The threshold used, when it was Otsu's.
+    pub otsu_threshold: Option<u32>,
+    /// Labels of weak Canny components the join decided, over all strips.
+    pub canny_labels: u64,
+}
+
+/// Runs any output over a whole `width` × `height` luma image cut into `count` strips, in
+/// parallel on the current rayon pool, every phase through the functions a distributed job
+/// runs (the Canny summaries and verdicts through their bytes, as they would travel), and
+/// stitches the file.
+pub fn run_strips(
+    options: &Options,
+    luma: &[u8],
+    width: usize,
+    height: usize,
+    count: usize,
+    level: CompressionLevel,
+) -> Result<(Vec<u8>, StripsReport), KernelError> {
+    options.validate()?;
+    let expected = width.checked_mul(height).ok_or(KernelError::Empty)?;
+    if expected == 0 {
+        return Err(KernelError::Empty);
+    }
+    if luma.len() != expected {
+        return Err(KernelError::BufferSize { what: "luma", expected, actual: luma.len() });
+    }
+    let layout = Layout::of(options, width, height)?;
+    let plan = plan_strips(width, height, count);
+    let halo = options.halo();
+    let input = |spec: &StripSpec| strip_input_with_halo(luma, spec, halo);
+    let mut report = StripsReport { strips: plan.len(), ..StripsReport::default() };
+    let strips: Vec<FormattedStrip> = if options.output == Output::Canny {
+        let backend = Backend::detect();
+        let phase1: Vec<(CannyStrip, CannySummary)> = plan
+            .par_iter()
+            .map(|spec| canny_phase1_with(backend, options, spec, input(spec)))
+            .collect::<Result<_, _>>()?;
+        let (strips, summaries): (Vec<CannyStrip>, Vec<CannySummary>) = phase1.into_iter().unzip();
+        let summaries: Vec<CannySummary> =
+            summaries.iter().map(|s| CannySummary::from_bytes(&s.to_bytes())).collect::<Result<_, _>>()?;
+        let verdicts = canny_join(&summaries)?;
+        report.canny_labels = summaries.iter().map(|s| s.labels as u64).sum();
+        let verdicts: Vec<CannyVerdict> =
+            verdicts.iter().map(|v| CannyVerdict::from_bytes(&v.to_bytes())).collect::<Result<_, _>>()?;
+        plan.par_iter()
+            .zip(strips)
+            .zip(verdicts.par_iter())
+            .map(|((spec, strip), verdict)| encode_canny_strip(spec, strip, verdict, options, level))
+            .collect::<Result<_, _>>()?
+    } else {
+        let mut resolved = *options;
+        if options.output == Output::Binary && options.threshold == Threshold::Otsu {
+            let histograms: Vec<MagnitudeHistogram> = plan
+                .par_iter()
+                .map(|spec| strip_histogram(spec, input(spec), options))
+                .collect::<Result<_, _>>()?;
+            let mut total = MagnitudeHistogram::default();
+            for h in &histograms {
+                total.add(&MagnitudeHistogram::from_bytes(&h.to_bytes())?);
+            }
+            let t = total.threshold();
+            report.otsu_threshold = Some(t);
+            resolved.threshold = Threshold::Value(t);
+        }
+        plan.par_iter()
+            .map(|spec| encode_strip_with_options(spec, input(spec), &resolved, level).map(|(s, _)| s))
+            .collect::<Result<_, _>>()?
+    };
+    Ok((stitch_formatted(&layout, &strips)?, report))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +354,8 @@ mod tests {
         assert_eq!(plan[2].input_rows(), 6..10);
         let single = plan_strips(5, 1, 1);
         assert_eq!(single[0].input_rows(), 0..1);
+        assert_eq!(plan[0].input_rows_with_halo(3), 0..7);
+        assert_eq!(plan[1].input_rows_with_halo(3), 1..10);
+        assert_eq!(plan[2].input_rows_with_halo(4), 3..10);
     }
 }

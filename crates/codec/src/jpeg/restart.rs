@@ -234,14 +234,30 @@ impl RestartIndex {
     }
 
     /// The bytes the strip `spec` needs: the intervals that hold the MCU rows of its input
-    /// rows (own rows plus halo).
+    /// rows (own rows plus one halo row each side, for 3×3 kernels).
     pub fn strip_bytes(&self, spec: &StripSpec) -> StripBytes {
         self.strip_bytes_in_pieces(spec, PIECE_BYTES)
     }
 
+    /// [`Self::strip_bytes`] for a kernel reaching `halo` rows each side (see
+    /// `Options::halo`).
+    pub fn strip_bytes_with_halo(&self, spec: &StripSpec, halo: usize) -> StripBytes {
+        self.strip_bytes_in_pieces_with_halo(spec, halo, PIECE_BYTES)
+    }
+
     /// [`Self::strip_bytes`], with pieces of about `piece_bytes`.
     pub fn strip_bytes_in_pieces(&self, spec: &StripSpec, piece_bytes: u64) -> StripBytes {
-        let (first_mcu, end_mcu) = mcu_span(spec, self.rows_per_mcu_row, self.mcus_per_row);
+        self.strip_bytes_in_pieces_with_halo(spec, 1, piece_bytes)
+    }
+
+    /// [`Self::strip_bytes_with_halo`], with pieces of about `piece_bytes`.
+    pub fn strip_bytes_in_pieces_with_halo(
+        &self,
+        spec: &StripSpec,
+        halo: usize,
+        piece_bytes: u64,
+    ) -> StripBytes {
+        let (first_mcu, end_mcu) = mcu_span(spec, halo, self.rows_per_mcu_row, self.mcus_per_row);
         let first = first_mcu / self.interval_mcus;
         let last = (end_mcu.div_ceil(self.interval_mcus)).min(self.intervals()) - 1;
         // An interval ends two bytes before the next one starts (its RST marker).
@@ -271,9 +287,9 @@ impl RestartIndex {
     }
 }
 
-/// The MCUs `first..end` (in scan order) that hold the input rows of `spec`.
-fn mcu_span(spec: &StripSpec, rows_per_mcu_row: usize, mcus_per_row: usize) -> (usize, usize) {
-    let rows = spec.input_rows();
+/// The MCUs `first..end` (in scan order) that hold the input rows of `spec` for `halo`.
+fn mcu_span(spec: &StripSpec, halo: usize, rows_per_mcu_row: usize, mcus_per_row: usize) -> (usize, usize) {
+    let rows = spec.input_rows_with_halo(halo);
     (rows.start / rows_per_mcu_row * mcus_per_row, rows.end.div_ceil(rows_per_mcu_row) * mcus_per_row)
 }
 
@@ -290,8 +306,22 @@ pub fn decode_restart_strip(
     first_interval: u64,
     spec: &StripSpec,
 ) -> Result<Vec<u8>, DecodeError> {
+    decode_restart_strip_with_halo(header, scan, first_interval, spec, 1)
+}
+
+/// [`decode_restart_strip`] for a kernel reaching `halo` rows each side: the rows
+/// [`StripSpec::input_rows_with_halo`] names, from the bytes
+/// [`RestartIndex::strip_bytes_with_halo`] named.
+pub fn decode_restart_strip_with_halo(
+    header: &[u8],
+    scan: &[u8],
+    first_interval: u64,
+    spec: &StripSpec,
+    halo: usize,
+) -> Result<Vec<u8>, DecodeError> {
     let mut whole = Some(scan);
-    let rows = decode_restart_strip_in_pieces(header, first_interval, &[], spec, || whole.take())?;
+    let rows =
+        decode_restart_strip_in_pieces_with_halo(header, first_interval, &[], spec, halo, || whole.take())?;
     Ok(rows.expect("the one piece was given"))
 }
 
@@ -305,6 +335,18 @@ pub fn decode_restart_strip_in_pieces<P: AsRef<[u8]>>(
     first_interval: u64,
     pieces: &[PieceStart],
     spec: &StripSpec,
+    next_piece: impl FnMut() -> Option<P>,
+) -> Result<Option<Vec<u8>>, DecodeError> {
+    decode_restart_strip_in_pieces_with_halo(header, first_interval, pieces, spec, 1, next_piece)
+}
+
+/// [`decode_restart_strip_in_pieces`] for a kernel reaching `halo` rows each side.
+pub fn decode_restart_strip_in_pieces_with_halo<P: AsRef<[u8]>>(
+    header: &[u8],
+    first_interval: u64,
+    pieces: &[PieceStart],
+    spec: &StripSpec,
+    halo: usize,
     mut next_piece: impl FnMut() -> Option<P>,
 ) -> Result<Option<Vec<u8>>, DecodeError> {
     let jpeg =
@@ -313,7 +355,7 @@ pub fn decode_restart_strip_in_pieces<P: AsRef<[u8]>>(
         return Err(corrupt("the strip does not belong to this image"));
     }
     let (rows_per_mcu_row, mcus_per_row) = (jpeg.rows_per_mcu_row(), jpeg.mcus_per_row);
-    let (first_mcu, end_mcu) = mcu_span(spec, rows_per_mcu_row, mcus_per_row);
+    let (first_mcu, end_mcu) = mcu_span(spec, halo, rows_per_mcu_row, mcus_per_row);
     let first_mcu_of =
         |interval: u64| usize::try_from(interval).ok().and_then(|i| i.checked_mul(jpeg.restart_interval));
     let start_mcu = first_mcu_of(first_interval).ok_or_else(|| corrupt("no such interval"))?;
@@ -357,7 +399,7 @@ pub fn decode_restart_strip_in_pieces<P: AsRef<[u8]>>(
         }
         entropy.finish().map_err(|b| bad(b, row))?;
     }
-    let rows = spec.input_rows();
+    let rows = spec.input_rows_with_halo(halo);
     Ok(Some(luma[(rows.start - base_row) * jpeg.width..(rows.end - base_row) * jpeg.width].to_vec()))
 }
 
@@ -420,6 +462,38 @@ mod tests {
                         "strip {} of {count}, pieces of {piece_bytes}",
                         spec.index
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strips_with_wider_halos_decode_to_their_rows_of_the_whole_image() {
+        for name in ["q50-420-restart.jpg", "q98-444-restart1.jpg", "gray-q100-restart.jpg"] {
+            let bytes = fixture(name);
+            let index = RestartIndex::read(&bytes).expect("the fixture has restart markers");
+            let whole = whole_luma(&bytes);
+            for halo in [2, 3, 4] {
+                for count in 1..=index.max_strips().min(8) {
+                    for spec in plan_strips(index.width, index.height, count) {
+                        let part = index.strip_bytes_in_pieces_with_halo(&spec, halo, 300);
+                        let header = &bytes[part.header.start as usize..part.header.end as usize];
+                        let mut pieces = piece_ranges(&part.scan, part.first_interval, &part.pieces)
+                            .into_iter()
+                            .map(|(range, _)| &bytes[range.start as usize..range.end as usize]);
+                        let rows = decode_restart_strip_in_pieces_with_halo(
+                            header,
+                            part.first_interval,
+                            &part.pieces,
+                            &spec,
+                            halo,
+                            || pieces.next(),
+                        )
+                        .unwrap_or_else(|e| panic!("strip {spec:?} halo {halo}: {e}"))
+                        .expect("every piece given");
+                        let want = dsobel_kernel::strip_input_with_halo(&whole, &spec, halo);
+                        assert_eq!(rows, want, "{name}: strip {} of {count}, halo {halo}", spec.index);
+                    }
                 }
             }
         }

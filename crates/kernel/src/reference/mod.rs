@@ -1,8 +1,16 @@
-//! The scalar reference of DESIGN §2: small, slow and obviously correct.
+//! The scalar reference of DESIGN §2 and of `docs/operators.md`: small, slow and obviously
+//! correct.
 //!
 //! Every fast path in this crate (and the whole distributed pipeline) is tested against these
 //! functions. They are written to be read, not to be fast: one pixel at a time, with the
-//! reflect-101 border rule spelled out in [`reflect101`].
+//! reflect-101 border rule spelled out in [`reflect101`]. This file holds the original 3×3
+//! outputs; [`operators`] holds every kernel and output of [`crate::Options`], and [`canny`]
+//! Canny's edges, each written from its definition.
+
+pub mod canny;
+pub mod operators;
+
+pub use operators::{Border, compute, gradient_with, magnitude_histogram, taps};
 
 use crate::params::{FilterParams, Magnitude, OutputMode};
 
@@ -11,21 +19,32 @@ pub fn luma_of_rgb(r: u8, g: u8, b: u8) -> u8 {
     ((4899 * r as u32 + 9617 * g as u32 + 1868 * b as u32 + 8192) >> 14) as u8
 }
 
-/// Index of coordinate `i` (which may be -1 or `len`) under reflect-101 borders:
-/// `p[-1] = p[1]`, `p[len] = p[len-2]`; a dimension of 1 always reads index 0.
+/// Index of coordinate `i` under reflect-101 borders: `p[-k] = p[k]`, `p[len-1+k] =
+/// p[len-1-k]`, reflected again as often as it takes for an image narrower than the kernel (as
+/// OpenCV's `borderInterpolate`); a dimension of 1 always reads index 0.
 pub fn reflect101(i: isize, len: usize) -> usize {
     let len = len as isize;
-    if len == 1 {
+    if len <= 1 {
         return 0;
     }
-    let r = if i < 0 {
-        -i
-    } else if i >= len {
-        2 * len - 2 - i
-    } else {
-        i
-    };
+    let mut r = i;
+    while r < 0 || r >= len {
+        r = if r < 0 { -r } else { 2 * len - 2 - r };
+    }
     r as usize
+}
+
+/// Integer square root rounded to nearest, for any `u64` (no ties exist for integers).
+pub fn rounded_sqrt_u64(v: u64) -> u64 {
+    let mut r = (v as f64).sqrt() as u64;
+    while r > 0 && r.checked_mul(r).is_none_or(|sq| sq > v) {
+        r -= 1;
+    }
+    while (r + 1).checked_mul(r + 1).is_some_and(|sq| sq <= v) {
+        r += 1;
+    }
+    // sqrt(v) >= r + 1/2  <=>  v > r² + r.
+    if v > r * r + r { r + 1 } else { r }
 }
 
 /// The Sobel gradients `(gx, gy)` at `(x, y)` of a `width`×`height` luma image.
@@ -108,6 +127,11 @@ mod tests {
         assert_eq!(reflect101(2, 2), 0);
         assert_eq!(reflect101(-1, 1), 0);
         assert_eq!(reflect101(1, 1), 0);
+        // Reflected again when the kernel is wider than the image.
+        assert_eq!(reflect101(-3, 2), 1);
+        assert_eq!(reflect101(4, 2), 0);
+        assert_eq!(reflect101(-3, 3), 1);
+        assert_eq!(reflect101(5, 3), 1);
     }
 
     #[test]
@@ -202,6 +226,13 @@ mod tests {
         for v in 0..200_000u32 {
             let exact = (v as f64).sqrt();
             assert_eq!(rounded_sqrt(v), exact.round() as u32, "v={v}");
+            assert_eq!(rounded_sqrt_u64(v as u64), exact.round() as u64, "v={v}");
         }
+        for r in [1u64, 1000, 230_800, 1 << 31, (1 << 32) - 1] {
+            assert_eq!(rounded_sqrt_u64(r * r), r);
+            assert_eq!(rounded_sqrt_u64(r * r + r), r);
+            assert_eq!(rounded_sqrt_u64(r * r + r + 1), r + 1);
+        }
+        assert_eq!(rounded_sqrt_u64(u64::MAX), 1 << 32);
     }
 }
