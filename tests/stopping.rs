@@ -77,7 +77,9 @@ fn serve_and_worker_stop_within_their_grace_while_redis_is_down() {
 
     let took = stop_all(&mut [&mut worker, &mut serve], grace + MARGIN + Duration::from_secs(30));
     let (worker_took, serve_took) = (took[0], took[1]);
-    assert!(worker_took <= grace + MARGIN, "the worker took {worker_took:?} to stop (grace {grace:?})");
+    // Shutdown cuts the worker's wait for the store short: it hands the task back at once
+    // instead of holding it until the grace period runs out.
+    assert!(worker_took < grace / 2, "the worker took {worker_took:?} to stop (grace {grace:?})");
     assert!(serve_took <= grace + MARGIN, "serve took {serve_took:?} to stop (grace {grace:?})");
     // The task went back to the queue for another worker, not with the process.
     let amqp = stack.amqp.clone();
