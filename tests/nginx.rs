@@ -34,8 +34,9 @@ impl Nginx {
     fn start(backend: &str) -> Nginx {
         let prefix = std::env::temp_dir().join(random_name("dsobel-nginx"));
         std::fs::create_dir_all(&prefix).expect("nginx's folder");
-        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx/nginx.conf"))
-            .expect("the nginx template");
+        let template =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx/nginx.conf"))
+                .expect("the nginx template");
         let web = concat!(env!("CARGO_MANIFEST_DIR"), "/web");
         // nginx cannot listen on port 0: a random port, and another when that one is taken.
         for _ in 0..20 {
@@ -51,7 +52,16 @@ impl Nginx {
             let globals = if is_root() { "daemon off; user root;" } else { "daemon off;" };
             let log = std::fs::File::create(prefix.join("stderr.log")).expect("nginx's log");
             let mut child = Command::new(find_program("nginx").expect("nginx is installed"))
-                .args(["-p", prefix.to_str().unwrap(), "-c", conf.to_str().unwrap(), "-e", "stderr", "-g", globals])
+                .args([
+                    "-p",
+                    prefix.to_str().unwrap(),
+                    "-c",
+                    conf.to_str().unwrap(),
+                    "-e",
+                    "stderr",
+                    "-g",
+                    globals,
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
@@ -133,7 +143,9 @@ fn largest_client_memory(redis: &RedisClient) -> u64 {
         .command(&["CLIENT", "LIST"])
         .text()
         .lines()
-        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("tot-mem=")).and_then(|v| v.parse().ok()))
+        .filter_map(|line| {
+            line.split(' ').find_map(|f| f.strip_prefix("tot-mem=")).and_then(|v| v.parse().ok())
+        })
         .max()
         .unwrap_or(0)
 }
@@ -199,7 +211,8 @@ fn a_60_mb_upload_passes_through_nginx_as_it_arrives() {
 
     // Over the limit: refused by nginx itself, with the API's JSON.
     let mut connection = TcpStream::connect(nginx.address()).expect("connect to nginx");
-    let head = "POST /upload HTTP/1.1\r\nHost: dsobel\r\nContent-Length: 67108865\r\nConnection: close\r\n\r\n";
+    let head =
+        "POST /upload HTTP/1.1\r\nHost: dsobel\r\nContent-Length: 67108865\r\nConnection: close\r\n\r\n";
     connection.write_all(head.as_bytes()).expect("send the head");
     connection.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut answer = Vec::new();

@@ -31,7 +31,8 @@ fn main() -> std::process::ExitCode {
 fn small_redis(megabytes: u32) -> OwnRedis {
     let redis = OwnRedis::start(None);
     let client = redis.client();
-    for (name, value) in [("maxmemory", format!("{megabytes}mb")), ("maxmemory-policy", "noeviction".into())] {
+    for (name, value) in [("maxmemory", format!("{megabytes}mb")), ("maxmemory-policy", "noeviction".into())]
+    {
         assert_eq!(client.command(&["CONFIG", "SET", name, &value]), Reply::Status("OK".into()));
     }
     redis
