@@ -6,9 +6,29 @@ use dsobel_kernel::params::{DEFAULT_CANNY_HIGH, DEFAULT_CANNY_LOW, DEFAULT_KSIZE
 use dsobel_kernel::png::CompressionLevel;
 use dsobel_kernel::{Format, Kernel, Magnitude, OptionError, Options, Output, Threshold};
 
-/// What to compute for each pixel, and the result's format (docs/operators.md).
+/// What to compute for each pixel and the result's format (docs/operators.md), with the PNG
+/// deflate level: what `dsobel process` and the benchmarks take.
 #[derive(Debug, Clone, Args)]
 pub struct FilterArgs {
+    /// The operator.
+    #[command(flatten)]
+    pub operator: OperatorArgs,
+    /// PNG deflate level, 1 (fastest) to 9 (smallest).
+    #[arg(long, default_value_t = CompressionLevel::default().0, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub compression: u8,
+}
+
+impl FilterArgs {
+    /// The options, checked: a bad combination is refused with the option named.
+    pub fn options(&self) -> Result<Options, OptionError> {
+        self.operator.options()
+    }
+}
+
+/// What to compute for each pixel, and the result's format (docs/operators.md): the same
+/// options under the same names for `dsobel process`, `dsobel submit` and the HTTP API.
+#[derive(Debug, Clone, Args)]
+pub struct OperatorArgs {
     /// Output: binary (edges white, 1-bit PNG), magnitude (8-bit, capped at 255), magnitude16
     /// (unclipped), gx, gy (signed gradients: tiff or npy), direction (degrees; 8-bit in PNG),
     /// canny.
@@ -36,12 +56,9 @@ pub struct FilterArgs {
     /// Result format: png, tiff or npy (numpy.load reads it).
     #[arg(long, default_value = "png", value_parser = parse_word::<Format>, value_name = "png|tiff|npy")]
     pub format: Format,
-    /// PNG deflate level, 1 (fastest) to 9 (smallest).
-    #[arg(long, default_value_t = CompressionLevel::default().0, value_parser = clap::value_parser!(u8).range(1..=9))]
-    pub compression: u8,
 }
 
-impl FilterArgs {
+impl OperatorArgs {
     /// The options, checked: a bad combination is refused with the option named.
     pub fn options(&self) -> Result<Options, OptionError> {
         let options = Options {
@@ -56,6 +73,23 @@ impl FilterArgs {
         };
         options.validate()?;
         Ok(options)
+    }
+
+    /// The options as an upload's query string (`output=binary&kernel=sobel&...`), checked
+    /// first, so that a bad combination is refused here as the server would refuse it.
+    pub fn query(&self) -> Result<String, OptionError> {
+        let o = self.options()?;
+        Ok(format!(
+            "output={}&kernel={}&ksize={}&magnitude={}&threshold={}&low={}&high={}&format={}",
+            o.output,
+            o.kernel,
+            o.ksize,
+            o.magnitude,
+            o.threshold.as_str(),
+            o.low,
+            o.high,
+            o.format
+        ))
     }
 }
 

@@ -13,6 +13,7 @@ use clap::Args;
 use dsobel_client::{Client, ErrorCode, JobId, JobResult, JobState, JobStatus, Upload};
 use dsobel_service::config::SecretString;
 
+use crate::cli::OperatorArgs;
 use crate::inputs::{image_files, output_name};
 use futures_util::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -38,15 +39,9 @@ pub struct SubmitArgs {
     /// Directory for the results (`<stem>-edges.png`); default: beside each input.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
-    /// Edge threshold T.
-    #[arg(long)]
-    pub threshold: Option<u16>,
-    /// l2 or l1.
-    #[arg(long)]
-    pub magnitude: Option<String>,
-    /// binary or magnitude.
-    #[arg(long)]
-    pub output: Option<String>,
+    /// The operator, under the same names as `dsobel process` and the API.
+    #[command(flatten)]
+    pub operator: OperatorArgs,
     /// Strip count (default: the server decides, one per worker).
     #[arg(long)]
     pub fragments: Option<u32>,
@@ -65,7 +60,7 @@ fn output_path(args: &SubmitArgs, input: &Path) -> PathBuf {
     if let Some(out) = &args.output_file {
         return out.clone();
     }
-    let name = output_name(input, dsobel_kernel::Format::Png);
+    let name = output_name(input, args.operator.format);
     match &args.out_dir {
         Some(dir) => dir.join(name),
         None => input.with_file_name(name),
@@ -128,9 +123,11 @@ async fn upload(client: &Client, bytes: Vec<u8>, query: &str, bar: &ProgressBar)
     }
 }
 
-/// Writes beside the target first, so an interrupted run never leaves half a PNG.
+/// Writes beside the target first, so an interrupted run never leaves half a file.
 async fn save(png: &[u8], out: &Path) -> Result<()> {
-    let partial = out.with_extension("png.partial");
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
     tokio::fs::write(&partial, png).await.with_context(|| format!("cannot write {}", partial.display()))?;
     tokio::fs::rename(&partial, out).await.with_context(|| format!("cannot write {}", out.display()))
 }
@@ -141,21 +138,13 @@ fn show(bar: &ProgressBar, status: &JobStatus) {
     bar.set_message(status.state.as_str());
 }
 
-fn query(args: &SubmitArgs) -> String {
-    let mut parts = Vec::new();
-    if let Some(t) = args.threshold {
-        parts.push(format!("threshold={t}"));
-    }
-    if let Some(m) = &args.magnitude {
-        parts.push(format!("magnitude={m}"));
-    }
-    if let Some(o) = &args.output {
-        parts.push(format!("output={o}"));
-    }
+/// The upload's query: every operator option (checked here first) and the strip count.
+fn query(args: &SubmitArgs) -> Result<String> {
+    let mut query = args.operator.query().map_err(|e| anyhow::anyhow!("{}", crate::cli::refusal(&e)))?;
     if let Some(f) = args.fragments {
-        parts.push(format!("fragments={f}"));
+        query.push_str(&format!("&fragments={f}"));
     }
-    parts.join("&")
+    Ok(query)
 }
 
 /// Runs `dsobel submit`; returns the exit code.
@@ -170,11 +159,11 @@ pub fn run(args: SubmitArgs) -> Result<i32> {
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    let query = query(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?;
         let client = Client::with_http(http, &args.server, args.api_key.clone());
-        let query = query(&args);
         let bars = MultiProgress::with_draw_target(if args.quiet || !std::io::stderr().is_terminal() {
             ProgressDrawTarget::hidden()
         } else {

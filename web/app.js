@@ -3,8 +3,9 @@
 //   js/api.js      the HTTP API and its event stream
 //   js/jobs.js     job state, the upload queue, following, cancelling, the connection watch
 //   js/words.js    what the page says about each state
-//   js/options.js  the options form
-//   js/viewer.js   the selected job and the before/after comparison (js/pool-worker.js, js/preview.js)
+//   js/options.js  the options form (js/operators.js: the operators' options and their rules)
+//   js/viewer.js   the selected job and the before/after comparison (js/pool-worker.js, js/preview.js,
+//                  js/raster.js for TIFF and NPY results)
 //   js/history.js  the list of recent jobs
 //   js/batch.js    batch summary and the ZIP of all results (js/zip.js)
 import { $, announce, fmtBytes, fmtMP, narrow } from './js/util.js';

@@ -2,6 +2,7 @@
 // stream (EventSource, or fetch when an API key must be sent), limits and a health probe.
 // Every URL is relative so the page also works under a path prefix.
 import { store } from './util.js';
+import { normalizeOptions } from './operators.js';
 
 const KEY_API = 'dsobel.apiKey';
 
@@ -34,12 +35,23 @@ export function retryAfterSeconds(value) {
 
 export const jobPath = (kind, id) => `${kind}/${encodeURIComponent(id)}`;
 
-export function optionQuery(o) {
+// The query of an upload: every option of the operator (docs/operators.md), Canny's thresholds
+// for Canny, and the strip count when one was asked for. extra: more fields (wait=10).
+export function optionQuery(o, extra) {
+  const n = normalizeOptions(o);
   const q = new URLSearchParams();
-  q.set('threshold', String(o.threshold));
-  q.set('magnitude', o.magnitude);
-  q.set('output', o.output);
-  if (o.fragments !== 'auto') q.set('fragments', String(o.fragments));
+  q.set('output', n.output);
+  q.set('kernel', n.kernel);
+  q.set('ksize', String(n.ksize));
+  q.set('magnitude', n.magnitude);
+  q.set('threshold', String(n.threshold));
+  if (n.output === 'canny') {
+    q.set('low', String(n.low));
+    q.set('high', String(n.high));
+  }
+  q.set('format', n.format);
+  if (n.fragments !== 'auto') q.set('fragments', String(n.fragments));
+  for (const [k, v] of Object.entries(extra || {})) q.set(k, String(v));
   return q.toString();
 }
 
@@ -76,7 +88,18 @@ export function sendUpload(file, name, options, key, handlers) {
 }
 
 export const getStatus = (id) => fetch(jobPath('status', id), { headers: authHeaders({ Accept: 'application/json' }), cache: 'no-store' });
-export const getResult = (id) => fetch(jobPath('result', id), { headers: authHeaders({ Accept: 'image/png' }), cache: 'no-store' });
+const RESULT_TYPES = 'image/png, image/tiff, application/octet-stream;q=0.9';
+export const getResult = (id, signal) => fetch(jobPath('result', id), { headers: authHeaders({ Accept: RESULT_TYPES }), cache: 'no-store', signal });
+
+// A preview: the small copy sent with the options, the answer awaited up to `wait` seconds (the
+// result file when the job ended in time, else 202 and the job's links). Aborted with signal.
+export function sendPreview(blob, name, options, signal, wait = 10) {
+  const fd = new FormData();
+  fd.append('image', blob, name);
+  return fetch(`upload?${optionQuery(Object.assign({}, options, { fragments: 'auto' }), { wait })}`, {
+    method: 'POST', body: fd, headers: authHeaders({ Accept: `${RESULT_TYPES}, application/json;q=0.8` }), cache: 'no-store', signal,
+  });
+}
 export const cancelJob = (id) => fetch(jobPath('jobs', id), { method: 'DELETE', headers: authHeaders({ Accept: 'application/json' }), cache: 'no-store' });
 
 export async function getLimits() {

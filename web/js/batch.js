@@ -27,7 +27,7 @@ export function renderBatch() {
 // Unique names inside the archive: a second chelsea-edges-t100-l2.png becomes …-2.png.
 function uniqueName(name, used) {
   let n = name, i = 2;
-  while (used.has(n)) n = name.replace(/(\.png)?$/, `-${i++}$1`);
+  while (used.has(n)) n = name.replace(/(\.(?:png|tif|npy))?$/, `-${i++}$1`);
   used.add(n);
   return n;
 }

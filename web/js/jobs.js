@@ -3,6 +3,8 @@
 // connection watch that resumes everything as soon as the server answers again.
 import * as api from './api.js';
 import { store } from './util.js';
+import { normalizeOptions } from './operators.js';
+import { renderRaster, sniff } from './raster.js';
 
 const KEY_JOBS = 'dsobel.jobs.v1';
 const MAX_HISTORY = 30;
@@ -43,7 +45,8 @@ export function newEntry(fields) {
     key: `j${Date.now().toString(36)}${(seq++).toString(36)}`,
     id: null, name: 'image', size: null, created: Date.now(), thumb: null,
     state: 'waiting', status: null, error: null, options: null,
-    file: null, beforeUrl: null, resultUrl: null, resultBlob: null,
+    file: null, beforeUrl: null, resultUrl: null, resultBlob: null, displayUrl: null, displayBlob: null, rasterInfo: null,
+    renderProblem: '',
     xhr: null, stream: null, timer: null, pollTimer: null, retryAt: 0, tries: 0, uploadFrac: 0,
     trouble: false, beforeBroken: false, transient: false, resubmits: 0, notice: '', uploadKey: null,
   }, fields);
@@ -63,6 +66,7 @@ export function persist() {
       width: e.status.width, height: e.status.height, strips_done: e.status.strips_done,
       strips_total: e.status.strips_total, input_bytes: e.status.input_bytes, result_bytes: e.status.result_bytes,
       timings_ms: e.status.timings_ms, options: e.status.options, created_at: e.status.created_at,
+      threshold_used: e.status.threshold_used,
     } : null,
   }));
   // If storage is full, drop thumbnails from the oldest entries, then the oldest entries.
@@ -78,6 +82,8 @@ const KNOWN = new Set([...PENDING, ...FINAL]);
 export function loadHistory() {
   const list = store.get(KEY_JOBS, []);
   if (!Array.isArray(list)) return;
+  // Entries of earlier versions lack the newer options: they get the defaults, which is what
+  // their jobs used.
   for (const x of list) {
     if (!x || typeof x.id !== 'string') continue;
     let state = KNOWN.has(x.state) && !['waiting', 'uploading', 'busy', 'reconnecting'].includes(x.state) ? x.state : 'queued';
@@ -85,7 +91,8 @@ export function loadHistory() {
     jobs.entries.push(newEntry({
       id: x.id, name: String(x.name || 'image'), size: x.size ?? null, created: x.created || Date.now(),
       thumb: typeof x.thumb === 'string' && x.thumb.startsWith('data:image/') ? x.thumb : null,
-      state, options: x.options || null, error: x.error || null, status: x.status || null, restored: true,
+      state, options: x.options ? normalizeOptions(x.options) : null, error: x.error || null, restored: true,
+      status: x.status ? Object.assign({}, x.status, x.status.options ? { options: normalizeOptions(x.status.options) } : {}) : null,
     }));
   }
 }
@@ -308,6 +315,7 @@ export function removeEntry(e) {
   stopTracking(e);
   if (e.beforeUrl) URL.revokeObjectURL(e.beforeUrl);
   if (e.resultUrl) URL.revokeObjectURL(e.resultUrl);
+  if (e.displayUrl) URL.revokeObjectURL(e.displayUrl);
   jobs.entries = jobs.entries.filter((x) => x !== e);
   if (jobs.selectedKey === e.key) jobs.selectedKey = null;
   persist();
@@ -424,7 +432,7 @@ export function onStatus(e, s) {
   e.status = s;
   e.confirmed = true;
   e.transient = false;
-  if (s.options && !e.options) e.options = s.options;
+  if (s.options && !e.options) e.options = normalizeOptions(s.options);
   e.authProblem = false;
   if (s.state === 'failed' && isJobLost(s.error)) {
     lost(e, { code: 'job-lost', message: String(s.error.message || '') });
@@ -459,11 +467,24 @@ export async function fetchResult(e, attempt = 0) {
     const blob = await r.blob();
     if (!alive(e)) return;
     e.trouble = false; e.needsResult = false;
+    // TIFF and NPY cannot be shown by the browser: a grey drawing of the values stands in.
+    const kind = sniff(new Uint8Array(await blob.slice(0, 8).arrayBuffer()));
+    let display = null;
+    e.renderProblem = '';
+    if (kind === 'tiff' || kind === 'npy') {
+      try { display = await renderRaster(blob); } catch (err) { e.renderProblem = String((err && err.message) || err); }
+      if (!alive(e)) return;
+    }
     e.resultBlob = blob;
     if (e.resultUrl) URL.revokeObjectURL(e.resultUrl);
+    if (e.displayUrl) URL.revokeObjectURL(e.displayUrl);
     e.resultUrl = URL.createObjectURL(blob);
+    e.displayBlob = display ? display.blob : null;
+    e.displayUrl = display ? URL.createObjectURL(display.blob) : null;
+    e.rasterInfo = display ? display.info : null;
+    e.resultKind = kind || 'png';
     if (!e.thumb) {
-      const t = await makeThumb(blob);
+      const t = await makeThumb(e.displayBlob || blob);
       if (t) { e.thumb = t.url; persist(); }
     }
     hooks.render(e);

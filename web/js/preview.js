@@ -1,8 +1,17 @@
-// Live preview of new options on the page's own copy of the image: the canonical filter
-// (BT.601 luma in fixed point, 3×3 Sobel with reflect-101 borders, l1 or l2, binary or
-// magnitude) computed here on a copy at most PREVIEW_MAX pixels on a side. For an image that
-// small it gives the server's pixels; for a larger one, a scaled-down approximation.
+// Live preview of new options on the page's own copy of the image, at most PREVIEW_MAX pixels
+// on a side. The canonical filter (BT.601 luma in fixed point, 3×3 Sobel with reflect-101
+// borders, l1 or l2, binary with a number or magnitude) is computed here; every other operator
+// (Canny, Otsu, other kernels, the unclipped strength, gradients, direction) is computed by the
+// server on that copy (or on the file itself when it is that small), asked with wait=10 for a
+// PNG where PNG holds the result, else an NPY drawn in grey. For an image that small either
+// gives the server's pixels; for a larger one, a scaled-down approximation.
+import * as api from './api.js';
+import { baseName } from './util.js';
+import { normalizeOptions, previewFormat } from './operators.js';
+import { drawRaster, parseRaster, sniff } from './raster.js';
+
 const PREVIEW_MAX = 800;
+const CACHE_SIZE = 8;
 
 // Gradients of the entry's file, computed once: { width, height, scaled, sq (gx²+gy²), l1 }.
 export async function gradients(e) {
@@ -40,7 +49,7 @@ export async function gradients(e) {
           l1[mid + x] = Math.abs(gx) + Math.abs(gy);
         }
       }
-      e.gradients = { width: w, height: h, scaled, sq, l1 };
+      e.gradients = { width: w, height: h, scaled, sq, l1, canvas: scaled ? c : null };
       return e.gradients;
     })();
   }
@@ -64,4 +73,105 @@ export function drawPreview(canvas, g, o) {
     d[p] = d[p + 1] = d[p + 2] = v; d[p + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
+}
+
+// True when this page computes the preview of options o itself.
+export function computedHere(o) {
+  return o.kernel === 'sobel' && o.ksize === 3 && (o.output === 'magnitude' || (o.output === 'binary' && o.threshold !== 'otsu'));
+}
+
+// The options a preview is asked with: the result's own, as PNG where PNG holds it, else NPY.
+export function previewOptions(o) {
+  return Object.assign({}, normalizeOptions(o), { format: previewFormat(o), fragments: 'auto' });
+}
+
+export class PreviewError extends Error {
+  constructor(status, code, message) {
+    super(message || `the server answered ${status}`);
+    this.status = status;
+    this.code = code || '';
+  }
+}
+
+const pause = (ms, signal) => new Promise((resolve, reject) => {
+  const t = setTimeout(resolve, ms);
+  signal.addEventListener('abort', () => { clearTimeout(t); reject(signal.reason); }, { once: true });
+});
+
+// The image a preview is computed from: the file itself when it is small, else the page's copy as a PNG.
+async function previewSource(e) {
+  const g = await gradients(e);
+  if (!g.scaled) return { blob: e.file, name: e.name, g };
+  if (!e.previewPng) e.previewPng = g.canvas.convertToBlob({ type: 'image/png' });
+  return { blob: await e.previewPng, name: `${baseName(e.name)}-preview.png`, g };
+}
+
+// A job that outlasted the upload's wait: its result, read until it is there. Aborting cancels it.
+async function laterResult(id, signal) {
+  try {
+    for (let i = 0; i < 120; i++) {
+      await pause(500, signal);
+      const r = await api.getResult(id, signal);
+      if (r.status === 200) return await r.blob();
+      if (r.status !== 202) {
+        const err = api.parseError(await r.text().catch(() => '')) || {};
+        throw new PreviewError(r.status, err.code, err.message);
+      }
+    }
+    throw new PreviewError(504, 'timeout', 'the server took too long');
+  } catch (err) {
+    if (signal.aborted) api.cancelJob(id).catch(() => {});
+    throw err;
+  }
+}
+
+// Asks the server for the preview of options o: { kind: 'bitmap' | 'raster', width, height,
+// bitmap | raster, scaled, copyWidth, copyHeight }. Throws a PreviewError when it refuses.
+export async function serverPreview(e, o, signal) {
+  const src = await previewSource(e);
+  signal.throwIfAborted();
+  const r = await api.sendPreview(src.blob, src.name, previewOptions(o), signal);
+  let blob;
+  if (r.status === 200) {
+    blob = await r.blob();
+  } else if (r.status === 202) {
+    const j = await r.json().catch(() => null);
+    if (!j || typeof j.id !== 'string') throw new PreviewError(202, 'internal', 'the server gave no job id');
+    blob = await laterResult(j.id, signal);
+  } else {
+    const err = api.parseError(await r.text().catch(() => '')) || {};
+    throw new PreviewError(r.status, err.code, err.message);
+  }
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  const base = { scaled: src.g.scaled, copyWidth: src.g.width, copyHeight: src.g.height };
+  if (sniff(bytes) === 'png') {
+    const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/png' }), { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    return Object.assign(base, { kind: 'bitmap', bitmap, width: bitmap.width, height: bitmap.height });
+  }
+  const raster = parseRaster(bytes);
+  return Object.assign(base, { kind: 'raster', raster, width: raster.width, height: raster.height });
+}
+
+// Draws a server's preview into canvas; returns the grey scale of a raster (or null).
+export function drawServerPreview(canvas, p) {
+  if (p.kind === 'raster') return drawRaster(canvas, p.raster);
+  if (canvas.width !== p.width) canvas.width = p.width;
+  if (canvas.height !== p.height) canvas.height = p.height;
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, p.width, p.height);
+  ctx.drawImage(p.bitmap, 0, 0);
+  return null;
+}
+
+// Server previews already made for an entry, by options (the latest few).
+export function cachedPreview(e, key) { return e.previewCache ? e.previewCache.get(key) || null : null; }
+export function keepPreview(e, key, p) {
+  if (!e.previewCache) e.previewCache = new Map();
+  e.previewCache.delete(key);
+  e.previewCache.set(key, p);
+  while (e.previewCache.size > CACHE_SIZE) {
+    const [oldest, old] = e.previewCache.entries().next().value;
+    e.previewCache.delete(oldest);
+    if (old.bitmap && old.bitmap.close) old.bitmap.close();
+  }
 }

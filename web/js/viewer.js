@@ -5,9 +5,14 @@
 // live preview of new options with "run again", downloads, copying, and the job's facts.
 import { $, announce, esc, fmtBytes, fmtInt, fmtMs } from './util.js';
 import { FINAL, PENDING, jobs, selected } from './jobs.js';
-import { alertInfo, badgeClass, badgeWord, describeOptions, downloadName, optionsMedium, trouble } from './words.js';
+import { alertInfo, badgeClass, badgeWord, describeOptions, downloadName, optionsMedium, resultFormat, trouble } from './words.js';
 import { readOptions, sameOptions } from './options.js';
-import { drawPreview, gradients } from './preview.js';
+import {
+  cachedPreview, computedHere, drawPreview, drawServerPreview, gradients, keepPreview, previewOptions, serverPreview,
+} from './preview.js';
+import { optionQuery } from './api.js';
+import { FORMAT_WORDS, magnitude16Max, normalizeOptions } from './operators.js';
+import { rasterWords } from './raster.js';
 
 const compare = $('compare');
 const scroller = $('scroller');
@@ -44,7 +49,7 @@ export function progressOf(e) {
     case 'queued':
       return { label: 'Queued on the server', value: total ? done : null, max: total || 1, count: total ? `${done} of ${total} strips` : '' };
     case 'processing':
-      if (total && done >= total) return { label: 'Stitching the strips into one PNG', value: done, max: total, count: `${done} of ${total} strips` };
+      if (total && done >= total) return { label: `Stitching the strips into one ${FORMAT_WORDS[resultFormat(e)]}`, value: done, max: total, count: `${done} of ${total} strips` };
       return { label: total ? 'Filtering strips' : 'Decoding the image', value: total ? done : null, max: total || 1, count: total ? `${done} of ${total} strips` : '' };
     case 'done': {
       const t = total || 1;
@@ -114,11 +119,22 @@ export function renderViewer() {
   const preview = $('preview');
   if (showPreview && preview.getAttribute('src') !== e.beforeUrl) { preview.src = e.beforeUrl; preview.alt = `Original: ${e.name}`; }
 
-  // The result and the comparison.
+  // The result and the comparison. A TIFF or NPY result is shown through its grey drawing.
   $('result-wrap').hidden = !hasResult;
   if (hasResult) {
-    if (after.getAttribute('src') !== e.resultUrl) {
-      after.src = e.resultUrl; after.alt = `Edges found in ${e.name}`;
+    const shown = shownUrl(e);
+    const drawn = !!e.displayUrl;
+    const renderHint = $('render-hint');
+    renderHint.textContent = drawn ? `${rasterWords(e.rasterInfo)} Download the file for the values themselves.`
+      : e.renderProblem ? `This file cannot be shown here (${e.renderProblem}). Download it to open it with another tool.`
+        : pngWords(e);
+    renderHint.hidden = !renderHint.textContent;
+    $('scroller').hidden = !shown;
+    document.querySelector('#result-wrap .toolbar').hidden = !shown;
+    document.querySelector('#result-wrap .gesture-hint').hidden = !shown;
+    if (shown && after.getAttribute('src') !== shown) {
+      after.src = shown;
+      after.alt = drawn ? `${FORMAT_WORDS[e.rasterInfo.format]} result for ${e.name}, drawn in grey` : `Edges found in ${e.name}`;
       fitCanvas.hidden = true; fitCanvas.dataset.key = '';
     }
     const canCompare = !!e.beforeUrl && !e.beforeBroken;
@@ -133,6 +149,9 @@ export function renderViewer() {
     const dl = $('download');
     dl.href = e.resultUrl;
     dl.download = downloadName(e);
+    const fmt = `Download ${FORMAT_WORDS[kindOf(e)]}`;
+    if (dl.textContent !== fmt) dl.textContent = fmt;
+    $('copy-image').hidden = !shown;
     $('share').value = shareUrl(e);
     sizeCompare();
   }
@@ -140,6 +159,22 @@ export function renderViewer() {
   renderTune(e);
   renderFacts(e);
 }
+
+// What a PNG of values (not edges) shows, in words.
+function pngWords(e) {
+  const o = normalizeOptions((e.status && e.status.options) || e.options);
+  if (o.output === 'magnitude16') {
+    return `The PNG holds 16-bit values, up to ${magnitude16Max(o).toLocaleString('en')} with this kernel, shown on the full 16-bit scale: ` +
+      'weak edges look dark here. Download the file for the values themselves.';
+  }
+  if (o.output === 'direction') return 'Each grey level is an angle, in 256 steps of 1.4°: 0 (black) points right, 64 down, 128 (mid-grey) left, 192 up.';
+  return '';
+}
+
+// The image the viewer shows for a result: the PNG itself, or the drawing of a TIFF or NPY.
+const kindOf = (e) => e.resultKind || resultFormat(e);
+export const shownUrl = (e) => (kindOf(e) === 'png' ? e.resultUrl : e.displayUrl);
+const shownBlob = (e) => (kindOf(e) === 'png' ? e.resultBlob : e.displayBlob);
 
 export function shareUrl(e) {
   const url = new URL(location.href);
@@ -156,9 +191,10 @@ function renderFacts(e) {
   const inBytes = s.input_bytes ?? e.size;
   if (inBytes != null) facts.push(['Original file', fmtBytes(inBytes)]);
   const outBytes = s.result_bytes ?? (e.resultBlob ? e.resultBlob.size : null);
-  if (outBytes != null) facts.push(['Result PNG', fmtBytes(outBytes)]);
+  if (outBytes != null) facts.push([`Result ${FORMAT_WORDS[kindOf(e)]}`, fmtBytes(outBytes)]);
   const opts = s.options || e.options;
-  if (opts) facts.push(['Options', describeOptions(opts), true]);
+  if (s.threshold_used != null && opts && opts.threshold === 'otsu') facts.push(['Threshold used', String(s.threshold_used)]);
+  if (opts) facts.push(['Options', describeOptions(opts, s.threshold_used), true]);
   if (opts && opts.fragments != null && opts.fragments !== 'auto') more.push(['Strips requested', String(opts.fragments)]);
   if (s.strips_total) more.push(['Strips', String(s.strips_total)]);
   const t = s.timings_ms || {};
@@ -174,23 +210,95 @@ function renderFacts(e) {
 
 // ---------- new options: live preview and "run again" ----------
 
+// The preview shows the page's own computation at once, or the server's after a short pause
+// (typing a number asks once, at the end); a newer choice aborts the request of an older one.
+// #tune's data-state: local, pending, server or failed.
 let tuneSeq = 0;
+const tune = { key: '', drawn: '', ctrl: null, timer: null };
+
+function stopServerPreview() {
+  clearTimeout(tune.timer);
+  tune.timer = null;
+  if (tune.ctrl) { tune.ctrl.abort(); tune.ctrl = null; }
+}
+
+function tuneState(state, hint) {
+  $('tune').dataset.state = state;
+  const stage = document.querySelector('#tune .tune-stage');
+  stage.classList.toggle('pending', state === 'pending');
+  stage.setAttribute('aria-busy', String(state === 'pending'));
+  $('tune-hint').textContent = hint;
+}
+
+function copyWords(p) {
+  return p.scaled ? ` on a copy ${p.copyWidth} × ${p.copyHeight} px. Run it again for the full-size result.`
+    : '. Run it again to get the full result.';
+}
+
 function renderTune(e) {
   const box = $('tune');
   const o = readOptions(false);
   const show = !!o && !!e.file && !e.beforeBroken && FINAL.has(e.state) && e.state !== 'error' && !sameOptions(o, e.options);
   box.hidden = !show;
-  if (!show) return;
+  if (!show) {
+    stopServerPreview();
+    if (tune.key !== tune.drawn) tune.key = '';
+    return;
+  }
   $('tune-opts').textContent = optionsMedium(o);
+  const key = `${e.key}|${optionQuery(previewOptions(o))}`;
+  if (key === tune.key) return;
+  stopServerPreview();
+  tune.key = key;
   const mine = ++tuneSeq;
-  gradients(e).then((g) => {
-    if (mine !== tuneSeq || selected() !== e) return;
-    drawPreview($('tune-canvas'), g, o);
-    $('tune-canvas').setAttribute('aria-label', `Preview of ${e.name} with ${optionsMedium(o)}`);
-    $('tune-hint').textContent = g.scaled
-      ? `Computed in this page on a copy ${g.width} × ${g.height} px. Run it again for the full-size result.`
-      : 'Computed in this page. Run it again to get the result from the server.';
-  }).catch(() => { box.hidden = true; });
+  const canvas = $('tune-canvas');
+  const label = `Preview of ${e.name} with ${optionsMedium(o)}`;
+  const drawn = () => { tune.drawn = key; canvas.setAttribute('aria-label', label); };
+
+  if (computedHere(o)) {
+    gradients(e).then((g) => {
+      if (mine !== tuneSeq || selected() !== e) return;
+      drawPreview(canvas, g, o);
+      drawn();
+      tuneState('local', g.scaled
+        ? `Computed in this page on a copy ${g.width} × ${g.height} px. Run it again for the full-size result.`
+        : 'Computed in this page. Run it again to get the result from the server.');
+    }).catch(() => { if (mine === tuneSeq) { box.hidden = true; tune.key = ''; } });
+    return;
+  }
+
+  const showServer = (p) => {
+    const scale = drawServerPreview(canvas, p);
+    drawn();
+    const grey = scale && !scale.exact
+      ? (scale.signed ? ' Grey levels are scaled to the values, with mid-grey at 0.' : ' Grey levels are scaled to the values, from 0 to the largest.')
+      : '';
+    tuneState('server', `Preview computed by the server${copyWords(p)}${grey}`);
+  };
+  const cached = cachedPreview(e, key);
+  if (cached) { showServer(cached); return; }
+  tuneState('pending', 'Asking the server for a preview…');
+  tune.timer = setTimeout(async () => {
+    tune.timer = null;
+    const ctrl = new AbortController();
+    tune.ctrl = ctrl;
+    try {
+      const p = await serverPreview(e, o, ctrl.signal);
+      keepPreview(e, key, p);
+      if (mine !== tuneSeq || selected() !== e) return;
+      showServer(p);
+    } catch (err) {
+      if (ctrl.signal.aborted || mine !== tuneSeq) return;
+      const busy = err && (err.status === 429 || err.status === 503);
+      canvas.width = canvas.width; // clear the preview of other options
+      tuneState('failed', busy ? 'The server is busy and could not make a preview now. Run it again, or change an option to ask again.'
+        : `The server could not make a preview${err && err.message ? ` (${err.message})` : ''}.`);
+      tune.key = '';
+      tune.drawn = '';
+    } finally {
+      if (tune.ctrl === ctrl) tune.ctrl = null;
+    }
+  }, 350);
 }
 
 // ---------- view mode, divider ----------
@@ -255,11 +363,11 @@ function requestFitCopy(cssW, cssH) {
   const e = selected();
   const dpr = window.devicePixelRatio || 1;
   const tw = Math.max(1, Math.round(cssW * dpr)), th = Math.max(1, Math.round(cssH * dpr));
-  if (!e || !e.resultBlob || after.naturalWidth <= tw * 1.25 || typeof Worker !== 'function' || typeof OffscreenCanvas !== 'function') {
+  if (!e || !shownBlob(e) || after.naturalWidth <= tw * 1.25 || typeof Worker !== 'function' || typeof OffscreenCanvas !== 'function') {
     fitCanvas.hidden = true;
     return;
   }
-  const key = `${e.resultUrl}|${tw}x${th}`;
+  const key = `${shownUrl(e)}|${tw}x${th}`;
   if (fitCanvas.dataset.key === key) { fitCanvas.hidden = false; return; }
   fitCanvas.hidden = true;
   clearTimeout(fitTimer);
@@ -270,7 +378,7 @@ function requestFitCopy(cssW, cssH) {
         const m = ev.data;
         if (m.id !== fitJob || m.error) return;
         const cur = selected();
-        if (!cur || `${cur.resultUrl}|${m.width}x${m.height}` !== m.key) return;
+        if (!cur || `${shownUrl(cur)}|${m.width}x${m.height}` !== m.key) return;
         fitCanvas.width = m.width; fitCanvas.height = m.height;
         fitCanvas.getContext('2d').putImageData(new ImageData(m.pixels, m.width, m.height), 0, 0);
         fitCanvas.dataset.key = m.key;
@@ -279,7 +387,7 @@ function requestFitCopy(cssW, cssH) {
     }
     fitJob++;
     const id = fitJob;
-    worker.postMessage({ id, key, blob: e.resultBlob, width: tw, height: th });
+    worker.postMessage({ id, key, blob: shownBlob(e), width: tw, height: th });
   }, 120);
 }
 
@@ -353,14 +461,15 @@ function onPointerUp(ev) {
 async function copyImage() {
   const e = selected();
   const btn = $('copy-image');
-  if (!e || !e.resultBlob) return;
+  if (!e || !shownBlob(e)) return;
   let ok = false;
   try {
-    await navigator.clipboard.write([new ClipboardItem({ 'image/png': e.resultBlob })]);
+    await navigator.clipboard.write([new ClipboardItem({ 'image/png': shownBlob(e) })]);
     ok = true;
   } catch { ok = false; }
   btn.textContent = ok ? 'Image copied' : 'Copying is not allowed here';
-  announce(ok ? 'The result image is in the clipboard.' : 'This browser did not allow copying the image. Use Download PNG instead.');
+  announce(ok ? (kindOf(e) === 'png' ? 'The result image is in the clipboard.' : 'The grey drawing of the result is in the clipboard.')
+    : `This browser did not allow copying the image. Use Download ${FORMAT_WORDS[kindOf(e)]} instead.`);
   setTimeout(() => { btn.textContent = 'Copy image'; }, 2500);
 }
 

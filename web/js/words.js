@@ -2,6 +2,7 @@
 // what happened and what to do, option summaries and download names. Each situation is said
 // once, in the same words everywhere.
 import { baseName, fmtBytes, fmtInt, fmtMP } from './util.js';
+import { EXTENSIONS, FORMAT_WORDS, kernelWords, normalizeOptions, usesMagnitude } from './operators.js';
 
 const STATE_WORDS = {
   waiting: 'Waiting', uploading: 'Uploading', busy: 'Server busy', reconnecting: 'Not sent yet',
@@ -29,34 +30,80 @@ export function badgeWord(e) {
   return STATE_WORDS[e.state] || e.state;
 }
 
-// Short option summary: "t40 · L1", "greys · L2".
-export function optionsShort(o) {
-  if (!o) return '';
-  const out = o.output === 'magnitude' ? 'greys' : `t${o.threshold}`;
-  return `${out} · ${o.magnitude === 'l1' ? 'L1' : 'L2'}`;
+const measureShort = (o) => (o.magnitude === 'l1' ? 'L1' : 'L2');
+const kernelShort = (o) => (o.kernel === 'scharr' ? 'Scharr' : o.ksize === 3 ? '' : `Sobel ${o.ksize}`);
+const formatShort = (o) => (o.format === 'png' ? '' : FORMAT_WORDS[o.format]);
+
+// Short option summary: "t40 · L1", "greys · L2", "canny 50–150 · L2 · Sobel 5", "gx · Scharr · NPY".
+export function optionsShort(raw) {
+  if (!raw) return '';
+  const o = normalizeOptions(raw);
+  const out = {
+    binary: o.threshold === 'otsu' ? 'Otsu' : `t${o.threshold}`, magnitude: 'greys', magnitude16: 'greys 16-bit',
+    gx: 'gx', gy: 'gy', direction: 'direction', canny: `Canny ${o.low}–${o.high}`,
+  }[o.output];
+  return [out, usesMagnitude(o.output) ? measureShort(o) : '', kernelShort(o), formatShort(o)].filter(Boolean).join(' · ');
 }
 
-// Longer: "threshold 40 · L1", "greys · L2".
-export function optionsMedium(o) {
-  if (!o) return '';
-  return `${o.output === 'magnitude' ? 'edge strength in greys' : `threshold ${o.threshold}`} · ${o.magnitude === 'l1' ? 'L1' : 'L2'}`;
+// Longer: "threshold 40 · L1", "edge strength in greys · L2", "horizontal gradient · Sobel 5 × 5 · NPY".
+export function optionsMedium(raw) {
+  if (!raw) return '';
+  const o = normalizeOptions(raw);
+  const out = {
+    binary: o.threshold === 'otsu' ? 'Otsu’s threshold' : `threshold ${o.threshold}`, magnitude: 'edge strength in greys',
+    magnitude16: 'unclipped edge strength', gx: 'horizontal gradient', gy: 'vertical gradient', direction: 'edge direction',
+    canny: `Canny edges ${o.low}–${o.high}`,
+  }[o.output];
+  const kernel = o.kernel === 'sobel' && o.ksize === 3 ? '' : kernelWords(o);
+  return [out, usesMagnitude(o.output) ? measureShort(o) : '', kernel, formatShort(o)].filter(Boolean).join(' · ');
 }
 
-export function describeOptions(o) {
-  if (!o) return '–';
+// In full, for the job's facts. threshold_used: the threshold the server applied (Otsu's choice).
+export function describeOptions(raw, thresholdUsed) {
+  if (!raw) return '–';
+  const o = normalizeOptions(raw);
   const parts = [];
-  parts.push(o.output === 'magnitude' ? 'edge strength in greys' : `black and white, threshold ${o.threshold}`);
-  parts.push(o.magnitude === 'l1' ? 'approximate strength (|gx|+|gy|)' : 'exact strength (√)');
+  switch (o.output) {
+    case 'binary':
+      parts.push(o.threshold === 'otsu'
+        ? `black and white, Otsu’s threshold${thresholdUsed != null ? ` (${thresholdUsed})` : ''}`
+        : `black and white, threshold ${o.threshold}`);
+      break;
+    case 'magnitude': parts.push('edge strength in greys'); break;
+    case 'magnitude16': parts.push('edge strength, unclipped'); break;
+    case 'gx': parts.push('horizontal gradient (gx)'); break;
+    case 'gy': parts.push('vertical gradient (gy)'); break;
+    case 'direction': parts.push('edge direction (degrees)'); break;
+    case 'canny': parts.push(`Canny edges, low ${o.low}, high ${o.high}`); break;
+    default: break;
+  }
+  if (usesMagnitude(o.output)) parts.push(o.magnitude === 'l1' ? 'approximate strength (|gx|+|gy|)' : 'exact strength (√)');
+  if (o.kernel !== 'sobel' || o.ksize !== 3) parts.push(`${kernelWords(o)} kernel`);
+  if (o.format !== 'png') parts.push(FORMAT_WORDS[o.format]);
   return parts.join(', ');
 }
 
-// chelsea-edges-t40-l1.png, chelsea-edges-greys-l2.png
+// The result's file format: the job's options say it (PNG for jobs of earlier versions).
+export function resultFormat(e) {
+  const o = (e.status && e.status.options) || e.options;
+  return normalizeOptions(o).format;
+}
+
+// chelsea-edges-t40-l1.png, chelsea-edges-greys-l2.png, chelsea-edges-canny50-150-l2-sobel5.png,
+// chelsea-edges-gx-scharr.npy
 export function downloadName(e) {
   const base = baseName(e.shared ? `dsobel-${String(e.id).slice(0, 8)}` : e.name);
-  const o = (e.status && e.status.options) || e.options;
-  if (!o) return `${base}-edges.png`;
-  const out = o.output === 'magnitude' ? 'greys' : `t${o.threshold}`;
-  return `${base}-edges-${out}-${o.magnitude === 'l1' ? 'l1' : 'l2'}.png`;
+  const raw = (e.status && e.status.options) || e.options;
+  if (!raw) return `${base}-edges.png`;
+  const o = normalizeOptions(raw);
+  const out = {
+    binary: o.threshold === 'otsu' ? 'otsu' : `t${o.threshold}`, magnitude: 'greys', magnitude16: 'greys16',
+    gx: 'gx', gy: 'gy', direction: 'direction', canny: `canny${o.low}-${o.high}`,
+  }[o.output];
+  const parts = [out];
+  if (usesMagnitude(o.output)) parts.push(o.magnitude === 'l1' ? 'l1' : 'l2');
+  if (o.kernel === 'scharr') parts.push('scharr'); else if (o.ksize !== 3) parts.push(`sobel${o.ksize}`);
+  return `${base}-edges-${parts.join('-')}.${EXTENSIONS[o.format]}`;
 }
 
 // What an alert says: { title, text, detail, retry (button label or ''), kind: 'error'|'busy'|'info' }.
@@ -140,6 +187,11 @@ function errorInfo(e, limits, forced) {
     case 'invalid-option':
       info.title = 'An option was not accepted';
       info.text = 'Check the options and try again.';
+      info.retry = again;
+      break;
+    case 'unsupported-output-format':
+      info.title = 'The file format cannot hold this result';
+      info.text = 'Choose another file format in the options (the server’s message says which would do) and try again.';
       info.retry = again;
       break;
     case 'unauthorized':

@@ -14,6 +14,8 @@ pub enum ErrorCode {
     EmptyInput,
     /// An unknown option, or a value out of range.
     InvalidOption,
+    /// The result format cannot hold the output asked for (the message names those that can).
+    UnsupportedOutputFormat,
     /// The API key is missing or wrong.
     Unauthorized,
     /// The path exists, not with this method.
@@ -59,10 +61,11 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every known code.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::MissingFile,
         ErrorCode::EmptyInput,
         ErrorCode::InvalidOption,
+        ErrorCode::UnsupportedOutputFormat,
         ErrorCode::Unauthorized,
         ErrorCode::MethodNotAllowed,
         ErrorCode::RequestTimeout,
@@ -90,6 +93,7 @@ impl ErrorCode {
             ErrorCode::MissingFile => "missing-file",
             ErrorCode::EmptyInput => "empty-input",
             ErrorCode::InvalidOption => "invalid-option",
+            ErrorCode::UnsupportedOutputFormat => "unsupported-output-format",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::MethodNotAllowed => "method-not-allowed",
             ErrorCode::RequestTimeout => "request-timeout",

@@ -113,6 +113,10 @@ pub struct JobStatus {
     /// server's maximum, say).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The threshold a `binary` job used, once it is known: the one asked for, or the one
+    /// Otsu's method chose for `threshold=otsu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_used: Option<u32>,
 }
 
 /// The links of an accepted upload (`202`).

@@ -48,8 +48,8 @@ pub use filter::{KernelError, RowBlock, filter_block, filter_block_with, filter_
 pub use format::{FormattedStrip, Layout, StripWriter, stitch_formatted};
 pub use operator::{compute_block_with, compute_image, compute_image_with};
 pub use params::{
-    DEFAULT_THRESHOLD, FilterParams, Format, Kernel, Magnitude, OptionError, Options, Output, OutputMode,
-    Sample, Threshold,
+    DEFAULT_CANNY_HIGH, DEFAULT_CANNY_LOW, DEFAULT_KSIZE, DEFAULT_THRESHOLD, FilterParams, Format, Kernel,
+    Magnitude, OptionError, Options, Output, OutputMode, Sample, Threshold,
 };
 pub use samples::{Rows, RowsMut, Samples};
 pub use strip::{

@@ -39,9 +39,14 @@ struct Weed {
     filer_port: u16,
 }
 
-/// A port free right now on loopback.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+/// `weed server` takes its eight ports on the command line and cannot report ports it chose
+/// itself, so they are picked here: eight ports the kernel handed out on loopback, bound
+/// together (so all distinct) and released just before the server starts. Another process
+/// may still take one in between; [`Weed::start`] then sees the server exit and starts it
+/// again on new ports.
+fn spare_ports() -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..8).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
 }
 
 impl Weed {
@@ -62,11 +67,49 @@ impl Weed {
             ),
         )
         .expect("s3 config");
-        let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
         let store = data.path().join("store");
         std::fs::create_dir_all(&store).expect("store folder");
-        let log = std::fs::File::create(data.path().join("weed.log")).expect("log");
-        let server = Command::new(&binary)
+        let (server, ports) = {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let ports = spare_ports();
+                let log = std::fs::File::create(data.path().join("weed.log")).expect("log");
+                let mut server = Self::spawn(&binary, &store, &config, &ports, log)?;
+                // A port taken in between ends the server within a moment: try new ones.
+                std::thread::sleep(Duration::from_millis(1500));
+                match server.try_wait() {
+                    Ok(None) => break (server, ports),
+                    _ if attempt < 3 => continue,
+                    _ => return Err(format!("`{binary} server` exited at once three times; see its log")),
+                }
+            }
+        };
+        // Ends the server if this process dies without stopping it.
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -TERM {server} 2>/dev/null; sleep 10; kill -KILL {server} 2>/dev/null",
+                parent = std::process::id(),
+                server = server.id()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("watchdog");
+        Ok(Weed { server: Some(server), watchdog, _data: data, s3_port: ports[6], filer_port: ports[4] })
+    }
+
+    /// Starts `weed server` with master, volume, filer and S3 on `ports`.
+    fn spawn(
+        binary: &str,
+        store: &std::path::Path,
+        config: &std::path::Path,
+        ports: &[u16],
+        log: std::fs::File,
+    ) -> Result<Child, String> {
+        Command::new(binary)
             .arg("server")
             .arg(format!("-dir={}", store.display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
@@ -86,21 +129,7 @@ impl Weed {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .map_err(|error| format!("starting `{binary} server`: {error}"))?;
-        // Ends the server if this process dies without stopping it.
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -TERM {server} 2>/dev/null; sleep 10; kill -KILL {server} 2>/dev/null",
-                parent = std::process::id(),
-                server = server.id()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("watchdog");
-        Ok(Weed { server: Some(server), watchdog, _data: data, s3_port: ports[6], filer_port: ports[4] })
+            .map_err(|error| format!("starting `{binary} server`: {error}"))
     }
 
     fn endpoint(&self) -> String {

@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dsobel_api::{ErrorBody, ErrorCode, JobError, JobId, JobState};
 use dsobel_codec::DecodeError;
+use dsobel_kernel::OptionError;
 use dsobel_transport::TransportError;
 
 /// Seconds a client is told to wait when the server is at one of its own limits.
@@ -212,6 +213,9 @@ pub enum ApiError {
     /// A bad option.
     #[error("{0}")]
     InvalidOption(String),
+    /// The result format asked for cannot hold the output asked for.
+    #[error("{0}")]
+    UnsupportedOutputFormat(String),
     /// The client stopped sending its request body.
     #[error("{0}; the upload was dropped")]
     RequestTimeout(String),
@@ -249,6 +253,23 @@ impl From<Limit> for ApiError {
     }
 }
 
+/// The stable code of a refused combination of options.
+pub fn option_code(error: &OptionError) -> ErrorCode {
+    match error {
+        OptionError::Invalid { .. } => ErrorCode::InvalidOption,
+        OptionError::FormatCannotHold { .. } => ErrorCode::UnsupportedOutputFormat,
+    }
+}
+
+impl From<OptionError> for ApiError {
+    fn from(error: OptionError) -> Self {
+        match option_code(&error) {
+            ErrorCode::UnsupportedOutputFormat => ApiError::UnsupportedOutputFormat(error.to_string()),
+            _ => ApiError::InvalidOption(error.to_string()),
+        }
+    }
+}
+
 /// The stable code of a decoder's refusal.
 pub fn decode_code(error: &DecodeError) -> ErrorCode {
     use dsobel_codec::ErrorCode as Decode;
@@ -279,9 +300,11 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::Cancelled => StatusCode::GONE,
         ErrorCode::ImageTooLarge | ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedFormat | ErrorCode::UnsupportedImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorCode::CorruptImage | ErrorCode::JobFailed | ErrorCode::StripFailed | ErrorCode::InputExpired => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        ErrorCode::UnsupportedOutputFormat
+        | ErrorCode::CorruptImage
+        | ErrorCode::JobFailed
+        | ErrorCode::StripFailed
+        | ErrorCode::InputExpired => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::RateLimited | ErrorCode::TooBusy => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable | ErrorCode::JobLost => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
@@ -301,6 +324,8 @@ fn answers_as_itself(code: ErrorCode) -> bool {
             | ErrorCode::PayloadTooLarge
             | ErrorCode::Cancelled
             | ErrorCode::JobLost
+            | ErrorCode::InvalidOption
+            | ErrorCode::UnsupportedOutputFormat
     )
 }
 
@@ -311,6 +336,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::MissingFile(_) => ErrorCode::MissingFile,
             ApiError::InvalidOption(_) => ErrorCode::InvalidOption,
+            ApiError::UnsupportedOutputFormat(_) => ErrorCode::UnsupportedOutputFormat,
             ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::RequestTimeout(_) => ErrorCode::RequestTimeout,
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,

@@ -150,6 +150,7 @@ pub fn status_from(
         error,
         created_at: rfc3339(record.created_ms),
         notes: record.notes,
+        threshold_used: record.threshold_used,
     }
 }
 

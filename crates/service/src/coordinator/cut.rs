@@ -6,7 +6,7 @@
 use dsobel_codec::{Format, RestartIndex};
 
 use super::{Coordinator, MIN_STRIP_ROWS};
-use crate::model::Cut;
+use crate::model::{Cut, JobOptions};
 
 /// How a job is cut into tasks.
 pub(super) enum Plan {
@@ -76,7 +76,22 @@ impl Coordinator {
     /// not pay in measurements (the decode, which stays on one worker, is most of the work), so
     /// such jobs stay whole, where a worker with a spare core overlaps the decode with the
     /// filter itself.
-    pub(super) fn plan(&self, shape: &Shape, markers: Option<Box<RestartIndex>>, asked: Option<u32>) -> Plan {
+    ///
+    /// The operators that are not single-pass Sobel 3×3 PNG (every kernel size, Scharr,
+    /// gradients, direction, Otsu, Canny, TIFF and NPY) run as one whole-image task: the
+    /// worker computes them with the same functions as `dsobel process`, so the bytes are the
+    /// same; their strips (exact for any cut in `dsobel process --strips`) are not yet handed
+    /// to several workers.
+    pub(super) fn plan(
+        &self,
+        shape: &Shape,
+        markers: Option<Box<RestartIndex>>,
+        options: &JobOptions,
+    ) -> Plan {
+        if options.params().is_none() {
+            return Plan::Whole;
+        }
+        let asked = options.fragments;
         let Shape { format, width, height } = *shape;
         let most = self.most_strips(height);
         let count = match asked {

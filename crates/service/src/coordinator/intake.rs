@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dsobel_codec::probe;
-use dsobel_kernel::plan_strips;
+use dsobel_kernel::{Output, Threshold, plan_strips};
 use dsobel_transport::ValueSink;
 use futures_util::future::try_join_all;
 use tracing::Instrument;
@@ -175,7 +175,7 @@ impl Coordinator {
         let t = &self.transport;
         let started = Instant::now();
         let upload_key = t.keys.upload(&id);
-        let plan = self.plan(&shape, markers, options.fragments);
+        let plan = self.plan(&shape, markers, &options);
         let record = JobRecord {
             id: id.clone(),
             state: JobState::Queued,
@@ -192,6 +192,11 @@ impl Coordinator {
             cut: plan.cut(),
             notes: self.notes(&options, &plan, shape.height),
             owner: Some(self.replica.clone()),
+            // Known now for a number; Otsu's is known when the worker has the histogram.
+            threshold_used: match (options.output, options.threshold) {
+                (Output::Binary, Threshold::Value(t)) => Some(t),
+                _ => None,
+            },
         };
         let tasks = self.tasks(&id, &upload_key, &plan, &shape, &options);
         let queue_it = async {
@@ -225,6 +230,17 @@ impl Coordinator {
 
     /// What the cut changed of what was asked, in words for `/status`.
     fn notes(&self, options: &JobOptions, plan: &Plan, height: usize) -> Vec<String> {
+        if options.params().is_none() {
+            return match options.fragments {
+                Some(asked) if asked > 1 => vec![format!(
+                    "fragments={asked} was asked; output={} format={} runs as one whole-image task (the \
+                     server splits only binary and magnitude PNG of Sobel 3x3 into strips; `dsobel process \
+                     --strips` splits every output, with the same bytes)",
+                    options.output, options.format
+                )],
+                _ => Vec::new(),
+            };
+        }
         match options.fragments {
             Some(asked) if asked as usize != plan.strips() => vec![format!(
                 "fragments={asked} was asked; the job was cut into {} strips (at most DSOBEL_MAX_FRAGMENTS={} \

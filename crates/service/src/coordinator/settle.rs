@@ -111,7 +111,13 @@ impl Coordinator {
         let queue_wait = strips.iter().map(|s| ms(s.queue_wait)).fold(0.0, f64::max);
         let filter = strips.iter().map(|s| ms(s.filter)).sum();
         let encode = strips.iter().map(|s| ms(s.encode)).sum();
-        let output = record.options.output;
+        // Only the single-pass outputs are cut into strips (see the plan).
+        let output = record.options.params().map(|p| p.output).ok_or_else(|| {
+            JobsError::Inconsistent(format!(
+                "job {id} has strips, but output={} format={} is computed whole",
+                record.options.output, record.options.format
+            ))
+        })?;
         let (width, height) = (record.width, record.height);
         let png: Bytes = tokio::task::spawn_blocking(move || {
             stitch(width, height, output, strips.iter().map(|s| &s.encoded)).into()

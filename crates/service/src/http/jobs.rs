@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::Shared;
-use super::upload::png_response;
+use super::upload::result_response;
 use crate::error::ApiError;
 use crate::model::{ErrorCode, JobError, JobId, JobState, JobStatus};
 
@@ -36,7 +36,7 @@ fn fresh(status: JobStatus) -> Response {
     response
 }
 
-/// `GET /result/{id}`: the PNG, `202` with the status while pending, or the job's refusal.
+/// `GET /result/{id}`: the result file (PNG, TIFF or NPY, as the job asked), `202` with the status while pending, or the job's refusal.
 pub(super) async fn result(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -45,7 +45,7 @@ pub(super) async fn result(
     let (status, png) = state.coordinator.status_and_result(&id).await?;
     match status.state {
         JobState::Done => match png {
-            Some(png) => Ok(png_response(&state, &id, png)),
+            Some(file) => Ok(result_response(&state, &status, file)),
             None => Err(result_lost()),
         },
         JobState::Failed | JobState::Cancelled => Err(failed(status)),

@@ -15,22 +15,26 @@ use super::options::{UploadOptions, idempotency_key};
 use super::{AppState, Shared};
 use crate::coordinator::{Submitted, Upload};
 use crate::error::{ApiError, JobsError};
-use crate::model::{JobId, JobLinks, JobState};
+use crate::model::{JobId, JobLinks, JobState, JobStatus};
 use crate::wakeups::JobWatch;
 
 /// How often a `?wait=` request reads its job when no wake-up comes.
 const WAIT_RECHECK: Duration = Duration::from_secs(1);
 
-/// The answer of a finished job: its PNG, cached as long as results are kept.
-pub(super) fn png_response(state: &AppState, id: &JobId, png: Bytes) -> Response {
-    let mut response = (StatusCode::OK, png).into_response();
+/// The answer of a finished job: its result file (with the media type and file name of its
+/// format), cached as long as results are kept.
+pub(super) fn result_response(state: &AppState, status: &JobStatus, file: Bytes) -> Response {
+    let (id, format) = (&status.id, status.options.format);
+    let mut response = (StatusCode::OK, file).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.media_type()));
     let max_age = state.coordinator.config().result_ttl.as_secs();
     if let Ok(v) = HeaderValue::from_str(&format!("private, max-age={max_age}, immutable")) {
         headers.insert(header::CACHE_CONTROL, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"dsobel-{}.png\"", id.short())) {
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("inline; filename=\"dsobel-{}.{}\"", id.short(), format.extension()))
+    {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
@@ -48,9 +52,16 @@ pub(super) async fn upload(
     let headers = request.headers().clone();
     let declared = declared_length(&request);
     let mut options = UploadOptions::default();
+    // A raw body's options are all in the query: a bad combination is refused before a byte
+    // of the body is read (a form's fields may still complete the query's, so its check waits).
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/"));
     let early = query
         .into_iter()
         .try_for_each(|(name, value)| options.set(&name, value))
+        .and_then(|()| if multipart { Ok(()) } else { options.job_options().map(|_| ()) })
         .and_then(|()| Ok(state.coordinator.admit()?))
         .and_then(|()| state.upload_memory.reserve(declared.unwrap_or(u64::MAX).min(state.max_upload_bytes)));
     let reserved = match early {
@@ -147,7 +158,7 @@ async fn wait_for_result(
         match state.coordinator.status_and_result(id).await {
             Ok((status, png)) => match status.state {
                 JobState::Done => match png {
-                    Some(png) => return Ok(Some(png_response(state, id, png))),
+                    Some(file) => return Ok(Some(result_response(state, &status, file))),
                     None => return Err(super::jobs::result_lost()),
                 },
                 JobState::Failed | JobState::Cancelled => return Err(super::jobs::failed(status)),

@@ -57,6 +57,9 @@ pub struct JobRecord {
     /// record a worker rebuilt for a job the store lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<ReplicaId>,
+    /// The threshold a `binary` job used, once known (the one asked for, or Otsu's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_used: Option<u32>,
 }
 
 impl JobRecord {

@@ -27,6 +27,14 @@ impl Task {
         }
     }
 
+    /// The options of the task's job.
+    pub fn options(&self) -> &JobOptions {
+        match self {
+            Task::Image(task) => &task.options,
+            Task::Strip(task) => &task.options,
+        }
+    }
+
     /// The message body.
     pub fn to_body(&self) -> bytes::Bytes {
         bytes::Bytes::from(serde_json::to_vec(self).expect("a task serialises"))
@@ -72,6 +80,7 @@ impl Task {
             cut,
             notes: Vec::new(),
             owner: None,
+            threshold_used: None,
         }
     }
 

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use dsobel_codec::{Limits, ProcessOptions, StripsError, decode_strips, process_bytes};
+use dsobel_codec::{
+    Limits, ProcessError, ProcessOptions, RunOptions, StageTimings, StripsError, decode_strips,
+    process_bytes, process_file,
+};
 use dsobel_kernel::png::CompressionLevel;
 use dsobel_kernel::{KernelError, StripSpec, encode_strip_from_rows};
 use dsobel_transport::{Delivery, TransportError};
@@ -40,6 +43,15 @@ impl std::fmt::Display for SplitStop {
             SplitStop::Kernel(e) => e.fmt(f),
         }
     }
+}
+
+/// A whole image computed: its size, the result file, and Otsu's threshold if it chose one.
+struct WholeImage {
+    width: usize,
+    height: usize,
+    bytes: Vec<u8>,
+    otsu_threshold: Option<u32>,
+    timings: StageTimings,
 }
 
 /// The limits an image task carries (the upload's byte size was checked at the door).
@@ -86,15 +98,9 @@ impl Worker {
         queue_wait: Duration,
         delivery: Delivery,
     ) -> Outcome {
-        let options = ProcessOptions {
-            params: task.options.params(),
-            limits: task_limits(&task),
-            strips: Some(1),
-            compression: CompressionLevel(task.compression),
-            overlap_decode: self.spare_core(),
-        };
+        let computation = self.whole_image_computation(&task);
         self.drill_delay().await;
-        let processed = match tokio::task::spawn_blocking(move || process_bytes(&upload, &options)).await {
+        let processed = match tokio::task::spawn_blocking(move || computation(&upload)).await {
             Ok(Ok(processed)) => processed,
             Ok(Err(e)) => return self.computation_failed(&Task::Image(task), delivery, Ok(e)).await,
             Err(e) => return self.computation_failed(&Task::Image(task), delivery, Err(e)).await,
@@ -105,13 +111,14 @@ impl Worker {
         let ms = |d: Duration| Some(d.as_secs_f64() * 1e3);
         record.width = processed.width as u32;
         record.height = processed.height as u32;
+        record.threshold_used = processed.otsu_threshold.or(record.threshold_used);
         record.timings = Timings {
             queue_wait: ms(queue_wait),
             decode: ms(timings.decode),
             filter: ms(timings.filter_encode),
             ..Timings::default()
         };
-        let png = Bytes::from(processed.png);
+        let png = Bytes::from(processed.bytes);
         let finish = || finish_done(&self.transport, record.clone(), png.clone(), self.config.result_ttl);
         let record = match self.persist("the image's result", finish).await {
             Ok(record) => record,
@@ -124,6 +131,41 @@ impl Worker {
         self.metrics.job_finished("done", record.timings.total);
         tracing::info!(bytes = record.result_bytes, total_ms = record.timings.total, "job done");
         Outcome::Done
+    }
+
+    /// The whole-image computation of a task's options: the single-pass Sobel 3×3 PNG outputs
+    /// through the fused path (with the decode overlapped on a spare core), every other
+    /// operator and format through the same function as `dsobel process`.
+    fn whole_image_computation(
+        &self,
+        task: &ImageTask,
+    ) -> impl FnOnce(&[u8]) -> Result<WholeImage, ProcessError> + use<> {
+        let (limits, compression) = (task_limits(task), CompressionLevel(task.compression));
+        let (overlap_decode, options) = (self.spare_core(), task.options);
+        move |upload: &[u8]| match options.params() {
+            Some(params) => {
+                let options = ProcessOptions { params, limits, strips: Some(1), compression, overlap_decode };
+                process_bytes(upload, &options).map(|done| WholeImage {
+                    width: done.width,
+                    height: done.height,
+                    bytes: done.png,
+                    otsu_threshold: None,
+                    timings: done.timings,
+                })
+            }
+            None => {
+                let operator = options.operator();
+                let run =
+                    RunOptions { options: operator, limits, strips: Some(1), compression, overlap_decode };
+                process_file(upload, &run).map(|done| WholeImage {
+                    width: done.width,
+                    height: done.height,
+                    bytes: done.bytes,
+                    otsu_threshold: done.otsu_threshold,
+                    timings: done.timings,
+                })
+            }
+        }
     }
 
     /// A split job's decode: hand each strip's rows to the queue as soon as they are decoded,
@@ -143,7 +185,14 @@ impl Worker {
             return self.poison(&Task::Image(task), delivery, &contradiction).await;
         }
         let (sender, mut ready) = tokio::sync::mpsc::channel::<(StripSpec, Bytes)>(count);
-        let (limits, params) = (task_limits(&task), task.options.params());
+        let Some(params) = task.options.params() else {
+            let contradiction = Setback::Contradiction(format!(
+                "output={} format={} is computed whole, not split by its decoder",
+                task.options.output, task.options.format
+            ));
+            return self.poison(&Task::Image(task), delivery, &contradiction).await;
+        };
+        let limits = task_limits(&task);
         let level = CompressionLevel(task.compression);
         let two_threads = self.spare_core();
         let decoding = tokio::task::spawn_blocking(move || {

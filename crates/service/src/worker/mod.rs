@@ -147,6 +147,10 @@ impl Worker {
             Ok(task) => task,
             Err(e) => return self.unreadable(delivery, &e.to_string()).await,
         };
+        // A combination of options this build refuses is never computed as something else.
+        if let Err(e) = task.options().validate() {
+            return self.refuse_options(&task, delivery, &e).await;
+        }
         let span = match &task {
             Task::Image(image) => tracing::info_span!("image", job_id = %image.job_id, strips = image.strips),
             Task::Strip(strip) => {

@@ -14,11 +14,11 @@
 use std::time::{Duration, Instant};
 
 use dsobel_codec::{DecodeError, ProcessError};
-use dsobel_kernel::KernelError;
+use dsobel_kernel::{KernelError, OptionError};
 use dsobel_transport::{Delivery, TransportError};
 
 use super::{JobLookup, Outcome, Worker};
-use crate::error::{Crashed, StoreError, decode_failure, error_chain};
+use crate::error::{Crashed, StoreError, decode_failure, error_chain, option_code};
 use crate::jobs::{self, record_lost};
 use crate::model::{ErrorCode, JobError, JobId, Task, now_ms};
 
@@ -238,6 +238,17 @@ impl Worker {
             format!("{} cannot be processed: {reason}", task.describe()),
         );
         self.fail(task.job_id(), delivery, error).await
+    }
+
+    /// A task whose options this build refuses: its job fails with the options' own code.
+    pub(super) async fn refuse_options(
+        &self,
+        task: &Task,
+        delivery: Delivery,
+        error: &OptionError,
+    ) -> Outcome {
+        let message = format!("{} was refused by the worker: {error}", task.describe());
+        self.fail(task.job_id(), delivery, JobError::new(option_code(error), message)).await
     }
 
     /// Fails the job with `error` and dead-letters the task. While the store does not answer,

@@ -70,6 +70,13 @@ impl Worker {
             Ok(None) => {}
             Err(e) => return self.requeue(delivery, &e.into()).await,
         }
+        let Some(params) = task.options.params() else {
+            let contradiction = Setback::Contradiction(format!(
+                "output={} format={} is computed whole, not in strips",
+                task.options.output, task.options.format
+            ));
+            return self.poison(&Task::Strip(task), delivery, &contradiction).await;
+        };
         let read_started = Instant::now();
         let (input, ranges) = match self.strip_input(&task.source).await {
             Ok(Some(input)) => input,
@@ -79,7 +86,7 @@ impl Worker {
         let read = read_started.elapsed();
         let pieces = ranges.as_ref().map_or(1, |(ranges, _)| ranges.len());
         self.drill_delay().await;
-        let (spec, params) = (task.spec(), task.options.params());
+        let spec = task.spec();
         let level = CompressionLevel(task.compression);
         let computing = tokio::task::spawn_blocking(move || {
             let decode_started = Instant::now();

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use dsobel_kernel::{Magnitude, OutputMode};
 use dsobel_service::model::{
     JobId, JobOptions, JobRecord, JobState, StripSource, StripTask, Task, Timings, now_ms,
 };
@@ -17,8 +16,7 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_on, spawn_app_with, test_png}
 async fn plant_job(app: &TestApp, w: u32, h: u32) -> (Task, String) {
     let t = app.coordinator.transport();
     let id = JobId::random();
-    let options =
-        JobOptions { threshold: 100, magnitude: Magnitude::L2, output: OutputMode::Binary, fragments: None };
+    let options = JobOptions::default();
     let record = JobRecord {
         id: id.clone(),
         state: JobState::Queued,
@@ -35,6 +33,7 @@ async fn plant_job(app: &TestApp, w: u32, h: u32) -> (Task, String) {
         cut: dsobel_service::model::Cut::DecodeAndSplit,
         notes: Vec::new(),
         owner: Some(app.coordinator.replica().clone()),
+        threshold_used: None,
     };
     dsobel_service::jobs::save_record(t, &record, Duration::from_secs(60)).await.unwrap();
     t.store
