@@ -162,7 +162,7 @@ pub fn run(args: SubmitArgs) -> Result<i32> {
     let query = query(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?;
+        let http = dsobel_client::http_builder().connect_timeout(Duration::from_secs(10)).build()?;
         let client = Client::with_http(http, &args.server, args.api_key.clone());
         let bars = MultiProgress::with_draw_target(if args.quiet || !std::io::stderr().is_terminal() {
             ProgressDrawTarget::hidden()

@@ -1,13 +1,14 @@
 //! Every operator through the server gives the bytes `dsobel process` gives: the gradients,
 //! the unclipped magnitude, the direction, Otsu's threshold and Canny, in PNG, TIFF and NPY,
-//! on the embedded server, on the distributed system (real RabbitMQ and Redis) and on a
-//! Redis Cluster; bad combinations are refused at the door with the option named.
+//! cut into strips on several workers where the operator allows it, on the embedded server,
+//! on the distributed system (real RabbitMQ and Redis) and on a Redis Cluster; bad
+//! combinations are refused at the door with the option named.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use dsobel_client::{ErrorCode, JobResult};
+use dsobel_client::{Cut, ErrorCode, JobResult};
 use dsobel_testkit::api::Backend;
 use dsobel_testkit::process::embedded_serve;
 use dsobel_testkit::{Need, Servers, Stack, Test, dsobel_binary, fixture, test_png};
@@ -58,12 +59,12 @@ fn main() -> std::process::ExitCode {
     dsobel_testkit::run(tests)
 }
 
-/// What `dsobel process` writes for `input` with the options of `query`, and what it said.
-/// The server computes these operators as one whole-image task, so `--strips 1` (a PNG's
-/// deflate segments follow its strips: other counts give the same pixels in other bytes).
-fn process_locally(input: &[u8], query: &str) -> (Vec<u8>, String) {
+/// What `dsobel process --strips N` writes for `input` with the options of `query`, and what
+/// it said. The strip count is the server's: a PNG's deflate segments follow its strips, so
+/// other counts give the same pixels in other bytes (TIFF and NPY are the same bytes anyway).
+fn process_locally(input: &[u8], query: &str, strips: u32) -> (Vec<u8>, String) {
     let mut command = Command::new(dsobel_binary());
-    command.args(["process", "-", "--strips", "1"]);
+    command.args(["process", "-", "--strips", &strips.to_string()]);
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').expect("name=value");
         command.arg(format!("--{name}")).arg(value);
@@ -82,13 +83,26 @@ fn process_locally(input: &[u8], query: &str) -> (Vec<u8>, String) {
 
 fn every_operator_gives_what_dsobel_process_gives(backend: &Backend) {
     let (png, _) = test_png(143, 97, 31);
-    let inputs = [("q90-420.jpg", fixture("q90-420.jpg")), ("generated.png", png)];
+    // A JPEG with restart markers (strips read from its intervals where the kernel reaches
+    // one row; decoded and handed out for 5x5 and 7x7), one without, and a PNG.
+    let inputs = [
+        ("q50-420-restart.jpg", fixture("q50-420-restart.jpg")),
+        ("q90-420.jpg", fixture("q90-420.jpg")),
+        ("generated.png", png),
+    ];
     for (name, input) in &inputs {
         for query in OPERATORS {
-            let (expected, said) = process_locally(input, query);
-            // Strips asked for: the server may compute the job whole, never differently.
+            // Three strips asked for: the single-pass operators are cut into them (with the
+            // halo their kernel needs); Otsu and Canny run whole and say so.
             let id = backend.submit(input, &format!("?{query}&fragments=3"));
             let status = backend.wait_done(&id, Duration::from_secs(60));
+            if status.options.single_pass() {
+                assert_eq!(status.strips_total, 3, "{name} {query}: {status:?}");
+            } else {
+                assert_eq!((status.strips_total, status.cut), (1, Cut::Whole), "{name} {query}");
+                assert!(status.notes.iter().any(|n| n.contains("whole-image task")), "{:?}", status.notes);
+            }
+            let (expected, said) = process_locally(input, query, status.strips_total);
             let JobResult::Ready(file) = backend.result(&id).expect("the result") else {
                 panic!("{name} {query}: no result")
             };

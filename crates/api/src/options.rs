@@ -90,6 +90,13 @@ impl JobOptions {
         self.operator().filter_params()
     }
 
+    /// Whether each strip can be computed on its own, in one pass (every output but Canny,
+    /// with a numeric threshold): such a job can be cut into strips on several workers.
+    /// Otsu's threshold and Canny's hysteresis need the whole image between two passes.
+    pub fn single_pass(&self) -> bool {
+        self.output != Output::Canny && self.threshold != Threshold::Otsu
+    }
+
     /// The result's media type.
     pub fn media_type(&self) -> &'static str {
         self.format.media_type()

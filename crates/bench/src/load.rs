@@ -248,7 +248,7 @@ pub async fn run_cells(
     started: Instant,
 ) -> Result<Vec<Record>> {
     let target = Arc::new(load.target(base));
-    let http = reqwest::Client::builder()
+    let http = dsobel_client::http_builder()
         .pool_max_idle_per_host(load.concurrency.iter().copied().max().unwrap_or(1))
         .build()
         .context("HTTP client")?;

@@ -231,7 +231,7 @@ impl Setup {
             cluster.spawn(&format!("worker {i}"), worker)?;
             files.push(file);
         }
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
+        let client = dsobel_client::http_builder().timeout(Duration::from_secs(3)).build()?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut ready = Vec::new();
         for file in &files {

@@ -112,6 +112,21 @@ impl ClientError {
     }
 }
 
+/// A `reqwest` client builder that can always build: it installs rustls's ring provider as the
+/// process's TLS provider first (once; nothing happens when one is installed already). A
+/// build that links reqwest's rustls without a provider (the object stores do, to avoid a
+/// large C build) would otherwise panic when a client is built, even for `http://` URLs.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // rustls marks ring's provider deprecated for its lack of post-quantum key exchange;
+        // it is the provider the rest of dsobel uses (Redis TLS, object stores).
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
 /// A client of one dsobel server.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -124,7 +139,8 @@ impl Client {
     /// A client of the server at `base` (`http://127.0.0.1:8080`), with its API key if it
     /// wants one (an empty key counts as none).
     pub fn new(base: &str, key: Option<SecretString>) -> Client {
-        Client::with_http(reqwest::Client::new(), base, key)
+        let http = http_builder().build().expect("an HTTP client with default settings builds");
+        Client::with_http(http, base, key)
     }
 
     /// The same, on a configured `reqwest` client (pool sizes, timeouts).

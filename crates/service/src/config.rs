@@ -29,12 +29,28 @@ pub struct TransportArgs {
     /// Work queue name (its dead-letter queue is NAME.dead).
     #[arg(long, env = "DSOBEL_QUEUE", default_value = "dsobel.strips")]
     pub queue: String,
-    /// Prefix of every Redis key and of the wake-up channel.
-    #[arg(long, env = "DSOBEL_NAMESPACE", default_value = "dsobel")]
+    /// Prefix of every Redis key and of the wake-up channels (letters, digits, `.`, `_`, `-`;
+    /// no braces, which would change the keys' Redis Cluster hash tags).
+    #[arg(long, env = "DSOBEL_NAMESPACE", default_value = "dsobel", value_parser = namespace)]
     pub namespace: String,
     /// Deliveries of one task before it goes to the dead-letter queue.
     #[arg(long, env = "DSOBEL_MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_deliveries: u32,
+}
+
+/// A namespace: 1 to 64 of letters, digits, `.`, `_` and `-`. Braces would move the hash tag
+/// of every job's keys (`{ns}:job:{<id>}:...`), so a job's keys would no longer share a slot.
+fn namespace(value: &str) -> Result<String, String> {
+    let fine = (1..=64).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if fine {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value:?} is not a namespace: use 1 to 64 letters, digits, '.', '_' or '-' (braces would break the \
+             Redis Cluster hash tags of the keys)"
+        ))
+    }
 }
 
 /// How logs look.
@@ -303,4 +319,17 @@ fn watermark(value: &str) -> Result<f64, String> {
 /// Number of logical cores.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::namespace;
+
+    #[test]
+    fn a_namespace_that_would_move_the_hash_tags_is_refused() {
+        assert_eq!(namespace("dsobel-prod_2.eu").unwrap(), "dsobel-prod_2.eu");
+        for bad in ["", "a{b}", "{dsobel}", "a:b", "has space", &"x".repeat(65)] {
+            assert!(namespace(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -5,8 +5,10 @@
 //! restart: job records and failures, idempotency claims, the replicas' pending sets and
 //! heartbeats, stitch locks. The *bytes* store (`DSOBEL_REDIS_BYTES_URL`) holds what is large
 //! and can be made again by submitting again: uploads, decoded strip rows, strip results and
-//! finished PNGs; it needs no persistence (losing it fails the jobs in flight with `job-lost`
-//! and drops finished results). Unset, the bytes go to the state store.
+//! finished PNGs; it needs no persistence (losing it ends the jobs in flight with a reason:
+//! `input-expired` for an upload gone before a worker read it, a failure once overdue for a
+//! split job whose strips are gone, `job-lost` for a finished job whose result is gone).
+//! Unset, the bytes go to the state store.
 
 use std::sync::Arc;
 

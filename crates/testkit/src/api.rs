@@ -124,7 +124,7 @@ pub fn http(
     let headers: Vec<(String, String)> =
         headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     RUNTIME.block_on(async move {
-        let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().ok()?;
+        let client = dsobel_client::http_builder().timeout(REQUEST_TIMEOUT).build().ok()?;
         let mut request = client.request(method, url).body(body);
         for (name, value) in headers {
             request = request.header(name, value);
@@ -154,7 +154,7 @@ pub struct Backend {
 impl Backend {
     /// The server at `address` (`host:port`).
     pub fn new(address: &str) -> Backend {
-        let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
+        let http = dsobel_client::http_builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
         let client = Client::with_http(http.clone(), &format!("http://{address}"), None);
         Backend { address: address.to_owned(), client, http }
     }

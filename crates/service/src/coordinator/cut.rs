@@ -77,20 +77,22 @@ impl Coordinator {
     /// such jobs stay whole, where a worker with a spare core overlaps the decode with the
     /// filter itself.
     ///
-    /// The operators that are not single-pass Sobel 3×3 PNG (every kernel size, Scharr,
-    /// gradients, direction, Otsu, Canny, TIFF and NPY) run as one whole-image task: the
-    /// worker computes them with the same functions as `dsobel process`, so the bytes are the
-    /// same; their strips (exact for any cut in `dsobel process --strips`) are not yet handed
-    /// to several workers.
+    /// Every single-pass operator ([`JobOptions::single_pass`]) is cut the same way; one whose
+    /// kernel reaches past the next row (`ksize` 5 or 7) is not read from restart intervals
+    /// (their strips carry one row of halo), only decoded and handed out. Otsu's threshold and
+    /// Canny run as one whole-image task: the worker computes them with the same function as
+    /// `dsobel process`, so the bytes are the same; their two-phase strips (exact for any cut
+    /// in `dsobel process --strips`) are not yet handed to several workers.
     pub(super) fn plan(
         &self,
         shape: &Shape,
         markers: Option<Box<RestartIndex>>,
         options: &JobOptions,
     ) -> Plan {
-        if options.params().is_none() {
+        if !options.single_pass() {
             return Plan::Whole;
         }
+        let markers = markers.filter(|_| options.operator().halo() == 1);
         let asked = options.fragments;
         let Shape { format, width, height } = *shape;
         let most = self.most_strips(height);

@@ -230,13 +230,14 @@ impl Coordinator {
 
     /// What the cut changed of what was asked, in words for `/status`.
     fn notes(&self, options: &JobOptions, plan: &Plan, height: usize) -> Vec<String> {
-        if options.params().is_none() {
+        if !options.single_pass() {
             return match options.fragments {
                 Some(asked) if asked > 1 => vec![format!(
-                    "fragments={asked} was asked; output={} format={} runs as one whole-image task (the \
-                     server splits only binary and magnitude PNG of Sobel 3x3 into strips; `dsobel process \
-                     --strips` splits every output, with the same bytes)",
-                    options.output, options.format
+                    "fragments={asked} was asked; output={} threshold={} runs as one whole-image task (Otsu's \
+                     threshold and Canny's hysteresis need the whole image; `dsobel process --strips` splits \
+                     them too, with the same bytes)",
+                    options.output,
+                    options.threshold.as_str()
                 )],
                 _ => Vec::new(),
             };

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dsobel_kernel::png::stitch;
+use dsobel_kernel::{Layout, stitch_formatted};
 
 use super::Coordinator;
 use crate::error::{Crashed, JobsError, error_chain};
@@ -111,19 +111,13 @@ impl Coordinator {
         let queue_wait = strips.iter().map(|s| ms(s.queue_wait)).fold(0.0, f64::max);
         let filter = strips.iter().map(|s| ms(s.filter)).sum();
         let encode = strips.iter().map(|s| ms(s.encode)).sum();
-        // Only the single-pass outputs are cut into strips (see the plan).
-        let output = record.options.params().map(|p| p.output).ok_or_else(|| {
-            JobsError::Inconsistent(format!(
-                "job {id} has strips, but output={} format={} is computed whole",
-                record.options.output, record.options.format
-            ))
-        })?;
-        let (width, height) = (record.width, record.height);
-        let png: Bytes = tokio::task::spawn_blocking(move || {
-            stitch(width, height, output, strips.iter().map(|s| &s.encoded)).into()
-        })
-        .await
-        .map_err(|source| Crashed { what: "the stitcher", source })?;
+        let layout = Layout::of(&record.options.operator(), record.width as usize, record.height as usize)
+            .map_err(|e| JobsError::Inconsistent(format!("job {id}: {e}")))?;
+        let stitched =
+            tokio::task::spawn_blocking(move || stitch_formatted(&layout, strips.iter().map(|s| &s.encoded)))
+                .await
+                .map_err(|source| Crashed { what: "the stitcher", source })?;
+        let png: Bytes = stitched.map_err(|e| JobsError::Inconsistent(format!("job {id}: {e}")))?.into();
         let stitch_time = started.elapsed();
         record.timings = Timings {
             queue_wait: Some(queue_wait),
@@ -186,7 +180,7 @@ impl Coordinator {
     }
 
     /// Cancels a job that is not over: its queued tasks are dropped by the workers that take
-    /// them (they find the job over), its work keys are deleted, and every backend is woken.
+    /// them (they find the job over), its work keys are deleted, and whoever watches the job is woken.
     /// Cancelling a cancelled job again is answered the same; a job that ended otherwise
     /// cannot be cancelled.
     pub async fn cancel(&self, id: &JobId) -> Result<JobStatus, JobsError> {

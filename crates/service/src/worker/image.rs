@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dsobel_codec::{
-    Limits, ProcessError, ProcessOptions, RunOptions, StageTimings, StripsError, decode_strips,
+    Limits, ProcessError, ProcessOptions, RunOptions, StageTimings, StripsError, decode_strips_with_halo,
     process_bytes, process_file,
 };
 use dsobel_kernel::png::CompressionLevel;
-use dsobel_kernel::{KernelError, StripSpec, encode_strip_from_rows};
+use dsobel_kernel::{KernelError, StripSpec};
 use dsobel_transport::{Delivery, TransportError};
 
 use super::setback::Setback;
+use super::strip::encode_strip;
 use super::{JobLookup, Outcome, Worker};
 use crate::error::Crashed;
 use crate::jobs::finish_done;
@@ -185,29 +186,30 @@ impl Worker {
             return self.poison(&Task::Image(task), delivery, &contradiction).await;
         }
         let (sender, mut ready) = tokio::sync::mpsc::channel::<(StripSpec, Bytes)>(count);
-        let Some(params) = task.options.params() else {
+        if !task.options.single_pass() {
             let contradiction = Setback::Contradiction(format!(
-                "output={} format={} is computed whole, not split by its decoder",
-                task.options.output, task.options.format
+                "output={} threshold={} is computed whole, not split by its decoder",
+                task.options.output,
+                task.options.threshold.as_str()
             ));
             return self.poison(&Task::Image(task), delivery, &contradiction).await;
-        };
-        let limits = task_limits(&task);
+        }
+        let (limits, options) = (task_limits(&task), task.options);
+        let halo = options.operator().halo();
         let level = CompressionLevel(task.compression);
         let two_threads = self.spare_core();
         let decoding = tokio::task::spawn_blocking(move || {
             let mut own = None;
-            let decoded = decode_strips(&upload, &limits, count, two_threads, |spec, rows| {
-                if spec.index + 1 < spec.count {
-                    let rows = Bytes::copy_from_slice(rows);
-                    return sender.blocking_send((*spec, rows)).map_err(|_| SplitStop::Abandoned);
-                }
-                own = Some((
-                    *spec,
-                    encode_strip_from_rows(spec, rows, &params, level).map_err(SplitStop::Kernel)?,
-                ));
-                Ok(())
-            });
+            let decoded =
+                decode_strips_with_halo(&upload, &limits, count, halo, two_threads, |spec, rows| {
+                    if spec.index + 1 < spec.count {
+                        let rows = Bytes::copy_from_slice(rows);
+                        return sender.blocking_send((*spec, rows)).map_err(|_| SplitStop::Abandoned);
+                    }
+                    own =
+                        Some((*spec, encode_strip(spec, rows, &options, level).map_err(SplitStop::Kernel)?));
+                    Ok(())
+                });
             (decoded, own)
         });
         let mut handed_out = Ok(HandOut::Queued);

@@ -11,15 +11,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dsobel_codec::{PieceStart, ProcessError, decode_restart_strip_in_pieces, piece_ranges};
-use dsobel_kernel::encode_strip_from_rows;
 use dsobel_kernel::png::CompressionLevel;
+use dsobel_kernel::{
+    FormattedStrip, KernelError, StripSpec, StripTimings, encode_strip_from_rows, encode_strip_with_options,
+};
 use dsobel_transport::{Delivery, Store, TransportError};
 use tokio::sync::mpsc;
 
 use super::setback::Setback;
 use super::{Outcome, Worker};
 use crate::jobs::publish;
-use crate::model::{Event, JobId, StripResult, StripSource, StripTask, Task};
+use crate::model::{Event, JobId, JobOptions, StripResult, StripSource, StripTask, Task};
 
 /// Pieces read ahead of the decode, at most.
 pub(crate) const PIECES_AHEAD: usize = 2;
@@ -55,6 +57,21 @@ pub(crate) async fn read_pieces(
     Ok(Some(started.elapsed()))
 }
 
+/// Computes a strip of a single-pass operator from its input rows (own rows plus the halo its
+/// kernel reaches) and writes it in the job's format: the original Sobel 3×3 PNG outputs
+/// through the fused kernel, every other one through the operators' own.
+pub(super) fn encode_strip(
+    spec: &StripSpec,
+    rows: &[u8],
+    options: &JobOptions,
+    level: CompressionLevel,
+) -> Result<(FormattedStrip, StripTimings), KernelError> {
+    match options.params() {
+        Some(params) => encode_strip_from_rows(spec, rows, &params, level).map(|(e, t)| (e.into(), t)),
+        None => encode_strip_with_options(spec, rows, &options.operator(), level),
+    }
+}
+
 impl Worker {
     pub(super) async fn handle_strip(&self, task: StripTask, delivery: Delivery) -> Outcome {
         let t = &self.transport;
@@ -70,13 +87,14 @@ impl Worker {
             Ok(None) => {}
             Err(e) => return self.requeue(delivery, &e.into()).await,
         }
-        let Some(params) = task.options.params() else {
+        if !task.options.single_pass() {
             let contradiction = Setback::Contradiction(format!(
-                "output={} format={} is computed whole, not in strips",
-                task.options.output, task.options.format
+                "output={} threshold={} is computed whole, not in strips",
+                task.options.output,
+                task.options.threshold.as_str()
             ));
             return self.poison(&Task::Strip(task), delivery, &contradiction).await;
-        };
+        }
         let read_started = Instant::now();
         let (input, ranges) = match self.strip_input(&task.source).await {
             Ok(Some(input)) => input,
@@ -86,7 +104,7 @@ impl Worker {
         let read = read_started.elapsed();
         let pieces = ranges.as_ref().map_or(1, |(ranges, _)| ranges.len());
         self.drill_delay().await;
-        let spec = task.spec();
+        let (spec, options) = (task.spec(), task.options);
         let level = CompressionLevel(task.compression);
         let computing = tokio::task::spawn_blocking(move || {
             let decode_started = Instant::now();
@@ -103,7 +121,7 @@ impl Worker {
                 }
             };
             let decode = decode_started.elapsed();
-            let done = encode_strip_from_rows(&spec, &rows, &params, level).map_err(ProcessError::Kernel)?;
+            let done = encode_strip(&spec, &rows, &options, level).map_err(ProcessError::Kernel)?;
             Ok(Some((done, decode)))
         });
         // The pieces are read while the decode runs; the decode's end (or a failure) drops the

@@ -50,7 +50,13 @@ pub async fn spawn_app_on(flags: &[&str], adapt: impl FnOnce(Transport) -> Trans
         let _ = tx.send(s);
     }));
     let serving = rx.await.expect("server started");
-    TestApp { address, client: reqwest::Client::new(), coordinator: serving.coordinator, shutdown, server }
+    TestApp {
+        address,
+        client: dsobel_client::http_builder().build().expect("an HTTP client"),
+        coordinator: serving.coordinator,
+        shutdown,
+        server,
+    }
 }
 
 /// Starts a server with default settings.

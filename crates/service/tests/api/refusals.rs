@@ -289,7 +289,7 @@ async fn a_flood_of_half_open_connections_does_not_lock_out_a_normal_request() {
         flood.push(half_open(&address).await);
     }
     let started = std::time::Instant::now();
-    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let fresh = dsobel_client::http_builder().pool_max_idle_per_host(0).build().unwrap();
     let answer = fresh.get(app.url("/healthz")).send().await.expect("a normal request during the flood");
     assert_eq!(answer.status(), 200);
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "answered after {:?}", started.elapsed());
