@@ -141,6 +141,9 @@ struct Accepted {
     id: String,
     key: String,
     outcome: Outcome,
+    /// The address of the backend that accepted it, and when.
+    by: String,
+    at: Instant,
 }
 
 /// How a followed job ended, as its client saw it.
@@ -153,6 +156,11 @@ enum Outcome {
     /// Unknown (`404`) after Redis lost its data: right if the job had ended (its record went
     /// with the data), which the client saw or the processes' logs show; else lost.
     UnknownAfterDataLoss { seen_done: bool },
+    /// Unknown (`404`) before it finished: the backend that accepted it was killed, and the
+    /// store lost its data before another replica could take the job over (its heartbeat
+    /// lives 5 s): nothing anywhere knows the job any more (a double fault no single process
+    /// can survive without a durable log elsewhere; the client still has its file).
+    LostWithItsBackend,
     /// Anything that breaks a guarantee, said in words.
     Broken(String),
     /// Not finished within the time limit.
@@ -165,6 +173,7 @@ impl Outcome {
             Outcome::Exact => "done, exact".into(),
             Outcome::FailedAsAllowed(code) => format!("failed, {code}"),
             Outcome::UnknownAfterDataLoss { .. } => "ended, then lost with the store's data".into(),
+            Outcome::LostWithItsBackend => "lost with its backend and the store's data together".into(),
             Outcome::Broken(_) => "BROKEN".into(),
             Outcome::Stuck => "STUCK".into(),
         }
@@ -184,6 +193,8 @@ struct Ledger {
     /// When Redis lost data, all or its last writes (shared with the clients, which judge
     /// `job-lost` and `input-expired` by it).
     wipes: Arc<Mutex<Vec<Instant>>>,
+    /// Backends killed: (address, when).
+    backend_kills: Vec<(String, Instant)>,
     /// Fault kind → recovery times.
     recoveries: BTreeMap<&'static str, Vec<Duration>>,
 }
@@ -197,23 +208,28 @@ struct Fleet {
     workers: Vec<(u64, Option<Proc>)>,
 }
 
-/// Posts `input` with `key` until some backend accepts it; gives up after 120 s.
+/// Posts `input` with `key` until some backend accepts it; gives up after 120 s. Returns the
+/// job id and the address of the backend that accepted it.
 fn upload_until_accepted(
     backends: &Addresses,
     input: &Input,
     key: &str,
     query: &str,
     ledger: &Mutex<Ledger>,
-) -> Option<String> {
+) -> Option<(String, String)> {
     let started = Instant::now();
     let mut attempt = fastrand::usize(..8);
     while started.elapsed() < Duration::from_secs(120) {
-        let backend = backend_at(backends, attempt);
+        let address = {
+            let addresses = backends.read().unwrap();
+            addresses[attempt % addresses.len()].clone()
+        };
+        let backend = Backend::new(&address);
         attempt += 1;
         match backend.upload_once(&input.bytes, query, key) {
-            Ok(Upload::Accepted(links)) => return Some(links.id.to_string()),
+            Ok(Upload::Accepted(links)) => return Some((links.id.to_string(), address)),
             Ok(Upload::Finished { id, .. }) => {
-                return Some(id.expect("the job id of a ?wait= answer").to_string());
+                return Some((id.expect("the job id of a ?wait= answer").to_string(), address));
             }
             Err(e) if matches!(e.status(), 0 | 503 | 429 | 502 | 504) => {}
             Err(e) => {
@@ -236,17 +252,17 @@ fn client(backends: Addresses, inputs: Arc<Vec<Input>>, ledger: Arc<Mutex<Ledger
     while !stop.load(Ordering::SeqCst) {
         let input = &inputs[fastrand::usize(..inputs.len())];
         let key = random_name("nemesis");
-        let Some(id) = upload_until_accepted(&backends, input, &key, input.query, &ledger) else {
+        let Some((id, by)) = upload_until_accepted(&backends, input, &key, input.query, &ledger) else {
             continue;
         };
         let accepted_at = Instant::now();
         if fastrand::u8(..4) == 0
             && let Some(again) = upload_until_accepted(&backends, input, &key, input.query, &ledger)
         {
-            ledger.lock().unwrap().replays.push((key.clone(), id.clone(), again));
+            ledger.lock().unwrap().replays.push((key.clone(), id.clone(), again.0));
         }
         let outcome = follow(&backends, &id, input, accepted_at, &wipes);
-        ledger.lock().unwrap().accepted.push(Accepted { id, key, outcome });
+        ledger.lock().unwrap().accepted.push(Accepted { id, key, outcome, by, at: accepted_at });
     }
 }
 
@@ -395,7 +411,9 @@ impl World {
             }
             Fault::KillBackend => {
                 let slot = fastrand::usize(..self.fleet.backends.len());
-                self.fleet.backends[slot].take().expect("the backend runs").kill();
+                let doomed = self.fleet.backends[slot].take().expect("the backend runs");
+                ledger.lock().unwrap().backend_kills.push((doomed.address.clone(), Instant::now()));
+                doomed.kill();
                 pause(0, 2000);
                 let proc = self.fleet.stack.serve(&[]);
                 self.fleet.addresses.write().unwrap()[slot] = proc.address.clone();
@@ -452,8 +470,8 @@ fn probe(backends: &Addresses, input: &Input, ledger: &Mutex<Ledger>) -> Duratio
     for attempt in 0.. {
         assert!(started.elapsed() < Duration::from_secs(120), "the stack did not recover in 120 s");
         let key = random_name("probe");
-        if let Ok(Upload::Finished { id, png }) =
-            backend_at(backends, attempt).upload_once(&input.bytes, "wait=30", &key)
+        let by = backends.read().unwrap()[attempt % backends.read().unwrap().len()].clone();
+        if let Ok(Upload::Finished { id, png }) = Backend::new(&by).upload_once(&input.bytes, "wait=30", &key)
         {
             let elapsed = started.elapsed();
             let id = id.expect("the job id of a ?wait= answer").to_string();
@@ -461,7 +479,7 @@ fn probe(backends: &Addresses, input: &Input, ledger: &Mutex<Ledger>) -> Duratio
                 Expected::Pixels(pixels) if decode_png(&png) == **pixels => Outcome::Exact,
                 _ => Outcome::Broken(format!("probe job {id}: the result differs from dsobel process")),
             };
-            ledger.lock().unwrap().accepted.push(Accepted { id, key, outcome });
+            ledger.lock().unwrap().accepted.push(Accepted { id, key, outcome, by, at: Instant::now() });
             return elapsed;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -487,6 +505,18 @@ fn finishes_per_job(log_dir: &Path) -> HashMap<String, u32> {
         }
     }
     finishes
+}
+
+/// Whether the backend that accepted `job` was killed after it accepted the job, and the
+/// store lost its data within the takeover window after that kill (before another replica
+/// could see the dead one's heartbeat expire and take its jobs: 5 s, doubled for margin).
+fn lost_with_its_backend(job: &Accepted, ledger: &Ledger) -> bool {
+    let wipes = ledger.wipes.lock().unwrap();
+    ledger.backend_kills.iter().any(|(address, killed)| {
+        *address == job.by
+            && *killed >= job.at
+            && wipes.iter().any(|wipe| *wipe >= *killed && *wipe <= *killed + Duration::from_secs(10))
+    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -586,11 +616,18 @@ fn under_random_faults_every_accepted_job_ends_exact_or_failed_with_a_reason() {
             problems.push(format!("job {} was given to two uploads ({other} and {})", job.id, job.key));
         }
         let outcome = match job.outcome {
-            Outcome::UnknownAfterDataLoss { seen_done: false } if !finishes.contains_key(&job.id) => {
+            // Lost before it finished, with its record: only its own backend could still know
+            // it, and only if that backend lived on.
+            Outcome::UnknownAfterDataLoss { seen_done: false }
+                if !finishes.contains_key(&job.id) && !lost_with_its_backend(job, &ledger) =>
+            {
                 Outcome::Broken(format!(
                     "job {} was lost with the store's data before it finished: it reads 404",
                     job.id
                 ))
+            }
+            Outcome::UnknownAfterDataLoss { seen_done: false } if !finishes.contains_key(&job.id) => {
+                Outcome::LostWithItsBackend
             }
             _ => job.outcome.clone(),
         };

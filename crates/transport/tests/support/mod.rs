@@ -182,7 +182,9 @@ impl Cluster {
     pub fn start(options: &[&str], cli_options: &[&str]) -> Cluster {
         for _ in 0..10 {
             let dir = tempfile::tempdir().expect("a folder for the cluster");
-            let base = random_port(20000..29990);
+            // Nodes on base..base+5 and their cluster bus 10000 higher: both below the
+            // ephemeral range (32768 and up), where an outgoing connection may hold a port.
+            let base = random_port(12000..22700);
             let output = Command::new("bash")
                 .arg(cluster_script())
                 .args(["start", &dir.path().display().to_string(), &base.to_string()])
