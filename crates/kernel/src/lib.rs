@@ -14,7 +14,7 @@
 //!   any Sobel size, Scharr), fast, on whole images and strips; [`angle`] defines the
 //!   direction; [`otsu`] and [`canny`] the two outputs that need the whole image, each in two
 //!   phases per strip with small summaries between them;
-//! - [`format`]: PNG, NPY and TIFF written per strip and stitched without re-encoding.
+//! - [`format`](mod@format): PNG, NPY and TIFF written per strip and stitched without re-encoding.
 //!
 //! Every fast path is tested against [`reference`](mod@reference), and strips against whole
 //! images, bit for bit. The functions the service calls never panic on bad input: sizes,

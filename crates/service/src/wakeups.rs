@@ -51,7 +51,7 @@ impl Wakeups {
     }
 
     /// Starts watching job `id`: its channel is subscribed (the server confirmed it, or
-    /// [`SUBSCRIBE_WAIT`] passed) when this returns.
+    /// `SUBSCRIBE_WAIT`, two seconds, passed) when this returns.
     pub async fn watch(&self, id: &JobId) -> JobWatch {
         let news = {
             let mut jobs = lock(&self.jobs, "watched jobs");

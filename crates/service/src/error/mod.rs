@@ -1,10 +1,11 @@
 //! Errors, in layers. [`StoreError`] is what reading and writing job state can fail with;
 //! [`JobsError`] is what the job operations (intake, settlement, status, cancel) refuse or fail
 //! with; [`ApiError`] is the HTTP edge; [`SetupError`] is what keeps `serve` or `worker` from
-//! starting. The edge maps every error to one stable [`ErrorCode`] here, and every code to its
-//! HTTP status and retry hint in one table ([`http_status`], [`retry_after`]), answering with
-//! the JSON body `{"error": {"code": "...", "message": "..."}}` of DESIGN §4. Each error keeps
-//! its cause as its `source`, and logs print the whole chain ([`error_chain`]).
+//! starting. The edge (`edge.rs`) maps every error to one stable
+//! [`ErrorCode`](dsobel_api::ErrorCode), and every code to its HTTP status and retry hint in
+//! one table ([`http_status`], [`retry_after`]), answering with the JSON body
+//! `{"error": {"code": "...", "message": "..."}}` of DESIGN §4. Each error keeps its cause as
+//! its `source`, and logs print the whole chain ([`error_chain`]).
 
 use std::error::Error;
 use std::net::SocketAddr;
