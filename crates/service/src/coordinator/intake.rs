@@ -210,7 +210,7 @@ impl Coordinator {
                 t.bytes.put(&upload_key, bytes, self.config.work_ttl).await?;
             }
             save_record(t, &record, self.config.result_ttl).await?;
-            t.store.set_add(&self.pending_key(), id.as_str(), self.config.result_ttl).await?;
+            t.store.set_add(&self.pending_key(&id), id.as_str(), self.config.result_ttl).await?;
             self.local.insert(record.clone(), owner_watch);
             try_join_all(tasks.iter().map(|task| t.queue.publish(task.to_body()))).await?;
             Ok::<(), JobsError>(())
@@ -300,7 +300,7 @@ impl Coordinator {
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             let _ = t.bytes.delete(&[t.keys.upload(id)]).await;
             let _ = t.store.delete(&[t.keys.job(id)]).await;
-            let _ = t.store.set_remove(&self.pending_key(), id.as_str()).await;
+            let _ = t.store.set_remove(&self.pending_key(id), id.as_str()).await;
         })
         .await;
         error
