@@ -2,7 +2,7 @@
 //!
 //! `serve` runs the HTTP service (embedded, or the backend of the distributed system), `worker`
 //! consumes tasks, `process` runs images locally with no server, `submit` sends images to a
-//! server, `bench` load-tests a server (`bench matrix`, `bench scaling`, `bench plot`),
+//! server, `bench` load-tests a server (`bench matrix`, `bench scaling`, `bench store`, `bench plot`),
 //! `gen-image` writes a test JPEG, and `engine-bench` times the engine's stages.
 //! Each subcommand lives in its own module; this file only parses arguments and dispatches.
 
@@ -71,6 +71,9 @@ enum BenchSubcommand {
     /// Throughput and each role's CPU per image for 1, 2, 4… worker processes, each process
     /// capped at a fraction of a core in a CPU control group of its own (Linux, as root).
     Scaling(Box<dsobel_bench::ScalingArgs>),
+    /// Throughput against a Redis Cluster of 1 master, then of N, each master of the bench's
+    /// own capped at a fraction of a core so that the store binds (Linux, as root).
+    Store(Box<dsobel_bench::StoreArgs>),
     /// Draw the PNG charts of a bench CSV.
     Plot(dsobel_bench::PlotArgs),
 }
@@ -82,6 +85,7 @@ fn bench(command: BenchCommand) -> anyhow::Result<i32> {
         None => runtime.block_on(dsobel_bench::run(command.load)),
         Some(BenchSubcommand::Matrix(args)) => runtime.block_on(dsobel_bench::matrix(*args)),
         Some(BenchSubcommand::Scaling(args)) => runtime.block_on(dsobel_bench::scaling(*args)),
+        Some(BenchSubcommand::Store(args)) => runtime.block_on(dsobel_bench::store(*args)),
         Some(BenchSubcommand::Plot(args)) => dsobel_bench::plot_command(args),
     }
 }

@@ -17,6 +17,10 @@
 //!   in a CPU control group of its own ([`cgroup`]), capped at a fraction of a core, as if
 //!   each were a small machine; throughput and each role's CPU per image for 1, 2, 4… workers
 //!   ([`scaling()`]);
+//! - [`store`](mod@store): does the store scale by shards? The same load against a Redis
+//!   Cluster of 1 master and of N, each master of the bench's own capped at a fraction of a
+//!   core so that the store binds; throughput, Redis CPU and bytes per image, and how evenly
+//!   keys and commands spread over the masters ([`store()`]);
 //! - [`record`] and [`stats`]: one CSV row per request, and the summary per cell (throughput,
 //!   p50/p95/p99/max latency, failures by code);
 //! - [`plot`](mod@plot): latency against size, throughput against concurrency, and where the
@@ -33,6 +37,7 @@ pub mod plot;
 pub mod record;
 pub mod scaling;
 pub mod stats;
+pub mod store;
 
 pub use images::{GenImageArgs, gen_image};
 pub use load::{BenchArgs, bench, run};
@@ -40,3 +45,4 @@ pub use matrix::{MatrixArgs, matrix, run_matrix};
 pub use plot::{PlotArgs, plot, plot_command};
 pub use scaling::{ScalingArgs, scaling};
 pub use stats::Report;
+pub use store::{StoreArgs, store};

@@ -193,7 +193,7 @@ pub async fn delete_work(t: &Transport, record: &JobRecord) {
         tracing::warn!(job_id = %id, error = %e, "could not delete a finished job's work keys; they will expire");
     }
     if let Some(owner) = &record.owner
-        && let Err(e) = t.store.set_remove(&t.keys.pending(owner), id.as_str()).await
+        && let Err(e) = t.store.set_remove(&t.keys.pending(owner, id), id.as_str()).await
     {
         tracing::debug!(job_id = %id, error = %e, "could not take a finished job off the pending set; the sweeper will");
     }

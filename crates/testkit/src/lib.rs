@@ -13,12 +13,16 @@
 //! - [`servers`]: servers of a test's own (`redis-server`, a RabbitMQ node) on a random port,
 //!   tried again on another when the port turns out taken; a TCP proxy that cuts, delays and
 //!   stalls connections; a port that refuses connections; a small Redis client.
+//! - [`cluster`]: a Redis Cluster of a test's own (any number of masters and replicas, each
+//!   node optionally behind a proxy it announces), with its faults: a node killed and
+//!   started again, slots resharded.
 //! - [`api`]: jobs through the typed client (`dsobel-client`): submit, wait, fetch, compare with
 //!   the scalar reference; a metric read from `/metrics` that fails when the metric is missing.
 //! - [`images`]: test images, PNG decoding, the scalar reference's expectation, fixtures.
 //! - [`wait`]: waiting for a condition with a deadline and a message, never a bare sleep.
 
 pub mod api;
+pub mod cluster;
 pub mod harness;
 pub mod images;
 pub mod process;
@@ -26,6 +30,7 @@ pub mod servers;
 pub mod wait;
 
 pub use api::{Backend, metric_in, wait_job};
+pub use cluster::OwnCluster;
 pub use harness::{Need, Test, block_on, in_ci, run};
 pub use images::{decode_png, expected, fixture, photo, test_png};
 pub use process::{Proc, Servers, Stack, dsobel_binary, on_cluster, random_name, register_binary};

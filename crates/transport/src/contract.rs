@@ -429,9 +429,13 @@ pub async fn memory_figures(store: &dyn Store, prefix: &str) {
     store.delete(&[key]).await.expect("delete");
 }
 
-/// The store's `health_check` passes while its server is up.
+/// The store's `health_check` passes while its server is up, and so does `health_check_key`
+/// for keys of any slot, whether they exist or not.
 pub async fn store_health(store: &dyn Store) {
     store.health_check().await.expect("health_check");
+    for key in ["contract:job:{health-a}:record", "contract:job:{health-b}:record", "contract:health"] {
+        store.health_check_key(key).await.expect("health_check_key");
+    }
 }
 
 /// The channel `name` of a check: a hash tag of its own, so that in a cluster the channels of

@@ -51,6 +51,13 @@ pub trait Store: Send + Sync + 'static {
     async fn set_members(&self, key: &str) -> Result<Vec<String>>;
     /// Checks that the store answers (every shard of a sharded store).
     async fn health_check(&self) -> Result<()>;
+    /// Checks that the store answers for `key`: on a sharded store, that the shard which owns
+    /// the key's slot can be reached by the path the key's commands take (while another shard
+    /// may be down, or this one may be failing over). The key need not exist.
+    async fn health_check_key(&self, key: &str) -> Result<()> {
+        let _ = key;
+        self.health_check().await
+    }
     /// The memory each shard uses and may use, one entry per shard (per master of a Redis
     /// Cluster), read afresh on each call; empty when the store has nothing to say. A writer
     /// compares [`ShardMemory::fraction`] with its own watermark to refuse new work before the

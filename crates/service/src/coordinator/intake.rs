@@ -24,9 +24,15 @@ use crate::wakeups::JobWatch;
 /// with 503.
 const TRANSPORT_DEADLINE: Duration = Duration::from_secs(10);
 
-/// How long an idempotency key is held before its job's record is stored: three times the
+/// How long an idempotency key is held before its job is queued: three times the
 /// bound on a submission, so that only a backend that died mid-submission leaves it unused.
 pub const IDEMPOTENCY_CLAIM: Duration = Duration::from_secs(30);
+
+/// What an idempotency claim holds while its job is being accepted, before the job's id:
+/// the bare id replaces it once the job's task is queued. A backend that dies between storing
+/// the job's record and queueing its task leaves a record that no task will ever finish; the
+/// prefix keeps a resend from being handed that job.
+const CLAIM_ACCEPTING: &str = "accepting:";
 
 impl Coordinator {
     /// Refuses new work while this backend holds its maximum of jobs in flight, the whole
@@ -91,10 +97,10 @@ impl Coordinator {
     /// result TTL) makes the job; a later one gets that job's id back instead of a new job.
     /// A refused upload leaves the key free, so a corrected one can use it.
     ///
-    /// The key is claimed for [`IDEMPOTENCY_CLAIM`] only, and kept for the result TTL once the
-    /// job's record is stored: a backend that dies between the two leaves a claim that names
-    /// no job, which a resend is told to retry (`503`) until the claim lapses and the resend
-    /// makes the job.
+    /// The key is claimed for [`IDEMPOTENCY_CLAIM`] only, marked as being accepted, and kept
+    /// for the result TTL once the job is queued: a backend that dies between the two leaves a
+    /// claim that names no queued job, which a resend is told to retry (`503`) until the claim
+    /// lapses and the resend makes the job.
     pub async fn submit_once(
         &self,
         key: &str,
@@ -133,10 +139,15 @@ impl Coordinator {
     async fn earlier_job(&self, key: &str, id: &JobId) -> Result<Option<JobId>, JobsError> {
         let t = &self.transport;
         let claim = t.keys.idempotency(key);
-        if !t.store.put_if_absent(&claim, Bytes::from(id.to_string()), IDEMPOTENCY_CLAIM).await?
+        let accepting = Bytes::from(format!("{CLAIM_ACCEPTING}{id}"));
+        if !t.store.put_if_absent(&claim, accepting, IDEMPOTENCY_CLAIM).await?
             && let Some(earlier) = t.store.get(&claim).await?
         {
-            let earlier = JobId::parse(&String::from_utf8_lossy(&earlier)).ok_or_else(|| {
+            let earlier = String::from_utf8_lossy(&earlier);
+            if earlier.starts_with(CLAIM_ACCEPTING) {
+                return Err(JobsError::KeyPending);
+            }
+            let earlier = JobId::parse(&earlier).ok_or_else(|| {
                 JobsError::Inconsistent(format!("the Idempotency-Key {key} names no job id"))
             })?;
             if load_record(t, &earlier).await?.is_none() {
@@ -204,7 +215,7 @@ impl Coordinator {
                 t.bytes.put(&upload_key, bytes, self.config.work_ttl).await?;
             }
             save_record(t, &record, self.config.result_ttl).await?;
-            t.store.set_add(&self.pending_key(), id.as_str(), self.config.result_ttl).await?;
+            t.store.set_add(&self.pending_key(&id), id.as_str(), self.config.result_ttl).await?;
             self.local.insert(record.clone(), owner_watch);
             try_join_all(tasks.iter().map(|task| t.queue.publish(task.to_body()))).await?;
             Ok::<(), JobsError>(())
@@ -306,7 +317,7 @@ impl Coordinator {
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             let _ = t.bytes.delete(&[t.keys.upload(id)]).await;
             let _ = t.store.delete(&[t.keys.job(id)]).await;
-            let _ = t.store.set_remove(&self.pending_key(), id.as_str()).await;
+            let _ = t.store.set_remove(&self.pending_key(id), id.as_str()).await;
         })
         .await;
         error

@@ -19,10 +19,9 @@ use crate::retry::until_connected;
 impl Coordinator {
     /// Waits until no job is pending (or `deadline` passes); true when all are settled.
     pub async fn drain(&self, deadline: Duration) -> bool {
-        let t = &self.transport;
         let until = Instant::now() + deadline;
         while Instant::now() < until {
-            match t.store.set_members(&self.pending_key()).await {
+            match self.pending_jobs().await {
                 Ok(pending) if pending.is_empty() => return true,
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -74,7 +73,7 @@ impl Coordinator {
             // so a job of this list missing from that set has finished, or the store lost it.
             let local = self.local.records();
             // Members that are not job ids (none are written) are left alone.
-            let pending: Vec<JobId> = match self.transport.store.set_members(&self.pending_key()).await {
+            let pending: Vec<JobId> = match self.pending_jobs().await {
                 Ok(p) => p.iter().filter_map(|m| JobId::parse(m)).collect(),
                 Err(e) => {
                     tracing::debug!(error = %e, "sweep skipped: store unavailable");
@@ -114,7 +113,7 @@ impl Coordinator {
                 // Not over and not pending: the store lost the pending entry (a crash before
                 // its fsync). Listed again, the sweep keeps settling the job.
                 if let Err(e) =
-                    t.store.set_add(&self.pending_key(), id.as_str(), self.config.result_ttl).await
+                    t.store.set_add(&self.pending_key(&id), id.as_str(), self.config.result_ttl).await
                 {
                     tracing::debug!(job_id = %id, error = %e, "could not list a job as pending again yet");
                 }

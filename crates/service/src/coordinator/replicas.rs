@@ -23,7 +23,7 @@ use dsobel_transport::TransportError;
 
 use super::Coordinator;
 use crate::locks::lock;
-use crate::model::ReplicaId;
+use crate::model::{JobId, ReplicaId};
 
 /// How long the takeover lock of a stopped replica is held by the replica moving its jobs.
 const TAKEOVER_LOCK: Duration = Duration::from_secs(60);
@@ -144,12 +144,19 @@ impl Coordinator {
         if !t.store.put_if_absent(&lock_key, Bytes::from(self.replica.to_string()), TAKEOVER_LOCK).await? {
             return Ok(());
         }
-        let theirs = t.keys.pending(stopped);
-        let jobs = t.store.set_members(&theirs).await?;
-        for job in &jobs {
-            t.store.set_add(&self.pending_key(), job, self.config.result_ttl).await?;
+        let mut theirs = t.keys.pending_parts(stopped);
+        theirs.push(t.keys.pending_unsplit(stopped));
+        let mut jobs = Vec::new();
+        for part in &theirs {
+            jobs.extend(t.store.set_members(part).await?);
         }
-        t.store.delete(std::slice::from_ref(&theirs)).await?;
+        for job in &jobs {
+            // Members that are not job ids (none are written) are left to expire with the set.
+            if let Some(id) = JobId::parse(job) {
+                t.store.set_add(&self.pending_key(&id), job, self.config.result_ttl).await?;
+            }
+        }
+        t.store.delete(&theirs).await?;
         t.store.set_remove(&t.keys.replicas(), stopped.as_str()).await?;
         if !jobs.is_empty() {
             tracing::warn!(stopped = %stopped, jobs = jobs.len(), "a backend replica stopped; its jobs are swept here now");
@@ -169,9 +176,18 @@ impl Coordinator {
         })
     }
 
-    /// This replica's pending set.
-    pub(super) fn pending_key(&self) -> String {
-        self.transport.keys.pending(&self.replica)
+    /// The part of this replica's pending set that holds job `id`.
+    pub(super) fn pending_key(&self, id: &JobId) -> String {
+        self.transport.keys.pending(&self.replica, id)
+    }
+
+    /// This replica's pending jobs: the members of every part of its pending set.
+    pub(super) async fn pending_jobs(&self) -> Result<Vec<String>, TransportError> {
+        let t = &self.transport;
+        let parts = t.keys.pending_parts(&self.replica);
+        let members =
+            futures_util::future::try_join_all(parts.iter().map(|part| t.store.set_members(part))).await?;
+        Ok(members.into_iter().flatten().collect())
     }
 
     /// Takes this replica out of the registry (a clean stop): its pending jobs, if any are

@@ -43,11 +43,11 @@ impl Coordinator {
     pub async fn try_stitch(&self, id: &JobId) -> Result<bool, JobsError> {
         let t = &self.transport;
         let Some((record, failure)) = load_state(t, id).await? else {
-            t.store.set_remove(&self.pending_key(), id.as_str()).await?;
+            t.store.set_remove(&self.pending_key(id), id.as_str()).await?;
             return Ok(false);
         };
         if record.state.is_over() {
-            t.store.set_remove(&self.pending_key(), id.as_str()).await?;
+            t.store.set_remove(&self.pending_key(id), id.as_str()).await?;
             self.local.remove(id);
             return Ok(false);
         }

@@ -5,8 +5,16 @@
 //! and wake-up channel stay on one shard. Keys that belong to no job are left untagged, so
 //! Redis spreads them over the slots by their whole name: an idempotency claim
 //! (`{namespace}:idempotency:<key>`) is read and written alone, never with another key.
+//!
+//! A replica's pending set, which every job it accepts enters and leaves, is split into
+//! [`PENDING_PARTS`] sets by the first digit of the job id, each with a hash tag of its own
+//! (`{namespace}:pending:{<replica>.<part>}`): one set would put two writes of every job on the
+//! one shard that owns its slot, and that shard would bind a cluster's throughput first.
 
 use super::{JobId, ReplicaId};
+
+/// How many sets a replica's pending jobs are split into (by the first hex digit of the id).
+pub const PENDING_PARTS: u32 = 16;
 
 /// Store keys of one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +81,22 @@ impl Keys {
     pub fn idempotency(&self, key: &str) -> String {
         format!("{}:idempotency:{key}", self.namespace)
     }
-    /// The set of jobs replica `owner` accepted and has not seen end.
-    pub fn pending(&self, owner: &ReplicaId) -> String {
+    /// The part of replica `owner`'s pending set (the jobs it accepted and has not seen end)
+    /// that holds job `id`.
+    pub fn pending(&self, owner: &ReplicaId, id: &JobId) -> String {
+        let digit = id.as_str().chars().next().and_then(|c| c.to_digit(16)).unwrap_or(0);
+        self.pending_part(owner, digit % PENDING_PARTS)
+    }
+    /// Every part of replica `owner`'s pending set.
+    pub fn pending_parts(&self, owner: &ReplicaId) -> Vec<String> {
+        (0..PENDING_PARTS).map(|part| self.pending_part(owner, part)).collect()
+    }
+    fn pending_part(&self, owner: &ReplicaId, part: u32) -> String {
+        format!("{}:pending:{{{owner}.{part:x}}}", self.namespace)
+    }
+    /// Replica `owner`'s pending set as one set, as earlier versions kept it (read only when
+    /// taking over the jobs of a replica that stopped, which may be of such a version).
+    pub fn pending_unsplit(&self, owner: &ReplicaId) -> String {
         format!("{}:pending:{{{owner}}}", self.namespace)
     }
     /// The set of replicas that have announced themselves.
@@ -111,6 +133,13 @@ mod tests {
         let tag = |key: String| key[key.find('{').unwrap()..=key.find('}').unwrap()].to_owned();
         assert_eq!(tag(keys.heartbeat(&replica)), tag(keys.replicas()), "one slot for the registry");
         assert_eq!(tag(keys.takeover(&replica)), tag(keys.replicas()));
-        assert_eq!(tag(keys.pending(&replica)), format!("{{{replica}}}"));
+        let parts = keys.pending_parts(&replica);
+        assert_eq!(parts.len(), PENDING_PARTS as usize);
+        let tags: std::collections::HashSet<String> = parts.iter().cloned().map(tag).collect();
+        assert_eq!(tags.len(), parts.len(), "each part on a slot of its own: {parts:?}");
+        for _ in 0..100 {
+            let id = JobId::random();
+            assert!(parts.contains(&keys.pending(&replica, &id)), "job {id} in one of the parts");
+        }
     }
 }

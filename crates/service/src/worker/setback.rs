@@ -6,7 +6,9 @@
 //! While the store does not answer, a task is held (up to [`STORE_OUTAGE_HOLD`]) instead of
 //! being handed back at once: every hand-back counts towards the delivery limit, and workers
 //! passing a task around during an outage of a few seconds would use it up and fail a healthy
-//! job. A store that answers but is full (it refuses writes for lack of memory) is waited out
+//! job. On a sharded store what must answer is the shard of the task's job, asked by the path
+//! the job's own commands take: a check of the whole store can pass while that one shard is
+//! failing over or its slots are on the move. A store that answers but is full (it refuses writes for lack of memory) is waited out
 //! the same way, for as long as it takes ([`Worker::persist`]): the write is tried again every
 //! second with the result in hand, and the task is never handed back for it. Shutdown cuts
 //! both short: the task goes back to the queue at once.
@@ -176,16 +178,19 @@ impl Worker {
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = self.shutdown.cancelled() => {}
         }
-        self.wait_for_store().await;
+        self.wait_for_store(job_of(&delivery).as_ref()).await;
         let _ = delivery.requeue().await;
         Outcome::Requeued
     }
 
-    /// Waits until the store answers, at most [`STORE_OUTAGE_HOLD`], and not past shutdown.
-    async fn wait_for_store(&self) {
+    /// Waits until the store answers for job `job` (or, without one, the whole store), at
+    /// most [`STORE_OUTAGE_HOLD`], and not past shutdown.
+    async fn wait_for_store(&self, job: Option<&JobId>) {
         let held = Instant::now();
         let mut pause = Duration::from_millis(100);
-        while held.elapsed() < STORE_OUTAGE_HOLD && !self.shutdown.is_cancelled() && self.stores_down().await
+        while held.elapsed() < STORE_OUTAGE_HOLD
+            && !self.shutdown.is_cancelled()
+            && self.stores_down(job).await
         {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
@@ -195,10 +200,17 @@ impl Worker {
         }
     }
 
-    /// Whether either store does not answer.
-    async fn stores_down(&self) -> bool {
+    /// Whether either store does not answer for job `job`: the shards of its record and of
+    /// its upload; without a job, any shard.
+    async fn stores_down(&self, job: Option<&JobId>) -> bool {
         let t = &self.transport;
-        let (state, bytes) = tokio::join!(t.store.health_check(), t.bytes.health_check());
+        let (state, bytes) = match job {
+            Some(id) => {
+                let (record, upload) = (t.keys.job(id), t.keys.upload(id));
+                tokio::join!(t.store.health_check_key(&record), t.bytes.health_check_key(&upload))
+            }
+            None => tokio::join!(t.store.health_check(), t.bytes.health_check()),
+        };
         state.is_err() || bytes.is_err()
     }
 
@@ -260,7 +272,7 @@ impl Worker {
         let mark = || jobs::mark_failed(&self.transport, id, &error, ttl);
         if let Err(e) = self.persist("the job's failure", mark).await {
             tracing::warn!(error = %error_chain(&e), "could not record the failure yet; holding the task");
-            self.wait_for_store().await;
+            self.wait_for_store(Some(id)).await;
             if let Err(e) = jobs::mark_failed(&self.transport, id, &error, ttl).await {
                 if self.shutdown.is_cancelled() {
                     // Another worker will meet the same failure and record its own reason.
@@ -278,10 +290,7 @@ impl Worker {
     /// A message that is not a task: dead-lettered; its job, if it names one, fails.
     pub(super) async fn unreadable(&self, delivery: Delivery, reason: &str) -> Outcome {
         tracing::error!(reason, "unreadable task; dead-lettering it");
-        let id = serde_json::from_slice::<serde_json::Value>(&delivery.payload)
-            .ok()
-            .and_then(|v| v.get("job_id").and_then(|id| id.as_str()).and_then(JobId::parse));
-        match id {
+        match job_of(&delivery) {
             Some(id) => {
                 let message = format!("a task of this job could not be read: {reason}");
                 self.fail(&id, delivery, JobError::new(ErrorCode::StripFailed, message)).await
@@ -292,4 +301,11 @@ impl Worker {
             }
         }
     }
+}
+
+/// The job a delivered message names (`job_id`), if it names one.
+fn job_of(delivery: &Delivery) -> Option<JobId> {
+    serde_json::from_slice::<serde_json::Value>(&delivery.payload)
+        .ok()
+        .and_then(|v| v.get("job_id").and_then(|id| id.as_str()).and_then(JobId::parse))
 }

@@ -37,7 +37,7 @@ async fn plant_job(app: &TestApp, w: u32, h: u32) -> (Task, String) {
     };
     dsobel_service::jobs::save_record(t, &record, Duration::from_secs(60)).await.unwrap();
     t.store
-        .set_add(&t.keys.pending(app.coordinator.replica()), id.as_str(), Duration::from_secs(60))
+        .set_add(&t.keys.pending(app.coordinator.replica(), &id), id.as_str(), Duration::from_secs(60))
         .await
         .unwrap();
     let key = t.keys.input(&id, 0);

@@ -24,7 +24,10 @@
 //!   routes each command by its key's slot, follows `MOVED` and `ASK` and reads the slot map
 //!   again when a node fails. A multi-key command is asked only for keys of one slot
 //!   ([`crate::store`] explains hash tags); in a cluster, `get_many` refuses keys of several
-//!   slots with [`TransportError::Protocol`] rather than let them be split over shards.
+//!   slots with [`TransportError::Protocol`] rather than let them be split over shards. A
+//!   transaction (`MULTI`) that a node refuses because its slot just moved, which the client
+//!   does not redirect, is sent again after a plain command on its key has brought the
+//!   client's slot map up to date.
 //! - **Large values** (`SET`s of 64 KiB and more, values in parts, large `GETRANGE`s) are
 //!   written and read without copies on raw connections (`redis/bulk.rs`), one small pool per
 //!   node, routed by a slot map of their own read with `CLUSTER SLOTS` (`redis/slots.rs`). A
@@ -136,6 +139,18 @@ fn classify_wire(what: &str, error: &WireError) -> TransportError {
     }
 }
 
+/// How many times a transaction refused because its slot moved is sent in all.
+const TRANSACTION_TRIES: u32 = 6;
+
+/// Whether a node refused a command (or a transaction's commands) because the slot is served
+/// elsewhere now or is being moved.
+fn redirected(error: &RedisError) -> bool {
+    error
+        .clone()
+        .into_server_errors()
+        .is_some_and(|errors| errors.iter().any(|(_, e)| matches!(e.code(), "MOVED" | "ASK" | "TRYAGAIN")))
+}
+
 /// Runs one request under [`OPERATION_TIMEOUT`] (a second bound on top of the client's own).
 async fn bounded<T>(what: &str, future: impl Future<Output = redis::RedisResult<T>>) -> Result<T> {
     match tokio::time::timeout(OPERATION_TIMEOUT, future).await {
@@ -165,11 +180,44 @@ impl Commands {
         }
     }
 
-    /// Runs one pipeline (a `MULTI` transaction when it is atomic).
-    async fn pipeline<T: redis::FromRedisValue>(&self, what: &str, pipeline: &redis::Pipeline) -> Result<T> {
+    /// Runs one pipeline (a `MULTI` transaction when it is atomic) on `key` and keys of its
+    /// slot.
+    ///
+    /// In a cluster, a transaction sent to a node that no longer owns the slot (it just moved,
+    /// by a reshard or a failover) is refused whole with `MOVED` or `ASK`, which the client
+    /// follows for a single command but not for a transaction. A refused transaction did
+    /// nothing, so it is sent again, up to [`TRANSACTION_TRIES`] times, each time after a
+    /// plain command on `key` (which follows the redirect and has the client read the slot map
+    /// again) and a short pause (a slot being migrated moves within moments).
+    async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        key: &str,
+        pipeline: &redis::Pipeline,
+    ) -> Result<T> {
         match self.clone() {
             Commands::Single(mut connection) => bounded(what, pipeline.query_async(&mut connection)).await,
-            Commands::Cluster(mut connection) => bounded(what, pipeline.query_async(&mut connection)).await,
+            Commands::Cluster(mut connection) => {
+                let mut pause = Duration::from_millis(20);
+                for _ in 1..TRANSACTION_TRIES {
+                    match tokio::time::timeout(OPERATION_TIMEOUT, pipeline.query_async(&mut connection)).await
+                    {
+                        Ok(Err(error)) if redirected(&error) => {
+                            let follow = redis::cmd("EXISTS").arg(key).to_owned();
+                            let _ = bounded::<i64>("EXISTS", follow.query_async(&mut connection)).await;
+                            tokio::time::sleep(pause).await;
+                            pause *= 2;
+                        }
+                        Ok(result) => return result.map_err(|e| classify(what, e)),
+                        Err(_) => {
+                            return Err(unavailable(format!(
+                                "{what}: no answer within {OPERATION_TIMEOUT:?}"
+                            )));
+                        }
+                    }
+                }
+                bounded(what, pipeline.query_async(&mut connection)).await
+            }
         }
     }
 

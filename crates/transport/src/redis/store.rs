@@ -164,7 +164,7 @@ impl Store for RedisStore {
             .ignore()
             .to_owned();
         // HSET answers the number of fields added: 1 for a new field, 0 for an overwrite.
-        let (added,): (u64,) = self.commands.pipeline("HSET", &pipeline).await?;
+        let (added,): (u64,) = self.commands.pipeline("HSET", key, &pipeline).await?;
         Ok(added == 1)
     }
 
@@ -190,7 +190,7 @@ impl Store for RedisStore {
             .arg(millis(ttl))
             .ignore()
             .to_owned();
-        self.commands.pipeline::<()>("SADD", &pipeline).await
+        self.commands.pipeline::<()>("SADD", key, &pipeline).await
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<()> {
@@ -208,6 +208,15 @@ impl Store for RedisStore {
     async fn health_check(&self) -> Result<()> {
         // In a cluster, PING goes to every master.
         self.commands.query::<()>("PING", &redis::cmd("PING")).await
+    }
+
+    async fn health_check_key(&self, key: &str) -> Result<()> {
+        // Routed by the key's slot, as the key's own commands are: a plain command, then a
+        // transaction, as the store's writes to hashes and sets are (in a cluster, a node
+        // refuses a transaction whole while its slot is on the move).
+        self.commands.query::<i64>("EXISTS", redis::cmd("EXISTS").arg(key)).await?;
+        let transaction = redis::pipe().atomic().cmd("EXISTS").arg(key).to_owned();
+        self.commands.pipeline::<(i64,)>("EXISTS", key, &transaction).await.map(drop)
     }
 
     async fn memory(&self) -> Result<Vec<ShardMemory>> {
