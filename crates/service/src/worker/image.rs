@@ -280,6 +280,12 @@ impl Worker {
         }
         let key = t.keys.input(&task.job_id, index);
         self.persist("a strip's rows", || t.bytes.put(&key, rows.clone(), self.config.work_ttl)).await?;
+        // A cancel that came while the rows were written has deleted the job's work keys
+        // already, or will after this read: the rows are not left behind either way.
+        if t.store.get(&t.keys.failure(&task.job_id)).await?.is_some() {
+            let _ = t.bytes.delete(std::slice::from_ref(&key)).await;
+            return Ok(HandOut::JobOver);
+        }
         let strip =
             StripTask::new(&task.job_id, spec, &task.options, task.compression, StripSource::Rows { key });
         t.queue.publish(Task::Strip(strip).to_body()).await?;
