@@ -4,14 +4,12 @@
 //! on the distributed system (real RabbitMQ and Redis) and on a Redis Cluster; bad
 //! combinations are refused at the door with the option named.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dsobel_client::{Cut, ErrorCode, JobResult};
 use dsobel_testkit::api::Backend;
-use dsobel_testkit::process::embedded_serve;
-use dsobel_testkit::{Need, Servers, Stack, Test, dsobel_binary, fixture, test_png};
+use dsobel_testkit::process::{embedded_serve, run_process_with};
+use dsobel_testkit::{Need, Servers, Stack, Test, fixture, test_png};
 
 /// The operators sent, as an upload's query (the same names as `dsobel process`'s flags).
 const OPERATORS: [&str; 12] = [
@@ -63,19 +61,13 @@ fn main() -> std::process::ExitCode {
 /// it said. The strip count is the server's: a PNG's deflate segments follow its strips, so
 /// other counts give the same pixels in other bytes (TIFF and NPY are the same bytes anyway).
 fn process_locally(input: &[u8], query: &str, strips: u32) -> (Vec<u8>, String) {
-    let mut command = Command::new(dsobel_binary());
-    command.args(["process", "-", "--strips", &strips.to_string()]);
+    let mut flags = vec!["--strips".to_owned(), strips.to_string()];
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').expect("name=value");
-        command.arg(format!("--{name}")).arg(value);
+        flags.extend([format!("--{name}"), value.to_owned()]);
     }
-    let mut child =
-        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start");
-    let mut stdin = child.stdin.take().expect("a pipe");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("dsobel process ends");
-    let _ = writer.join();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let output = run_process_with(input, &flags);
     let said = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "dsobel process {query}: {said}");
     (output.stdout, said)

@@ -359,8 +359,15 @@ pub fn embedded_serve(extra: &[&str]) -> Proc {
 
 /// `dsobel process -` run on `input`: its exit status, the PNG it wrote and what it said.
 pub fn run_process(input: &[u8]) -> std::process::Output {
+    run_process_with(input, &[])
+}
+
+/// `dsobel process -` with the flags `args`, run on `input`: its exit status, the file it
+/// wrote to standard output and what it said.
+pub fn run_process_with(input: &[u8], args: &[&str]) -> std::process::Output {
     let mut child = Command::new(dsobel_binary())
         .args(["process", "-"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

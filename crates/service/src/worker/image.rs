@@ -272,16 +272,14 @@ impl Worker {
     ) -> Result<HandOut, TransportError> {
         let t = &self.transport;
         let index = spec.index as u32;
-        if t.store.get(&t.keys.failure(&task.job_id)).await?.is_some() {
-            return Ok(HandOut::JobOver);
-        }
         if t.bytes.hash_get(&t.keys.strips(&task.job_id), &index.to_string()).await?.is_some() {
             return Ok(HandOut::Queued);
         }
         let key = t.keys.input(&task.job_id, index);
         self.persist("a strip's rows", || t.bytes.put(&key, rows.clone(), self.config.work_ttl)).await?;
-        // A cancel that came while the rows were written has deleted the job's work keys
-        // already, or will after this read: the rows are not left behind either way.
+        // Whether the job ended (cancelled or failed) is read after the rows are written: a
+        // cancel before this read is seen here (the rows go again), one after it deletes the
+        // job's work keys itself, so the rows are never left behind.
         if t.store.get(&t.keys.failure(&task.job_id)).await?.is_some() {
             let _ = t.bytes.delete(std::slice::from_ref(&key)).await;
             return Ok(HandOut::JobOver);
