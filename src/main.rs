@@ -2,10 +2,11 @@
 //!
 //! `serve` runs the HTTP service (embedded, or the backend of the distributed system), `worker`
 //! consumes tasks, `process` runs images locally with no server, `submit` sends images to a
-//! server, `bench` load-tests a server (`bench matrix`, `bench scaling`, `bench store`, `bench plot`),
+//! server, `batch` runs a batch from one object-store location to another on a server, `bench` load-tests a server (`bench matrix`, `bench scaling`, `bench store`, `bench plot`),
 //! `gen-image` writes a test JPEG, and `engine-bench` times the engine's stages.
 //! Each subcommand lives in its own module; this file only parses arguments and dispatches.
 
+mod batch;
 mod cli;
 mod engine_bench;
 mod inputs;
@@ -41,6 +42,9 @@ enum Command {
     /// Send images (files, or directories with --recursive) to a dsobel server and save the
     /// results, with live progress.
     Submit(submit::SubmitArgs),
+    /// Start a batch on a server: every image under an object-store location (s3://, gs://,
+    /// file://) into edge maps under another, with a progress bar and a manifest.
+    Batch(batch::BatchArgs),
     #[cfg(feature = "bench")]
     /// Load-test a dsobel URL (or an embedded server) with closed-loop clients; `matrix` and
     /// `plot` run the size × concurrency × workers matrix and chart it.
@@ -97,6 +101,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::serve(*args).map(|()| 0),
         Command::Worker(command) => serve::worker(*command).map(|()| 0),
         Command::Submit(args) => submit::run(args),
+        Command::Batch(args) => batch::run(args),
         #[cfg(feature = "bench")]
         Command::Bench(command) => bench(*command),
         #[cfg(feature = "bench")]

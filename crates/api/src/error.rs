@@ -52,6 +52,17 @@ pub enum ErrorCode {
     StripFailed,
     /// The upload expired from the store before a worker took it.
     InputExpired,
+    /// A batch's location is not under an allowed root (`DSOBEL_BATCH_STORES`), or is not an
+    /// object store at all (`http(s)://`).
+    StoreNotAllowed,
+    /// A batch's bucket, or an object it names, does not exist.
+    StoreNotFound,
+    /// The object store refused the credentials.
+    StoreUnauthorized,
+    /// The object store cannot be reached now (try again).
+    StoreUnavailable,
+    /// The object store failed otherwise.
+    StoreFailed,
     /// A bug.
     Internal,
     /// A code this build does not know.
@@ -61,7 +72,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every known code.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::MissingFile,
         ErrorCode::EmptyInput,
         ErrorCode::InvalidOption,
@@ -84,6 +95,11 @@ impl ErrorCode {
         ErrorCode::JobLost,
         ErrorCode::StripFailed,
         ErrorCode::InputExpired,
+        ErrorCode::StoreNotAllowed,
+        ErrorCode::StoreNotFound,
+        ErrorCode::StoreUnauthorized,
+        ErrorCode::StoreUnavailable,
+        ErrorCode::StoreFailed,
         ErrorCode::Internal,
     ];
 
@@ -112,6 +128,11 @@ impl ErrorCode {
             ErrorCode::JobLost => "job-lost",
             ErrorCode::StripFailed => "strip-failed",
             ErrorCode::InputExpired => "input-expired",
+            ErrorCode::StoreNotAllowed => "store-not-allowed",
+            ErrorCode::StoreNotFound => "store-not-found",
+            ErrorCode::StoreUnauthorized => "store-unauthorized",
+            ErrorCode::StoreUnavailable => "store-unavailable",
+            ErrorCode::StoreFailed => "store-failed",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }

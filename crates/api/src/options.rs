@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 /// The options of one job: what decides its output bytes, and how many strips were asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Fields left out take their defaults (`binary`, threshold 100, `l2`, Sobel 3×3, PNG).
+#[serde(deny_unknown_fields, default)]
 pub struct JobOptions {
     /// Threshold of the binary output: a number, or `"otsu"`. Ignored by the other outputs.
     #[serde(with = "words::threshold")]

@@ -20,7 +20,8 @@ use serde::Deserialize;
 use crate::sse::SseParser;
 
 pub use dsobel_api::{
-    Cut, ErrorBody, ErrorCode, JobError, JobId, JobLinks, JobOptions, JobState, JobStatus, Timings,
+    BatchCounts, BatchId, BatchLinks, BatchRequest, BatchState, BatchStatus, Cut, ErrorBody, ErrorCode,
+    JobError, JobId, JobLinks, JobOptions, JobState, JobStatus, Timings,
 };
 
 /// What an upload got.
@@ -238,6 +239,59 @@ impl Client {
             return Err(refusal(response).await);
         }
         self.json(response).await
+    }
+
+    /// Starts a batch (`POST /batches`); with an `Idempotency-Key`, a repeated request gets
+    /// the batch the first one started.
+    pub async fn start_batch(
+        &self,
+        request: &BatchRequest,
+        key: Option<&str>,
+    ) -> Result<BatchLinks, ClientError> {
+        let mut builder = self.request(Method::POST, "/batches").json(request);
+        if let Some(key) = key {
+            builder = builder.header("idempotency-key", key);
+        }
+        let response = self.send(builder).await?;
+        match response.status() {
+            StatusCode::ACCEPTED | StatusCode::OK => self.json(response).await,
+            _ => Err(refusal(response).await),
+        }
+    }
+
+    /// A batch's status.
+    pub async fn batch_status(&self, id: &BatchId) -> Result<BatchStatus, ClientError> {
+        let response = self.send(self.request(Method::GET, &format!("/batches/{id}"))).await?;
+        if response.status() != StatusCode::OK {
+            return Err(refusal(response).await);
+        }
+        self.json(response).await
+    }
+
+    /// Cancels a batch (`DELETE /batches/{id}`); returns its status, `cancelled`.
+    pub async fn cancel_batch(&self, id: &BatchId) -> Result<BatchStatus, ClientError> {
+        let response = self.send(self.request(Method::DELETE, &format!("/batches/{id}"))).await?;
+        if response.status() != StatusCode::OK {
+            return Err(refusal(response).await);
+        }
+        self.json(response).await
+    }
+
+    /// Follows a batch until it is over, calling `progress` with its status every half
+    /// second; returns the final status.
+    pub async fn follow_batch(
+        &self,
+        id: &BatchId,
+        mut progress: impl FnMut(&BatchStatus),
+    ) -> Result<BatchStatus, ClientError> {
+        loop {
+            let status = self.batch_status(id).await?;
+            progress(&status);
+            if status.state.is_over() {
+                return Ok(status);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Follows the job until it is over, calling `progress` with every status seen: its event

@@ -76,15 +76,31 @@ pub async fn serve_with(
         max_strips: usize::from(args.max_fragments),
         max_background_stitches: 2 * cores(),
         stitch_delay: Duration::from_millis(args.drill_stitch_delay_ms),
+        batch_ttl: args.batches.batch_ttl(),
     };
+    let stores = Arc::new(args.batches.stores().map_err(SetupError::BatchStores)?);
+    let batches = crate::batch::Batches::new(
+        transport.clone(),
+        stores.clone(),
+        crate::batch::BatchConfig {
+            limits: dsobel_codec::Limits { max_bytes: args.max_upload_bytes, ..args.limits() },
+            compression: args.compression,
+            queue_ahead: args.batches.batch_queue_ahead,
+            record_ttl: args.batches.batch_ttl(),
+            lease: Duration::from_secs(10),
+            sweep_interval: Duration::from_secs(2),
+        },
+    );
     let wakeups = transport.notifier.listen().await.map_err(SetupError::Connect)?;
     let coordinator = Coordinator::new(transport.clone(), config, metrics.clone(), Arc::from(wakeups));
     let loops_stop = CancellationToken::new();
     let loops = tokio::spawn(coordinator.clone().run_loops(loops_stop.clone()));
+    let batch_sweeper = tokio::spawn(batches.clone().run_sweeper(loops_stop.clone()));
     let workers_stop = CancellationToken::new();
     let embedded_workers = if transport.embedded {
         let slots = args.workers.unwrap_or_else(cores).max(1);
-        let config = WorkerConfig::new(&args.lifetimes, Duration::ZERO);
+        let config = WorkerConfig::new(&args.lifetimes, Duration::ZERO)
+            .with_batches(stores.clone(), args.batches.batch_ttl());
         let worker = Worker::new(transport.clone(), metrics.clone(), config, workers_stop.clone());
         tracing::info!(
             workers = slots,
@@ -102,6 +118,7 @@ pub async fn serve_with(
     }
     let state = Arc::new(AppState {
         coordinator: coordinator.clone(),
+        batches: batches.clone(),
         metrics: metrics.clone(),
         api_key: args.api_key.clone().filter(|k| !k.expose_secret().is_empty()),
         max_upload_bytes: args.max_upload_bytes,
@@ -127,6 +144,8 @@ pub async fn serve_with(
         shutdown.clone(),
     ));
     shutdown.cancelled().await;
+    // Batches are driven on by another replica (or, embedded, end with this process).
+    batches.stop(grace.min(Duration::from_secs(5))).await;
     // Requests in flight get the grace period; then embedded workers finish their strips.
     if tokio::time::timeout(grace, server).await.is_err() {
         tracing::warn!("HTTP requests still open after the grace period; closing them");
@@ -144,6 +163,7 @@ pub async fn serve_with(
     }
     loops_stop.cancel();
     let _ = loops.await;
+    let _ = batch_sweeper.await;
     coordinator_for_drain.stop_background(grace).await;
     coordinator_for_drain.leave().await;
     tracing::info!("stopped");
@@ -190,7 +210,9 @@ pub async fn worker(
     let slots = args.workers.unwrap_or_else(cores).max(1);
     // Known before the health endpoint answers, so it is not "ready" with no task consuming.
     metrics.worker_slots.set(slots as i64);
-    let config = WorkerConfig::new(&args.lifetimes, strip_delay);
+    let stores = Arc::new(args.batches.stores().map_err(SetupError::BatchStores)?);
+    let config =
+        WorkerConfig::new(&args.lifetimes, strip_delay).with_batches(stores, args.batches.batch_ttl());
     let worker = Worker::new(transport.clone(), metrics.clone(), config, shutdown.clone());
     let health = match args.health_listen {
         Some(address) => {

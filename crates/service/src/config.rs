@@ -199,6 +199,9 @@ pub struct ServeArgs {
     /// Queue and store.
     #[command(flatten)]
     pub transport: TransportArgs,
+    /// Batches.
+    #[command(flatten)]
+    pub batches: BatchArgs,
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
@@ -257,9 +260,43 @@ pub struct WorkerArgs {
     /// Queue and store.
     #[command(flatten)]
     pub transport: TransportArgs,
+    /// Batches (the object stores items may use).
+    #[command(flatten)]
+    pub batches: BatchArgs,
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// Batches from object storage to object storage; `serve` and `worker` read the same list.
+#[derive(Debug, Clone, Args)]
+pub struct BatchArgs {
+    /// The object-store locations batches may read and write, comma-separated root URLs
+    /// (`s3://bucket/prefix`, `gs://bucket/prefix`, `file:///path`; `memory://name` for the
+    /// embedded mode's own store). Anything else is refused `store-not-allowed`; empty: no
+    /// batches. Credentials come from the standard variables (`AWS_*`, Workload Identity or
+    /// `GOOGLE_APPLICATION_CREDENTIALS`), never from a URL.
+    #[arg(long, env = "DSOBEL_BATCH_STORES", default_value = "")]
+    pub batch_stores: String,
+    /// Tasks waiting in the work queue past which a batch's listing holds back.
+    #[arg(long, env = "DSOBEL_BATCH_QUEUE_AHEAD", default_value_t = 256)]
+    pub batch_queue_ahead: u64,
+    /// How long a batch's record (its status and counts) is kept, in seconds.
+    #[arg(long, env = "DSOBEL_BATCH_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub batch_ttl_secs: u64,
+}
+
+impl BatchArgs {
+    /// The object stores of the allow-list, with credentials from the environment.
+    pub fn stores(&self) -> Result<dsobel_objects::Stores, dsobel_objects::StoreError> {
+        let allow = dsobel_objects::AllowList::parse(&self.batch_stores)?;
+        Ok(dsobel_objects::Stores::new(allow, dsobel_objects::CloudConfig::from_env()))
+    }
+
+    /// How long a batch's record and its items' lines live.
+    pub fn batch_ttl(&self) -> Duration {
+        Duration::from_secs(self.batch_ttl_secs.max(60))
+    }
 }
 
 /// How long the store keeps a job's data; `serve` and `worker` must agree on these.

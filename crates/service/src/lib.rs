@@ -10,6 +10,8 @@
 //!   sweeper);
 //! - [`worker`]: take a task → decode, filter and encode on a blocking thread → store → wake →
 //!   acknowledge;
+//! - [`batch`]: batches from one object-store location to another (`/batches`): list, queue
+//!   items, follow, write the manifest; workers read and write the objects themselves;
 //! - [`jobs`] and [`model`]: what lives in the store and on the queue;
 //! - [`transport`]: in-memory (embedded) or RabbitMQ + Redis, behind the traits of
 //!   `dsobel-transport`;
@@ -21,6 +23,7 @@
 
 pub mod app;
 pub mod background;
+pub mod batch;
 pub mod client_limits;
 pub mod config;
 pub mod coordinator;

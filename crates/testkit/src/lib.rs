@@ -19,6 +19,7 @@
 //! - [`api`]: jobs through the typed client (`dsobel-client`): submit, wait, fetch, compare with
 //!   the scalar reference; a metric read from `/metrics` that fails when the metric is missing.
 //! - [`images`]: test images, PNG decoding, the scalar reference's expectation, fixtures.
+//! - [`weed`]: a SeaweedFS (S3) server of a test's own, restartable.
 //! - [`wait`]: waiting for a condition with a deadline and a message, never a bare sleep.
 
 pub mod api;
@@ -28,6 +29,7 @@ pub mod images;
 pub mod process;
 pub mod servers;
 pub mod wait;
+pub mod weed;
 
 pub use api::{Backend, metric_in, wait_job};
 pub use cluster::OwnCluster;

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::Coordinator;
+use crate::batch::{failed_entry, record_item};
 use crate::error::error_chain;
 use crate::jobs::{load_record, record_lost};
-use crate::model::{Event, JobId, JobRecord, Task};
+use crate::model::{Event, JobId, JobRecord, Message};
 use crate::retry::until_connected;
 
 impl Coordinator {
@@ -147,7 +148,34 @@ impl Coordinator {
                 let delivery =
                     tokio::select! { d = consumer.next() => d, _ = shutdown.cancelled() => return };
                 let Some(Ok(delivery)) = delivery else { break };
-                match serde_json::from_slice::<Task>(&delivery.payload) {
+                let task = match Message::parse(&delivery.payload) {
+                    Ok(Message::Item(item)) => {
+                        let reason = format!(
+                            "{} could not be processed (a worker gave up on it, or it failed after {} deliveries)",
+                            item.describe(),
+                            self.config.max_deliveries
+                        );
+                        let entry = failed_entry(&item, "strip-failed", &reason);
+                        match record_item(&self.transport, &item, &entry, self.config.batch_ttl).await {
+                            Ok(_) => {
+                                self.metrics.dead_letters.inc();
+                                let _ = delivery.ack().await;
+                            }
+                            Err(e) => {
+                                tracing::warn!(batch_id = %item.batch_id, error = %e, "could not record a dead letter; will retry");
+                                let _ = delivery.requeue().await;
+                                tokio::select! {
+                                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                                    _ = shutdown.cancelled() => return,
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    Ok(Message::Job(task)) => Ok(task),
+                    Err(e) => Err(e),
+                };
+                match task {
                     Ok(task) => match self.fail_from_dead_letter(&task).await {
                         Ok(()) => {
                             self.metrics.dead_letters.inc();

@@ -107,6 +107,8 @@ pub struct CoordinatorConfig {
     /// The part of a store shard's memory limit past which uploads are refused (before the
     /// store itself refuses writes).
     pub memory_watermark: f64,
+    /// Lifetime of a batch's record and item lines (for a dead-lettered item's line).
+    pub batch_ttl: Duration,
     /// Fault drill: each stitch waits this long while holding its job's lock.
     pub stitch_delay: Duration,
 }

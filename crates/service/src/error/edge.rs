@@ -8,7 +8,9 @@ use dsobel_api::{ErrorBody, ErrorCode, JobError};
 use dsobel_codec::DecodeError;
 use dsobel_kernel::OptionError;
 
-use super::{JobsError, Limit, StoreError, TOO_BUSY_RETRY_SECS, UNAVAILABLE_RETRY_SECS, error_chain};
+use super::{
+    BatchError, JobsError, Limit, StoreError, TOO_BUSY_RETRY_SECS, UNAVAILABLE_RETRY_SECS, error_chain,
+};
 
 /// Everything the API can refuse or fail with: what the HTTP edge itself decides (the
 /// request's shape, its body, the key, the client's rate, readiness), and the job operations'
@@ -59,6 +61,22 @@ pub enum ApiError {
     /// A job operation refused or failed.
     #[error(transparent)]
     Jobs(#[from] JobsError),
+    /// A batch operation refused or failed.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+}
+
+/// The API's code of an object store's error (the same words a batch's manifest uses).
+pub fn object_store_code(error: &dsobel_objects::StoreError) -> ErrorCode {
+    use dsobel_objects::StoreErrorCode as Code;
+    match error.code() {
+        Code::NotAllowed => ErrorCode::StoreNotAllowed,
+        Code::NotFound => ErrorCode::StoreNotFound,
+        Code::Unauthorized => ErrorCode::StoreUnauthorized,
+        Code::Unavailable => ErrorCode::StoreUnavailable,
+        Code::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+        Code::ConfigInvalid | Code::Failed => ErrorCode::StoreFailed,
+    }
 }
 
 impl From<Limit> for ApiError {
@@ -107,6 +125,10 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::MissingFile | ErrorCode::EmptyInput | ErrorCode::InvalidOption => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::StoreNotAllowed => StatusCode::FORBIDDEN,
+        ErrorCode::StoreNotFound => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::StoreUnauthorized | ErrorCode::StoreFailed => StatusCode::BAD_GATEWAY,
+        ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -172,6 +194,15 @@ impl ApiError {
                 JobsError::Store(_) | JobsError::Crashed(_) | JobsError::Inconsistent(_) => {
                     ErrorCode::Internal
                 }
+            },
+            ApiError::Batch(e) => match e {
+                BatchError::Objects(e) => object_store_code(e),
+                BatchError::UnknownBatch(_) => ErrorCode::NotFound,
+                BatchError::AlreadyOver { .. } => ErrorCode::JobFinished,
+                BatchError::KeyPending | BatchError::Store(StoreError::Transport(_)) => {
+                    ErrorCode::Unavailable
+                }
+                BatchError::Store(_) => ErrorCode::Internal,
             },
         }
     }

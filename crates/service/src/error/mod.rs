@@ -10,13 +10,15 @@
 use std::error::Error;
 use std::net::SocketAddr;
 
-use dsobel_api::{JobId, JobState};
+use dsobel_api::{BatchId, BatchState, JobId, JobState};
 use dsobel_codec::DecodeError;
 use dsobel_transport::TransportError;
 
 mod edge;
 
-pub use edge::{ApiError, decode_code, decode_failure, http_status, option_code, retry_after};
+pub use edge::{
+    ApiError, decode_code, decode_failure, http_status, object_store_code, option_code, retry_after,
+};
 
 /// Seconds a client is told to wait when the server is at one of its own limits.
 pub const TOO_BUSY_RETRY_SECS: u32 = 2;
@@ -137,6 +139,37 @@ pub enum JobsError {
     Interrupted,
 }
 
+/// What starting, reading or cancelling a batch refuses or fails with.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// A location refused, missing or unreachable, or the object store failed.
+    #[error(transparent)]
+    Objects(#[from] dsobel_objects::StoreError),
+    /// No such batch, or its record expired.
+    #[error("no batch {0} (unknown, or its record expired)")]
+    UnknownBatch(BatchId),
+    /// The batch ended before it could be cancelled.
+    #[error("batch {id} is already {} and cannot be cancelled", state.as_str())]
+    AlreadyOver {
+        /// The batch.
+        id: BatchId,
+        /// How it ended.
+        state: BatchState,
+    },
+    /// A batch with the same idempotency key is still being started.
+    #[error("a batch with this Idempotency-Key is still being started; send it again in a few seconds")]
+    KeyPending,
+    /// Reading or writing the batch's state failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TransportError> for BatchError {
+    fn from(e: TransportError) -> Self {
+        BatchError::Store(StoreError::Transport(e))
+    }
+}
+
 /// A step run on a task of its own (a blocking decode, a stitch, a store write) that panicked
 /// or was cancelled: a bug, kept with its cause.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +199,9 @@ pub enum SetupError {
         "a worker needs --amqp-url and --redis-url (DSOBEL_AMQP_URL, DSOBEL_REDIS_URL); the embedded mode is `dsobel serve` with neither"
     )]
     WorkerNeedsServers,
+    /// `DSOBEL_BATCH_STORES` or the object stores' settings are invalid.
+    #[error("the batch stores' settings are invalid")]
+    BatchStores(#[source] dsobel_objects::StoreError),
     /// A server could not be reached at start.
     #[error(transparent)]
     Connect(#[from] TransportError),

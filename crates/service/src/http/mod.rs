@@ -7,10 +7,12 @@
 //! - `options`: the options of an upload, from its query and form;
 //! - `upload`: `POST /upload`, and `?wait=` answered with the PNG itself;
 //! - `jobs`: `/status`, `/result`, `DELETE /jobs`;
-//! - `events`: `/events`, Server-Sent Events until the job is over.
+//! - `events`: `/events`, Server-Sent Events until the job is over;
+//! - `batches`: `/batches`, start, read, follow and cancel a batch.
 //!
 //! Every refusal and failure goes out through [`ApiError`], which picks its status and code.
 
+mod batches;
 mod body;
 mod events;
 mod jobs;
@@ -43,6 +45,8 @@ use crate::web;
 pub struct AppState {
     /// The job coordinator.
     pub coordinator: Arc<Coordinator>,
+    /// The batches.
+    pub batches: Arc<crate::batch::Batches>,
     /// Metrics of this process.
     pub metrics: Metrics,
     /// The API key, when one is required.
@@ -73,6 +77,9 @@ pub fn router(state: Shared) -> Router {
         .route("/status/{id}", get(jobs::status))
         .route("/events/{id}", get(events::events))
         .route("/jobs/{id}", delete(jobs::cancel))
+        .route("/batches", post(batches::start))
+        .route("/batches/{id}", get(batches::status).delete(batches::cancel))
+        .route("/batches/{id}/events", get(batches::events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::require_api_key))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limit_rate));
     let mut open = Router::new().route("/api/limits", get(limits)).merge(health::router(health::Health {
@@ -110,12 +117,13 @@ async fn page_or_not_found(State(state): State<Shared>, request: Request) -> Res
     ApiError::UnknownPath("such path".into()).into_response()
 }
 
-/// `GET /api/limits`: the upload limits, for clients.
+/// `GET /api/limits`: the upload limits, and the locations batches may use, for clients.
 async fn limits(State(state): State<Shared>) -> Json<serde_json::Value> {
     let limits = state.coordinator.config().limits;
     Json(json!({
         "max_upload_bytes": state.max_upload_bytes,
         "max_pixels": limits.max_pixels,
         "max_dimension": limits.max_dimension,
+        "batch_stores": state.batches.stores().allow_list().roots().iter().map(ToString::to_string).collect::<Vec<_>>(),
     }))
 }

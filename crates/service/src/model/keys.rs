@@ -11,7 +11,9 @@
 //! (`{namespace}:pending:{<replica>.<part>}`): one set would put two writes of every job on the
 //! one shard that owns its slot, and that shard would bind a cluster's throughput first.
 
-use super::{JobId, ReplicaId};
+use dsobel_objects::manifest::ItemStatus;
+
+use super::{BatchId, JobId, ReplicaId, status_word};
 
 /// How many sets a replica's pending jobs are split into (by the first hex digit of the id).
 pub const PENDING_PARTS: u32 = 16;
@@ -106,6 +108,38 @@ impl Keys {
     /// Replica `replica`'s heartbeat (it expires when the replica stops beating).
     pub fn heartbeat(&self, replica: &ReplicaId) -> String {
         format!("{{{}:replicas}}:alive:{replica}", self.namespace)
+    }
+    /// The prefix every key of batch `id` starts with (its id is the hash tag).
+    fn of_batch(&self, id: &BatchId) -> String {
+        format!("{}:batch:{{{id}}}", self.namespace)
+    }
+    /// The batch record.
+    pub fn batch(&self, id: &BatchId) -> String {
+        self.of_batch(id)
+    }
+    /// The lease of the backend that drives the batch (lists it, and writes its manifest).
+    pub fn batch_driver(&self, id: &BatchId) -> String {
+        format!("{}:driver", self.of_batch(id))
+    }
+    /// Set when the batch is cancelled (its value: when, ms since the epoch).
+    pub fn batch_cancel(&self, id: &BatchId) -> String {
+        format!("{}:cancel", self.of_batch(id))
+    }
+    /// An item's outcome: its manifest line.
+    pub fn batch_item(&self, id: &BatchId, seq: u64) -> String {
+        format!("{}:item:{seq}", self.of_batch(id))
+    }
+    /// The set of the items that ended with `status` (hash, field = item number).
+    pub fn batch_ended(&self, id: &BatchId, status: ItemStatus) -> String {
+        format!("{}:{}", self.of_batch(id), status_word(status))
+    }
+    /// The batches not over, which every backend's sweeper looks after.
+    pub fn batches(&self) -> String {
+        format!("{}:batches", self.namespace)
+    }
+    /// The batch an idempotency key made.
+    pub fn batch_idempotency(&self, key: &str) -> String {
+        format!("{}:idempotency-batch:{key}", self.namespace)
     }
     /// Taken by the replica that takes over the jobs of replica `replica`, which stopped.
     pub fn takeover(&self, replica: &ReplicaId) -> String {

@@ -9,12 +9,16 @@
 //! intervals, which it reads in pieces and decodes itself. Whatever goes wrong is sorted in
 //! one place (`setback`): back to the queue if it may pass, the job failed if it cannot.
 //!
+//! An item task (`item`) is one image of a batch: the worker reads the source object itself,
+//! computes, and writes the output object with one atomic put.
+//!
 //! [`Worker::handle`] is the single step (tests call it directly); [`Worker::run`] loops it in
 //! `slots` tasks, each with its own consumer, until shutdown. On shutdown a slot finishes the
 //! task it holds (a task waiting for the store hands it back at once) and drops its consumer,
 //! which hands unstarted deliveries back to the queue.
 
 mod image;
+mod item;
 mod setback;
 mod strip;
 
@@ -28,7 +32,7 @@ use tracing::Instrument;
 
 use crate::error::StoreError;
 use crate::jobs::load_state;
-use crate::model::{JobId, JobRecord, Task, now_ms};
+use crate::model::{JobId, JobRecord, Message, Task, now_ms};
 use crate::retry::until_connected;
 use crate::telemetry::Metrics;
 use crate::transport::Transport;
@@ -66,12 +70,30 @@ pub struct WorkerConfig {
     /// Fault drill: sleep this long before computing each task, and after handing out each
     /// strip of a decode.
     pub strip_delay: Duration,
+    /// The object stores batch items may read and write (`None`: every item is refused).
+    pub stores: Option<Arc<dsobel_objects::Stores>>,
+    /// Lifetime of a batch's item lines.
+    pub batch_ttl: Duration,
 }
 
 impl WorkerConfig {
     /// The settings of a worker that keeps data as long as `lifetimes` say.
     pub fn new(lifetimes: &crate::config::LifetimeArgs, strip_delay: Duration) -> WorkerConfig {
-        WorkerConfig { work_ttl: lifetimes.work_ttl(), result_ttl: lifetimes.result_ttl(), strip_delay }
+        WorkerConfig {
+            work_ttl: lifetimes.work_ttl(),
+            result_ttl: lifetimes.result_ttl(),
+            strip_delay,
+            stores: None,
+            batch_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+
+    /// The same settings, with the object stores batch items may use and the lifetime of
+    /// their lines.
+    pub fn with_batches(mut self, stores: Arc<dsobel_objects::Stores>, batch_ttl: Duration) -> WorkerConfig {
+        self.stores = Some(stores);
+        self.batch_ttl = batch_ttl;
+        self
     }
 }
 
@@ -143,8 +165,17 @@ impl Worker {
 
     /// Processes one delivery from start to acknowledgement.
     pub async fn handle(&self, delivery: Delivery) -> Outcome {
-        let task: Task = match serde_json::from_slice(&delivery.payload) {
-            Ok(task) => task,
+        let task: Task = match Message::parse(&delivery.payload) {
+            Ok(Message::Job(task)) => task,
+            Ok(Message::Item(item)) => {
+                let span = tracing::info_span!("item", batch_id = %item.batch_id, seq = item.seq);
+                self.metrics.strips_in_flight.inc();
+                let started = Instant::now();
+                let outcome = self.handle_item(item, delivery).instrument(span).await;
+                self.metrics.strips_in_flight.dec();
+                self.metrics.worker_busy_seconds.inc_by(started.elapsed().as_secs_f64());
+                return outcome;
+            }
             Err(e) => return self.unreadable(delivery, &e.to_string()).await,
         };
         // A combination of options this build refuses is never computed as something else.

@@ -1,0 +1,167 @@
+//! Batch items: read the source object, compute, write the output with one atomic put, record
+//! the item's line and count it. Nothing of the image passes through the store.
+//!
+//! A redone item (a redelivery, a driver that queued it again after a takeover) finds its
+//! line already recorded and is counted once; one whose output this batch already wrote (a
+//! worker that stopped between the put and the record) is recorded `done` without computing
+//! again, so each output is written once. A store that does not answer hands the item back to
+//! the queue; anything else that stops it is recorded as its failure, and the batch goes on.
+
+use bytes::Bytes;
+use dsobel_codec::{Limits, ProcessError, RunOptions, process_file};
+use dsobel_kernel::png::CompressionLevel;
+use dsobel_objects::batch::OutputStamp;
+use dsobel_objects::manifest::ManifestEntry;
+use dsobel_objects::{Key, Objects, StoreError as ObjectError};
+use dsobel_transport::Delivery;
+
+use super::setback::Setback;
+use super::{Outcome, Worker};
+use crate::batch::{BATCH_METADATA, failed_entry, options_digest, record_item};
+use crate::error::{Crashed, StoreError, decode_code, error_chain, object_store_code};
+use crate::model::{BatchRecord, ItemTask};
+
+/// What stopped an item.
+enum Stop {
+    /// It may pass: back to the queue.
+    Retry(Setback),
+    /// It cannot pass: recorded failed with this code and message.
+    Fail(&'static str, String),
+}
+
+impl From<ObjectError> for Stop {
+    fn from(e: ObjectError) -> Self {
+        if e.is_transient() {
+            Stop::Retry(Setback::Stopped("the object store did not answer"))
+        } else {
+            Stop::Fail(object_store_code(&e).as_str(), e.to_string())
+        }
+    }
+}
+
+/// The item's objects, opened.
+struct Opened {
+    source: Objects,
+    key: Key,
+    destination: Objects,
+    output: Key,
+}
+
+impl Worker {
+    pub(super) async fn handle_item(&self, task: ItemTask, delivery: Delivery) -> Outcome {
+        let t = &self.transport;
+        let (id, seq) = (&task.batch_id, task.seq);
+        let keys = [t.keys.batch(id), t.keys.batch_cancel(id), t.keys.batch_item(id, seq)];
+        let [record, cancel, line] = match t.store.get_many(&keys).await.map(<[Option<Bytes>; 3]>::try_from) {
+            Ok(Ok(values)) => values,
+            Ok(Err(v)) => {
+                let wrong = StoreError::WrongCount { asked: 3, got: v.len() };
+                return self.requeue(delivery, &wrong.into()).await;
+            }
+            Err(e) => return self.requeue(delivery, &e.into()).await,
+        };
+        let over = record
+            .and_then(|r| serde_json::from_slice::<BatchRecord>(&r).ok())
+            .is_none_or(|r| r.state.is_over());
+        if over || cancel.is_some() {
+            tracing::debug!("the batch is over or cancelled; dropping the item");
+            let _ = delivery.ack().await;
+            return Outcome::Skipped;
+        }
+        if let Some(line) = line {
+            // Ended before (a redelivery): counted again in its own status, which changes nothing.
+            let earlier = serde_json::from_slice::<ManifestEntry>(&line).ok();
+            if let Some(entry) = earlier
+                && let Err(e) = record_item(t, &task, &entry, self.batch_ttl()).await
+            {
+                return self.requeue(delivery, &e.into()).await;
+            }
+            let _ = delivery.ack().await;
+            return Outcome::Skipped;
+        }
+        self.drill_delay().await;
+        let entry = match self.compute_item(&task).await {
+            Ok(entry) => entry,
+            Err(Stop::Retry(setback)) => return self.requeue(delivery, &setback).await,
+            Err(Stop::Fail(code, message)) => {
+                tracing::warn!(code, reason = %message, "batch item failed");
+                failed_entry(&task, code, &message)
+            }
+        };
+        match record_item(t, &task, &entry, self.batch_ttl()).await {
+            Ok(status) => {
+                let _ = delivery.ack().await;
+                self.metrics.strips_processed.inc();
+                tracing::debug!(status = ?status, "batch item ended");
+                Outcome::Done
+            }
+            Err(e) => self.requeue(delivery, &e.into()).await,
+        }
+    }
+
+    /// How long a batch's item lines live: as long as its record.
+    fn batch_ttl(&self) -> std::time::Duration {
+        self.config.batch_ttl
+    }
+
+    fn open_item(&self, task: &ItemTask) -> Result<Opened, Stop> {
+        let Some(stores) = &self.config.stores else {
+            return Err(Stop::Fail(
+                "store-not-allowed",
+                "this worker may use no object store (DSOBEL_BATCH_STORES is empty)".into(),
+            ));
+        };
+        Ok(Opened {
+            source: stores.open(&task.source)?,
+            key: Key::parse(&task.key)?,
+            destination: stores.open(&task.destination)?,
+            output: Key::parse(&task.output)?,
+        })
+    }
+
+    /// Reads, computes and writes one item; answers its manifest line.
+    async fn compute_item(&self, task: &ItemTask) -> Result<ManifestEntry, Stop> {
+        let Opened { source, key, destination, output } = self.open_item(task)?;
+        let digest = options_digest(&task.options);
+        // The skip rule, and a redone item whose output this batch wrote already.
+        match destination.head(&output).await {
+            Ok(head) if OutputStamp::new(&task.etag, digest.clone()).is_current(&head) => {
+                let ours = head.metadata.get(BATCH_METADATA) == Some(task.batch_id.as_str());
+                let entry = if ours { ManifestEntry::done } else { ManifestEntry::skipped };
+                return Ok(entry(source.location(), &key, &task.etag, destination.location(), &output));
+            }
+            Ok(_) | Err(ObjectError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let object = source.get(&key, task.max_bytes).await?;
+        let etag = object.head.etag.clone();
+        let run = RunOptions {
+            options: task.options.operator(),
+            limits: Limits {
+                max_pixels: task.max_pixels,
+                max_dimension: task.max_dimension,
+                max_bytes: task.max_bytes,
+            },
+            strips: Some(1),
+            compression: CompressionLevel(task.compression),
+            overlap_decode: self.spare_core(),
+        };
+        let computed = tokio::task::spawn_blocking(move || process_file(&object.bytes, &run)).await;
+        let file = match computed {
+            Ok(Ok(done)) => done.bytes,
+            Ok(Err(ProcessError::Decode(e))) => {
+                return Err(Stop::Fail(decode_code(&e).as_str(), e.to_string()));
+            }
+            Ok(Err(ProcessError::Kernel(e))) => return Err(Stop::Fail("strip-failed", e.to_string())),
+            Err(source) => {
+                let crashed = Crashed { what: "the computation", source };
+                tracing::error!(error = %error_chain(&crashed), "an item's computation crashed");
+                return Err(Stop::Retry(Setback::Crashed(crashed)));
+            }
+        };
+        let mut metadata = OutputStamp::new(&etag, digest).metadata();
+        metadata.insert(BATCH_METADATA, task.batch_id.as_str())?;
+        destination.put(&output, Bytes::from(file), &metadata).await?;
+        Ok(ManifestEntry::done(source.location(), &key, &etag, destination.location(), &output))
+    }
+}
