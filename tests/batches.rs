@@ -7,6 +7,10 @@
 //!   output byte-equal to `dsobel process --strips 1` on the same file, the corrupt one in the
 //!   manifest with `corrupt-image`; a second run skips all 299; a batch cancelled with
 //!   `DELETE` stops writing within seconds.
+//! - Faults: a worker SIGKILLed and SeaweedFS restarted mid-batch, and the backend that drives
+//!   the batch killed while it lists: another backend takes the batch over from its stored
+//!   position, and every item ends done (its output equal to `dsobel process`'s) or failed
+//!   with a reason, listed once in the manifest.
 //! - The embedded server runs batches between local folders, with the same outputs.
 //! - Refusals: a location not allowed, an `http://` source, overlapping locations, a missing
 //!   bucket, bad credentials: each its code, nothing written.
@@ -33,6 +37,11 @@ fn main() -> std::process::ExitCode {
             "a_batch_of_300_mixed_images_from_s3_to_s3_through_two_workers",
             &[Need::RabbitMq, Need::Redis, Need::Weed],
             a_batch_of_300_mixed_images,
+        ),
+        Test::new(
+            "a_batch_survives_a_killed_worker_a_restarted_object_store_and_a_backend_killed_while_listing",
+            &[Need::RabbitMq, Need::Redis, Need::Weed],
+            faults,
         ),
         Test::new("the_embedded_server_runs_batches_between_local_folders", &[], embedded_batches),
         Test::new("bad_locations_and_credentials_are_refused_with_their_codes", &[Need::Weed], refusals),
@@ -243,6 +252,55 @@ fn a_batch_of_300_mixed_images() {
     assert_eq!(count(), settled, "outputs still written 3 s after the cancel settled");
     assert!(settled < 299, "the cancel stopped nothing: {settled} outputs");
     drop(serve);
+    weed.stop();
+}
+
+fn faults() {
+    let mut weed = Weed::start().expect("SeaweedFS starts");
+    weed.create_bucket(SOURCE);
+    weed.create_bucket(DESTINATION);
+    let (source, destination) = (format!("s3://{SOURCE}/faults"), format!("s3://{DESTINATION}/faults"));
+    let allow = format!("s3://{SOURCE},s3://{DESTINATION}");
+    let stores = test_stores(&allow, Some(&weed));
+    let mut items = inputs();
+    items.retain(|key, _| key.as_str() < "img-120");
+    put_all(&stores, &source, &items);
+    let expected = expected_outputs(&items);
+
+    let mut stack = Stack::new(&Servers::shared());
+    stack.env = aws_env(&weed, SECRET_KEY);
+    stack.env.push(("DSOBEL_BATCH_STORES".into(), allow.clone()));
+    // Slow items and a short queue allowance keep the listing going for a while.
+    let mut worker = stack.worker(100);
+    let _steady = stack.worker(100);
+    let lister = stack.serve(&["--batch-queue-ahead", "2"]);
+    let taker = stack.serve(&["--batch-queue-ahead", "2"]);
+    let client = taker.backend().client().clone();
+    let links = start(lister.backend().client(), &source, &destination);
+    dsobel_testkit::wait_until(
+        Duration::from_secs(60),
+        "the batch lists and computes its first items",
+        || block_on(client.batch_status(&links.id)).ok().filter(|s| s.counts.ended() >= 5),
+    );
+    let listing = block_on(client.batch_status(&links.id)).expect("status");
+    assert_eq!(listing.state, BatchState::Listing, "still listing when its backend is killed: {listing:?}");
+    lister.kill();
+    worker.signal("KILL");
+    let _replacement = stack.worker(100);
+    dsobel_testkit::wait_until(Duration::from_secs(90), "more items end after the kills", || {
+        block_on(client.batch_status(&links.id))
+            .ok()
+            .filter(|s| s.counts.ended() >= listing.counts.ended() + 10)
+    });
+    weed.restart();
+    let over = follow(&client, &links.id, Duration::from_secs(400));
+    assert_eq!(over.state, BatchState::Done, "{over:?}");
+    let c = over.counts;
+    assert_eq!(c.total, items.len() as u64, "every item listed once: {over:?}");
+    assert_eq!(c.failed, 1, "only the corrupt item fails: {over:?}");
+    assert_eq!(c.done + c.skipped, c.total - 1, "{over:?}");
+    check_outputs(&stores, &destination, &over, &expected);
+    drop((worker, taker));
     weed.stop();
 }
 

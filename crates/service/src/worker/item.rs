@@ -21,6 +21,10 @@ use crate::batch::{BATCH_METADATA, failed_entry, options_digest, record_item};
 use crate::error::{Crashed, StoreError, decode_code, error_chain, object_store_code};
 use crate::model::{BatchRecord, ItemTask};
 
+/// How long a worker holds an item while its object store does not answer, before it hands
+/// the item back anyway.
+const OBJECT_STORE_HOLD: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What stopped an item.
 enum Stop {
     /// It may pass: back to the queue.
@@ -82,7 +86,10 @@ impl Worker {
         self.drill_delay().await;
         let entry = match self.compute_item(&task).await {
             Ok(entry) => entry,
-            Err(Stop::Retry(setback)) => return self.requeue(delivery, &setback).await,
+            Err(Stop::Retry(setback)) => {
+                self.wait_for_objects(&task).await;
+                return self.requeue(delivery, &setback).await;
+            }
             Err(Stop::Fail(code, message)) => {
                 tracing::warn!(code, reason = %message, "batch item failed");
                 failed_entry(&task, code, &message)
@@ -96,6 +103,27 @@ impl Worker {
                 Outcome::Done
             }
             Err(e) => self.requeue(delivery, &e.into()).await,
+        }
+    }
+
+    /// Waits until the item's source answers again (at most [`OBJECT_STORE_HOLD`], not past
+    /// shutdown), so that an object store restarting does not use up the item's deliveries.
+    async fn wait_for_objects(&self, task: &ItemTask) {
+        let Some(source) = self.config.stores.as_ref().and_then(|s| s.open(&task.source).ok()) else {
+            return;
+        };
+        let held = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(200);
+        while held.elapsed() < OBJECT_STORE_HOLD && !self.shutdown.is_cancelled() {
+            if source.health_check().await.is_ok() {
+                return;
+            }
+            tracing::info!("the object store does not answer; holding the item");
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            pause = (pause * 2).min(std::time::Duration::from_secs(2));
         }
     }
 
