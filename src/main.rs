@@ -10,6 +10,7 @@ mod batch;
 mod cli;
 mod engine_bench;
 mod inputs;
+mod objects;
 mod process;
 mod serve;
 mod submit;

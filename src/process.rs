@@ -3,6 +3,9 @@
 //! Inputs are files, directories (with `--recursive`) or `-`. Each image goes through the same
 //! strip pipeline as the distributed system. One failed input prints one line and does not
 //! stop the others; the exit code says whether any failed.
+//!
+//! With an object-store URL as the input or `--out-dir` (`s3://`, `gs://`, `file://`), the
+//! images of that location are listed, fetched, computed and put (`objects`).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -23,14 +26,16 @@ use crate::inputs::{image_files, output_name};
 /// Arguments of `dsobel process`.
 #[derive(Debug, Args)]
 pub struct ProcessArgs {
-    /// Image files, directories, or `-` for standard input.
+    /// Image files, directories, or `-` for standard input; or one object-store location
+    /// (`s3://bucket/prefix`, `gs://bucket/prefix`, `file:///path`), with `--out-dir`.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// Output file (one input only); `-` writes to standard output.
     #[arg(short, long, value_name = "OUT", conflicts_with = "out_dir")]
     pub output_file: Option<PathBuf>,
     /// Directory for the outputs (named `<input stem>-edges.png`, or `.tif` / `.npy` for those
-    /// formats); created if missing.
+    /// formats); created if missing. Or an object-store location: outputs keep the source's
+    /// key with the format's extension, and outputs already current are skipped.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Walk directories recursively.
@@ -53,6 +58,31 @@ pub struct ProcessArgs {
     /// Largest input file accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_bytes)]
     pub max_bytes: u64,
+}
+
+/// `dsobel process` between object-store locations (see `objects`).
+fn run_on_objects(args: &ProcessArgs, operator: dsobel_kernel::Options) -> Result<i32> {
+    let [input] = args.inputs.as_slice() else {
+        bail!("with an object-store URL, give one input location (a bucket/prefix or a folder)");
+    };
+    let Some(out_dir) = &args.out_dir else {
+        bail!(
+            "with an object-store URL, give --out-dir (a location or a folder): outputs never go into the source"
+        );
+    };
+    let run = RunOptions {
+        options: operator,
+        limits: Limits {
+            max_pixels: args.limits.max_pixels,
+            max_dimension: args.limits.max_dimension,
+            max_bytes: args.max_bytes,
+        },
+        strips: Some(args.strips.unwrap_or(1) as usize),
+        compression: CompressionLevel(args.filter.compression),
+        overlap_decode: false,
+    };
+    let parallel = args.threads.map(|t| t as usize).unwrap_or_else(dsobel_service::config::cores);
+    crate::objects::run(input, out_dir, run, parallel, args.quiet)
 }
 
 /// Where one job reads from and writes to.
@@ -164,6 +194,11 @@ pub fn run(args: ProcessArgs) -> Result<i32> {
         Ok(options) => options,
         Err(e) => bail!("{}", refusal(&e)),
     };
+    if args.inputs.iter().any(|p| crate::objects::is_url(p))
+        || args.out_dir.as_deref().is_some_and(crate::objects::is_url)
+    {
+        return run_on_objects(&args, operator);
+    }
     let jobs = plan(&args, operator.format)?;
     let threads = args.threads.map(|t| t as usize).unwrap_or_else(dsobel_service::config::cores);
     let pool =

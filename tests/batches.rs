@@ -167,13 +167,8 @@ fn start(client: &Client, source: &str, destination: &str) -> dsobel_client::Bat
     block_on(client.start_batch(&request, None)).expect("the batch starts")
 }
 
-/// Checks every output under `destination` against `expected`, and the manifest.
-fn check_outputs(
-    stores: &Stores,
-    destination: &str,
-    status: &BatchStatus,
-    expected: &BTreeMap<String, Vec<u8>>,
-) {
+/// Checks every output under `destination` against `expected`.
+fn check_files(stores: &Stores, destination: &str, expected: &BTreeMap<String, Vec<u8>>) {
     block_on(async {
         let objects = stores.open(destination).expect("the destination");
         for (key, png) in expected {
@@ -183,6 +178,29 @@ fn check_outputs(
                 .unwrap_or_else(|e| panic!("{key}: {e}"));
             assert!(got.bytes.as_ref() == png.as_slice(), "{key} differs from dsobel process's output");
         }
+    });
+}
+
+/// `dsobel process SOURCE --out-dir DESTINATION` with `env`: its exit code and what it said.
+fn process_objects(source: &str, destination: &str, env: &[(String, String)]) -> (i32, String) {
+    let output = std::process::Command::new(dsobel_testkit::dsobel_binary())
+        .args(["process", source, "--out-dir", destination])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("dsobel process runs");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// Checks every output under `destination` against `expected`, and the manifest.
+fn check_outputs(
+    stores: &Stores,
+    destination: &str,
+    status: &BatchStatus,
+    expected: &BTreeMap<String, Vec<u8>>,
+) {
+    check_files(stores, destination, expected);
+    block_on(async {
+        let objects = stores.open(destination).expect("the destination");
         let lines: Vec<_> = read_manifest(&objects, status.id.as_str()).collect().await;
         let lines: Vec<_> = lines.into_iter().map(|l| l.expect("a manifest line")).collect();
         assert_eq!(lines.len() as u64, status.counts.total, "one manifest line per item");
@@ -220,6 +238,13 @@ fn a_batch_of_300_mixed_images() {
     let c = first.counts;
     assert_eq!((c.total, c.done, c.failed, c.skipped), (300, 299, 1, 0), "{first:?}");
     check_outputs(&stores, &destination, &first, &expected);
+
+    // `dsobel process` from S3 to S3 with no server: the same bytes.
+    let by_cli = format!("s3://{DESTINATION}/cli");
+    let (code, said) = process_objects(&source, &by_cli, &aws_env(&weed, SECRET_KEY));
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("299 done"), "{said}");
+    check_files(&stores, &by_cli, &expected);
 
     // The same batch again: every output is current.
     let again = follow(client, &start(client, &source, &destination).id, Duration::from_secs(120));
@@ -271,7 +296,7 @@ fn faults() {
     stack.env = aws_env(&weed, SECRET_KEY);
     stack.env.push(("DSOBEL_BATCH_STORES".into(), allow.clone()));
     // Slow items and a short queue allowance keep the listing going for a while.
-    let mut worker = stack.worker(100);
+    let worker = stack.worker(100);
     let _steady = stack.worker(100);
     let lister = stack.serve(&["--batch-queue-ahead", "2"]);
     let taker = stack.serve(&["--batch-queue-ahead", "2"]);
@@ -330,7 +355,30 @@ fn embedded_batches() {
     );
     let c = status.counts;
     assert_eq!((status.state, c.total, c.done, c.failed), (BatchState::Done, 5, 4, 1), "{status:?}");
-    check_outputs(&stores, &destination_url, &status, &expected_outputs(&items));
+    let expected = expected_outputs(&items);
+    check_outputs(&stores, &destination_url, &status, &expected);
+
+    // `dsobel process` between the same kind of locations, with no server: the same bytes, the
+    // same naming; run again, every output is current.
+    let by_cli = format!("file://{}", root.path().join("cli").display());
+    let (code, said) = process_objects(&source_url, &by_cli, &[]);
+    assert_eq!(code, 1, "the corrupt item fails the command: {said}");
+    assert!(said.contains("broken.jpg: corrupt-image"), "{said}");
+    assert!(said.contains("4 done, 0 skipped"), "{said}");
+    check_files(&stores, &by_cli, &expected);
+    let (_, said) = process_objects(&source_url, &by_cli, &[]);
+    assert!(said.contains("0 done, 4 skipped"), "{said}");
+    let missing = format!("file://{}", root.path().join("nope").display());
+    let request = BatchRequest {
+        source: missing,
+        destination: destination_url.clone(),
+        options: JobOptions::default(),
+    };
+    let error =
+        block_on(backend.client().start_batch(&request, None)).expect_err("a missing folder is refused");
+    assert_eq!((error.status(), error.code()), (422, "store-not-found"));
+    let (code, said) = process_objects("http://169.254.169.254/x", &by_cli, &[]);
+    assert!(code != 0 && said.contains("http"), "{said}");
 }
 
 fn refusals() {

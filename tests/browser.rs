@@ -16,6 +16,7 @@ fn main() -> std::process::ExitCode {
         Test::new("result_viewer_in_a_real_browser", &browser, || run_file("viewer.test.mjs")),
         Test::new("jobs_in_a_real_browser", &browser, || run_file("jobs.test.mjs")),
         Test::new("operators_in_a_real_browser", &browser, || run_file("operators.test.mjs")),
+        Test::new("store_batches_in_a_real_browser", &browser, || run_file("store-batch.test.mjs")),
         Test::new("web_page_through_nginx", &through_nginx, || run_file("nginx.test.mjs")),
     ])
 }

@@ -8,6 +8,7 @@
 //                  js/raster.js for TIFF and NPY results)
 //   js/history.js  the list of recent jobs
 //   js/batch.js    batch summary and the ZIP of all results (js/zip.js)
+//   js/store-batch.js  batches from one storage location to another, computed by the server
 import { $, announce, fmtBytes, fmtMP, narrow } from './js/util.js';
 import * as api from './js/api.js';
 import {
@@ -19,6 +20,7 @@ import { initOptions, onOptionsChange, readOptions } from './js/options.js';
 import { initViewer, renderViewer } from './js/viewer.js';
 import { initHistory, markSelected, renderItem, renderList } from './js/history.js';
 import { downloadAll, renderBatch } from './js/batch.js';
+import { initStoreBatch, showStores } from './js/store-batch.js';
 
 // ---------- rendering ----------
 
@@ -160,12 +162,13 @@ function showKeyState() {
 async function loadLimits() {
   try {
     const j = await api.getLimits();
+    showStores(j);
     if (!j) return;
     jobs.limits = Object.assign({}, jobs.limits, j);
     let text = `JPEG, PNG, WebP, GIF, BMP or TIFF, up to ${fmtBytes(jobs.limits.max_upload_bytes)}`;
     if (jobs.limits.max_pixels) text += ` and ${fmtMP(jobs.limits.max_pixels)}`;
     $('limits-hint').textContent = `${text}. Several at once are processed one after another.`;
-  } catch { /* keep the defaults; errors still come from the server */ }
+  } catch { showStores(null); /* keep the defaults; errors still come from the server */ }
 }
 
 // ---------- connection ----------
@@ -179,6 +182,7 @@ window.addEventListener('online', () => { showNet(); resumeAll(); renderAll(); }
 // ---------- wiring ----------
 
 initOptions();
+initStoreBatch();
 initViewer({
   onRetry: (e) => retry(e),
   // The viewer stays on the cancelled job (to show that it is), while the queue goes on.

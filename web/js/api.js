@@ -1,5 +1,6 @@
 // The HTTP API client: uploads with progress, job status and results, cancelling, the event
-// stream (EventSource, or fetch when an API key must be sent), limits and a health probe.
+// stream (EventSource, or fetch when an API key must be sent), batches between storage
+// locations (start, status, events, cancel), limits and a health probe.
 // Every URL is relative so the page also works under a path prefix.
 import { store } from './util.js';
 import { normalizeOptions } from './operators.js';
@@ -35,21 +36,25 @@ export function retryAfterSeconds(value) {
 
 export const jobPath = (kind, id) => `${kind}/${encodeURIComponent(id)}`;
 
-// The query of an upload: every option of the operator (docs/operators.md), Canny's thresholds
-// for Canny, and the strip count when one was asked for. extra: more fields (wait=10).
+// The operator's options as the API names them (docs/operators.md): every option of the
+// operator, and Canny's thresholds for Canny. The strip count is the caller's.
+export function optionFields(o) {
+  const n = normalizeOptions(o);
+  const f = { output: n.output, kernel: n.kernel, ksize: n.ksize, magnitude: n.magnitude, threshold: n.threshold };
+  if (n.output === 'canny') {
+    f.low = n.low;
+    f.high = n.high;
+  }
+  f.format = n.format;
+  return f;
+}
+
+// The query of an upload: the operator's options, and the strip count when one was asked for.
+// extra: more fields (wait=10).
 export function optionQuery(o, extra) {
   const n = normalizeOptions(o);
   const q = new URLSearchParams();
-  q.set('output', n.output);
-  q.set('kernel', n.kernel);
-  q.set('ksize', String(n.ksize));
-  q.set('magnitude', n.magnitude);
-  q.set('threshold', String(n.threshold));
-  if (n.output === 'canny') {
-    q.set('low', String(n.low));
-    q.set('high', String(n.high));
-  }
-  q.set('format', n.format);
+  for (const [k, v] of Object.entries(optionFields(n))) q.set(k, String(v));
   if (n.fragments !== 'auto') q.set('fragments', String(n.fragments));
   for (const [k, v] of Object.entries(extra || {})) q.set(k, String(v));
   return q.toString();
@@ -120,12 +125,17 @@ export async function probe() {
 // Follows a job's events. handlers: data(text) for each event, open(), end() once the stream is
 // over (finished, broken or refused). Returns { close() }.
 export function openEvents(id, handlers) {
-  if (!apiKey() && typeof EventSource === 'function') return eventSource(id, handlers);
-  return fetchEvents(id, handlers);
+  return followEvents(jobPath('events', id), handlers);
 }
 
-function eventSource(id, handlers) {
-  const es = new EventSource(jobPath('events', id));
+// The same for any event stream of the API (a job's, a batch's): they share their event names.
+function followEvents(url, handlers) {
+  if (!apiKey() && typeof EventSource === 'function') return eventSource(url, handlers);
+  return fetchEvents(url, handlers);
+}
+
+function eventSource(url, handlers) {
+  const es = new EventSource(url);
   let closed = false;
   const handle = { close() { closed = true; es.close(); } };
   const onData = (ev) => { if (!closed) handlers.data(ev.data); };
@@ -142,13 +152,13 @@ function eventSource(id, handlers) {
 }
 
 // EventSource cannot send an Authorization header, so with an API key the stream is read with fetch.
-function fetchEvents(id, handlers) {
+function fetchEvents(url, handlers) {
   const ctrl = new AbortController();
   let closed = false;
   const handle = { close() { closed = true; ctrl.abort(); } };
   (async () => {
     try {
-      const r = await fetch(jobPath('events', id), {
+      const r = await fetch(url, {
         headers: authHeaders({ Accept: 'text/event-stream' }), cache: 'no-store', signal: ctrl.signal,
       });
       if (!r.ok || !r.body) throw new Error(`events answered ${r.status}`);
@@ -176,3 +186,21 @@ function fetchEvents(id, handlers) {
   })();
   return handle;
 }
+
+// ---------- batches between storage locations ----------
+
+const batchPath = (id) => `batches/${encodeURIComponent(id)}`;
+
+// Starts a batch: body { source, destination, options }. key: its Idempotency-Key, the same
+// for a request sent again after its answer was lost.
+export function startStoreBatch(body, key) {
+  const headers = authHeaders({ Accept: 'application/json', 'Content-Type': 'application/json' });
+  if (key) headers['Idempotency-Key'] = key;
+  return fetch('batches', { method: 'POST', headers, body: JSON.stringify(body), cache: 'no-store' });
+}
+
+export const getStoreBatch = (id) => fetch(batchPath(id), { headers: authHeaders({ Accept: 'application/json' }), cache: 'no-store' });
+export const cancelStoreBatch = (id) => fetch(batchPath(id), { method: 'DELETE', headers: authHeaders({ Accept: 'application/json' }), cache: 'no-store' });
+
+// Follows a batch's events (progress, then done, failed or cancelled), as openEvents does a job's.
+export const openStoreBatchEvents = (id, handlers) => followEvents(`${batchPath(id)}/events`, handlers);

@@ -277,7 +277,7 @@ impl Client {
         self.json(response).await
     }
 
-    /// Follows a batch until it is over, calling `progress` with its status every half
+    /// Follows a batch until it is over, calling `progress` with its status five times a
     /// second; returns the final status.
     pub async fn follow_batch(
         &self,
@@ -290,7 +290,7 @@ impl Client {
             if status.state.is_over() {
                 return Ok(status);
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

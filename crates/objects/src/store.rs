@@ -462,6 +462,19 @@ impl Objects {
         }
     }
 
+    /// Checks that the location can be read as a batch's source: [`Objects::health_check`],
+    /// and for a local folder that it exists (listing a missing folder finds nothing, which
+    /// would hide a typo as an empty batch).
+    pub async fn check_source(&self) -> Result<()> {
+        if matches!(self.backend, Backend::Local) {
+            let folder = local::path_of(self.location.prefix());
+            if !std::fs::metadata(&folder).is_ok_and(|m| m.is_dir()) {
+                return Err(StoreError::NotFound { what: format!("the folder {}", self.location) });
+            }
+        }
+        self.health_check().await
+    }
+
     fn store_path(&self, key: &Key) -> Result<StorePath> {
         store_path(&self.location.object_name(key))
     }

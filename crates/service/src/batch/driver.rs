@@ -338,6 +338,7 @@ impl Batches {
         record.error = error;
         record.ended_ms = Some(cancelled_at.unwrap_or_else(now_ms));
         self.save(&record).await?;
+        t.store.put(&t.keys.batch_over(id), Bytes::from_static(b"1"), self.config.record_ttl).await?;
         t.store.set_remove(&t.keys.batches(), id.as_str()).await?;
         let mut first = 0;
         while first < record.listed {

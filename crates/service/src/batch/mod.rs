@@ -105,7 +105,7 @@ impl Batches {
         let source = self.stores.open(&request.source)?;
         let destination = self.stores.open(&request.destination)?;
         batch::check_batch_locations(source.location(), destination.location())?;
-        let (listed, writable) = tokio::join!(source.health_check(), destination.health_check());
+        let (listed, writable) = tokio::join!(source.check_source(), destination.health_check());
         listed?;
         writable?;
         let t = &self.transport;

@@ -125,6 +125,11 @@ impl Keys {
     pub fn batch_cancel(&self, id: &BatchId) -> String {
         format!("{}:cancel", self.of_batch(id))
     }
+    /// Set when the batch is over (done, failed or cancelled, its manifest written): a small
+    /// key a worker reads with each item instead of the record.
+    pub fn batch_over(&self, id: &BatchId) -> String {
+        format!("{}:over", self.of_batch(id))
+    }
     /// An item's outcome: its manifest line.
     pub fn batch_item(&self, id: &BatchId, seq: u64) -> String {
         format!("{}:item:{seq}", self.of_batch(id))

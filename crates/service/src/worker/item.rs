@@ -19,7 +19,7 @@ use super::setback::Setback;
 use super::{Outcome, Worker};
 use crate::batch::{BATCH_METADATA, failed_entry, options_digest, record_item};
 use crate::error::{Crashed, StoreError, decode_code, error_chain, object_store_code};
-use crate::model::{BatchRecord, ItemTask};
+use crate::model::ItemTask;
 
 /// How long a worker holds an item while its object store does not answer, before it hands
 /// the item back anyway.
@@ -55,8 +55,8 @@ impl Worker {
     pub(super) async fn handle_item(&self, task: ItemTask, delivery: Delivery) -> Outcome {
         let t = &self.transport;
         let (id, seq) = (&task.batch_id, task.seq);
-        let keys = [t.keys.batch(id), t.keys.batch_cancel(id), t.keys.batch_item(id, seq)];
-        let [record, cancel, line] = match t.store.get_many(&keys).await.map(<[Option<Bytes>; 3]>::try_from) {
+        let keys = [t.keys.batch_over(id), t.keys.batch_cancel(id), t.keys.batch_item(id, seq)];
+        let [over, cancel, line] = match t.store.get_many(&keys).await.map(<[Option<Bytes>; 3]>::try_from) {
             Ok(Ok(values)) => values,
             Ok(Err(v)) => {
                 let wrong = StoreError::WrongCount { asked: 3, got: v.len() };
@@ -64,10 +64,7 @@ impl Worker {
             }
             Err(e) => return self.requeue(delivery, &e.into()).await,
         };
-        let over = record
-            .and_then(|r| serde_json::from_slice::<BatchRecord>(&r).ok())
-            .is_none_or(|r| r.state.is_over());
-        if over || cancel.is_some() {
+        if over.is_some() || cancel.is_some() {
             tracing::debug!("the batch is over or cancelled; dropping the item");
             let _ = delivery.ack().await;
             return Outcome::Skipped;
@@ -151,8 +148,10 @@ impl Worker {
     async fn compute_item(&self, task: &ItemTask) -> Result<ManifestEntry, Stop> {
         let Opened { source, key, destination, output } = self.open_item(task)?;
         let digest = options_digest(&task.options);
-        // The skip rule, and a redone item whose output this batch wrote already.
-        match destination.head(&output).await {
+        // The skip rule (and a redone item whose output this batch wrote already), with the
+        // source read at the same time: one round trip of waiting instead of two.
+        let (head, object) = tokio::join!(destination.head(&output), source.get(&key, task.max_bytes));
+        match head {
             Ok(head) if OutputStamp::new(&task.etag, digest.clone()).is_current(&head) => {
                 let ours = head.metadata.get(BATCH_METADATA) == Some(task.batch_id.as_str());
                 let entry = if ours { ManifestEntry::done } else { ManifestEntry::skipped };
@@ -161,7 +160,7 @@ impl Worker {
             Ok(_) | Err(ObjectError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        let object = source.get(&key, task.max_bytes).await?;
+        let object = object?;
         let etag = object.head.etag.clone();
         let run = RunOptions {
             options: task.options.operator(),

@@ -1,0 +1,153 @@
+//! `dsobel process` with object-store locations: `dsobel process s3://photos/2024 --out-dir
+//! s3://edges/2024` (or `gs://`, `file://`, and local folders on either side) lists the source,
+//! fetches each image, computes it here and puts the output, with the same naming and skip
+//! rule as a server's batch (`SRC/a/b.jpg` becomes `DEST/a/b.png`, stamped with the source's
+//! ETag and the options digest; an output already current is skipped). No server, no manifest:
+//! a summary, one line per failed item, and a non-zero exit code when any failed. Each image
+//! is one strip (as a batch computes it), several images at once.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use dsobel_codec::{ProcessError, RunOptions, process_file};
+use dsobel_objects::batch::{ItemPlan, OutputExtension, OutputStamp, check_batch_locations, plan_item};
+use dsobel_objects::{AllowList, CloudConfig, Key, ObjectInfo, Objects, StoreError, Stores};
+use dsobel_service::batch::options_digest;
+use dsobel_service::model::JobOptions;
+use futures_util::StreamExt;
+
+/// Whether a command-line path is a URL (`s3://`, `gs://`, `file://`, or one refused later).
+pub fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.contains("://"))
+}
+
+/// The location of a command-line path: a URL as it is, a local folder as `file://` (created
+/// when `create`).
+fn location_of(path: &Path, create: bool) -> Result<String> {
+    if is_url(path) {
+        return Ok(path.to_str().expect("a URL is text").to_owned());
+    }
+    if create {
+        std::fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
+    }
+    let absolute = path.canonicalize().with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(format!("file://{}", absolute.display()))
+}
+
+/// How one item ended.
+enum Ended {
+    Done,
+    Skipped,
+    Failed(String),
+}
+
+/// Runs the object-store form of `dsobel process`: `input` to `out_dir` with `run`'s options,
+/// `parallel` images at once. The exit code is 1 when an item failed.
+pub fn run(input: &Path, out_dir: &Path, run: RunOptions, parallel: usize, quiet: bool) -> Result<i32> {
+    let (source, destination) = (location_of(input, false)?, location_of(out_dir, true)?);
+    let allow = AllowList::parse(&format!("{source},{destination}")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stores = Stores::new(allow, CloudConfig::from_env());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let source = stores.open(&source).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let destination = stores.open(&destination).map_err(|e| anyhow::anyhow!("{e}"))?;
+        check_batch_locations(source.location(), destination.location()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        source.check_source().await.map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
+        let extension = OutputExtension::new(run.options.format.extension()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let stamp_digest = options_digest(&JobOptions::new(run.options, None));
+        let shared = Arc::new((source, destination, run, stamp_digest));
+        let mut listing = shared.0.list();
+        let mut items = Vec::new();
+        let mut failed_listing = None;
+        while let Some(object) = listing.next().await {
+            match object {
+                Ok(object) => items.push(object),
+                Err(e) => {
+                    failed_listing = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed_listing {
+            bail!("cannot list {}: {e}", shared.0.location());
+        }
+        let (mut done, mut skipped, mut failed, mut ignored) = (0u64, 0u64, 0u64, 0u64);
+        let work = items.into_iter().filter_map(|object| match plan_item(&object.key, &extension) {
+            Ok(ItemPlan::Ignore(_)) => {
+                ignored += 1;
+                None
+            }
+            Ok(ItemPlan::Process { output }) => Some((object, Ok(output))),
+            Err(e) => Some((object, Err(e))),
+        });
+        let work: Vec<_> = work.collect();
+        let mut ended = futures_util::stream::iter(work)
+            .map(|(object, output)| {
+                let shared = shared.clone();
+                async move {
+                    let key = object.key.to_string();
+                    let ended = match output {
+                        Ok(output) => one(&shared.0, &shared.1, &object, &output, shared.2, &shared.3).await,
+                        Err(e) => Ended::Failed(format!("{}: {e}", e.code())),
+                    };
+                    (key, ended)
+                }
+            })
+            .buffer_unordered(parallel.max(1));
+        while let Some((key, outcome)) = ended.next().await {
+            match outcome {
+                Ended::Done => done += 1,
+                Ended::Skipped => skipped += 1,
+                Ended::Failed(why) => {
+                    failed += 1;
+                    eprintln!("{key}: {why}");
+                }
+            }
+        }
+        if !quiet {
+            eprintln!(
+                "{} items: {done} done, {skipped} skipped (already current), {failed} failed; {ignored} other objects ignored",
+                done + skipped + failed
+            );
+        }
+        Ok(if failed > 0 { 1 } else { 0 })
+    })
+}
+
+/// One item: the skip rule, then get, compute, put.
+async fn one(
+    source: &Objects,
+    destination: &Objects,
+    object: &ObjectInfo,
+    output: &Key,
+    run: RunOptions,
+    digest: &dsobel_objects::batch::OptionsDigest,
+) -> Ended {
+    let failed = |e: StoreError| Ended::Failed(format!("{}: {e}", e.code()));
+    match OutputStamp::new(&object.etag, digest.clone()).output_is_current(destination, output).await {
+        Ok(true) => return Ended::Skipped,
+        Ok(false) => {}
+        Err(e) => return failed(e),
+    }
+    let input = match source.get(&object.key, run.limits.max_bytes).await {
+        Ok(input) => input,
+        Err(e) => return failed(e),
+    };
+    let etag = input.head.etag.clone();
+    let computed = tokio::task::spawn_blocking(move || process_file(&input.bytes, &run)).await;
+    let file = match computed {
+        Ok(Ok(done)) => done.bytes,
+        Ok(Err(ProcessError::Decode(e))) => {
+            return Ended::Failed(format!("{}: {e}", dsobel_service::error::decode_code(&e)));
+        }
+        Ok(Err(e)) => return Ended::Failed(e.to_string()),
+        Err(e) => return Ended::Failed(format!("the computation crashed: {e}")),
+    };
+    let metadata = OutputStamp::new(&etag, digest.clone()).metadata();
+    match destination.put(output, Bytes::from(file), &metadata).await {
+        Ok(_) => Ended::Done,
+        Err(e) => failed(e),
+    }
+}
