@@ -358,6 +358,29 @@ fn embedded_batches() {
     let expected = expected_outputs(&items);
     check_outputs(&stores, &destination_url, &status, &expected);
 
+    // The same request with an Idempotency-Key twice: one batch.
+    let request = BatchRequest {
+        source: source_url.clone(),
+        destination: format!("file://{}", root.path().join("once").display()),
+        options: JobOptions::default(),
+    };
+    let first = block_on(backend.client().start_batch(&request, Some("key-1"))).expect("started");
+    let again = block_on(backend.client().start_batch(&request, Some("key-1"))).expect("answered");
+    assert_eq!(first.id, again.id, "a resent request gets the batch the first one started");
+    follow(backend.client(), &first.id, Duration::from_secs(60));
+
+    // `dsobel batch` starts and follows a batch, prints its summary, and exits 1: an item failed.
+    let by_batch = format!("file://{}", root.path().join("by-batch").display());
+    let output = std::process::Command::new(dsobel_testkit::dsobel_binary())
+        .args(["batch", &source_url, &by_batch, "--server", backend.client().base(), "--quiet"])
+        .output()
+        .expect("dsobel batch runs");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("done: 5 items, 4 done, 0 skipped, 1 failed"), "{said}");
+    assert!(said.contains("/by-batch/_manifest/"), "{said}");
+    check_files(&stores, &by_batch, &expected);
+
     // `dsobel process` between the same kind of locations, with no server: the same bytes, the
     // same naming; run again, every output is current.
     let by_cli = format!("file://{}", root.path().join("cli").display());
