@@ -58,32 +58,36 @@ pub fn run(input: &Path, out_dir: &Path, run: RunOptions, parallel: usize, quiet
         let extension = OutputExtension::new(run.options.format.extension()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let stamp_digest = options_digest(&JobOptions::new(run.options, None));
         let shared = Arc::new((source, destination, run, stamp_digest));
-        let mut listing = shared.0.list();
-        let mut items = Vec::new();
-        let mut failed_listing = None;
-        while let Some(object) = listing.next().await {
-            match object {
-                Ok(object) => items.push(object),
-                Err(e) => {
-                    failed_listing = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = failed_listing {
-            bail!("cannot list {}: {e}", shared.0.location());
-        }
-        let (mut done, mut skipped, mut failed, mut ignored) = (0u64, 0u64, 0u64, 0u64);
-        let work = items.into_iter().filter_map(|object| match plan_item(&object.key, &extension) {
-            Ok(ItemPlan::Ignore(_)) => {
-                ignored += 1;
-                None
-            }
-            Ok(ItemPlan::Process { output }) => Some((object, Ok(output))),
-            Err(e) => Some((object, Err(e))),
-        });
-        let work: Vec<_> = work.collect();
-        let mut ended = futures_util::stream::iter(work)
+        // Items are computed as they are listed, `parallel` at a time: the listing is never
+        // held whole in memory.
+        let (mut done, mut skipped, mut failed) = (0u64, 0u64, 0u64);
+        let ignored = std::sync::atomic::AtomicU64::new(0);
+        let listing_error = std::sync::Mutex::new(None);
+        let work = shared
+            .0
+            .list()
+            .take_while(|object| {
+                let go_on = match object {
+                    Ok(_) => true,
+                    Err(e) => {
+                        *listing_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                        false
+                    }
+                };
+                std::future::ready(go_on)
+            })
+            .filter_map(|object| {
+                let planned = object.ok().and_then(|object| match plan_item(&object.key, &extension) {
+                    Ok(ItemPlan::Ignore(_)) => {
+                        ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        None
+                    }
+                    Ok(ItemPlan::Process { output }) => Some((object, Ok(output))),
+                    Err(e) => Some((object, Err(e))),
+                });
+                std::future::ready(planned)
+            });
+        let mut ended = work
             .map(|(object, output)| {
                 let shared = shared.clone();
                 async move {
@@ -105,6 +109,11 @@ pub fn run(input: &Path, out_dir: &Path, run: RunOptions, parallel: usize, quiet
                     eprintln!("{key}: {why}");
                 }
             }
+        }
+        drop(ended);
+        let ignored = ignored.into_inner();
+        if let Some(e) = listing_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            bail!("cannot list {} (after {} items): {e}", shared.0.location(), done + skipped + failed);
         }
         if !quiet {
             eprintln!(

@@ -358,6 +358,9 @@ fn embedded_batches() {
     let expected = expected_outputs(&items);
     check_outputs(&stores, &destination_url, &status, &expected);
 
+    assert_eq!(backend.metric("dsobel_batch_items_total{outcome=\"done\"}"), 4.0);
+    assert_eq!(backend.metric("dsobel_batch_items_total{outcome=\"failed\"}"), 1.0);
+
     // The same request with an Idempotency-Key twice: one batch.
     let request = BatchRequest {
         source: source_url.clone(),

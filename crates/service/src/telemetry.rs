@@ -46,10 +46,10 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
-/// Labels of finished jobs.
+/// Labels of finished jobs and ended batch items.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// `done` or `failed`.
+    /// `done` or `failed` (and `skipped` for a batch item).
     pub outcome: String,
 }
 
@@ -99,6 +99,8 @@ pub struct Metrics {
     pub full_store_waits: Counter,
     /// Jobs finished, by outcome, seen by this process.
     pub jobs_finished: Family<OutcomeLabels, Counter>,
+    /// Batch items ended by this process's workers, by outcome (`done`, `skipped`, `failed`).
+    pub batch_items: Family<OutcomeLabels, Counter>,
     /// HTTP connections open.
     pub connections_open: Gauge,
     /// HTTP connections closed to make room (or refused) at the connection cap.
@@ -139,6 +141,7 @@ impl Metrics {
             jobs_taken_over: Counter::default(),
             full_store_waits: Counter::default(),
             jobs_finished: Family::default(),
+            batch_items: Family::default(),
             connections_open: Gauge::default(),
             connections_shed: Counter::default(),
         };
@@ -190,6 +193,11 @@ impl Metrics {
         );
         registry.register("jobs_finished", "Jobs finished, by outcome", m.jobs_finished.clone());
         registry.register(
+            "batch_items",
+            "Batch items ended by the workers here, by outcome (done, skipped, failed)",
+            m.batch_items.clone(),
+        );
+        registry.register(
             "poisoned_locks",
             "Locks found poisoned by a panic (a bug; their data was used as it was)",
             crate::locks::POISONED_LOCKS.clone(),
@@ -209,6 +217,11 @@ impl Metrics {
         if let Some(total) = total_ms.filter(|_| outcome == "done") {
             self.job_duration.observe(total / 1e3);
         }
+    }
+
+    /// Counts a batch item that ended with `outcome`.
+    pub fn batch_item_ended(&self, outcome: &str) {
+        self.batch_items.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc();
     }
 
     /// The Prometheus text exposition.

@@ -7,6 +7,8 @@
 //! again, so each output is written once. A store that does not answer hands the item back to
 //! the queue; anything else that stops it is recorded as its failure, and the batch goes on.
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use dsobel_codec::{Limits, ProcessError, RunOptions, process_file};
 use dsobel_kernel::png::CompressionLevel;
@@ -19,11 +21,11 @@ use super::setback::Setback;
 use super::{Outcome, Worker};
 use crate::batch::{BATCH_METADATA, failed_entry, options_digest, record_item};
 use crate::error::{Crashed, StoreError, decode_code, error_chain, object_store_code};
-use crate::model::ItemTask;
+use crate::model::{ItemTask, status_word};
 
-/// How long a worker holds an item while its object store does not answer, before it hands
-/// the item back anyway.
-const OBJECT_STORE_HOLD: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a worker tries an item again while its object store does not answer, before it
+/// hands the item back anyway.
+const OBJECT_STORE_HOLD: Duration = Duration::from_secs(60);
 
 /// What stopped an item.
 enum Stop {
@@ -81,21 +83,37 @@ impl Worker {
             return Outcome::Skipped;
         }
         self.drill_delay().await;
-        let entry = match self.compute_item(&task).await {
-            Ok(entry) => entry,
-            Err(Stop::Retry(setback)) => {
-                self.wait_for_objects(&task).await;
-                return self.requeue(delivery, &setback).await;
-            }
-            Err(Stop::Fail(code, message)) => {
-                tracing::warn!(code, reason = %message, "batch item failed");
-                failed_entry(&task, code, &message)
+        // An object store that does not answer (restarting, throttling) is waited for here,
+        // trying the item again, rather than by handing it back: each hand-back counts against
+        // the item's delivery limit, and a restart can outlast a few of them.
+        let (held, mut pause) = (Instant::now(), Duration::from_millis(500));
+        let entry = loop {
+            match self.compute_item(&task).await {
+                Ok(entry) => break entry,
+                Err(Stop::Fail(code, message)) => {
+                    tracing::warn!(code, reason = %message, "batch item failed");
+                    break failed_entry(&task, code, &message);
+                }
+                Err(Stop::Retry(setback @ Setback::Crashed(_))) => {
+                    return self.requeue(delivery, &setback).await;
+                }
+                Err(Stop::Retry(setback)) => {
+                    if held.elapsed() >= OBJECT_STORE_HOLD || self.shutdown.is_cancelled() {
+                        return self.requeue(delivery, &setback).await;
+                    }
+                    tracing::info!(reason = %setback, "the object store does not answer; trying the item again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = self.shutdown.cancelled() => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
             }
         };
         match record_item(t, &task, &entry, self.batch_ttl()).await {
             Ok(status) => {
                 let _ = delivery.ack().await;
-                self.metrics.strips_processed.inc();
+                self.metrics.batch_item_ended(status_word(status));
                 tracing::debug!(status = ?status, "batch item ended");
                 Outcome::Done
             }
@@ -103,29 +121,8 @@ impl Worker {
         }
     }
 
-    /// Waits until the item's source answers again (at most [`OBJECT_STORE_HOLD`], not past
-    /// shutdown), so that an object store restarting does not use up the item's deliveries.
-    async fn wait_for_objects(&self, task: &ItemTask) {
-        let Some(source) = self.config.stores.as_ref().and_then(|s| s.open(&task.source).ok()) else {
-            return;
-        };
-        let held = std::time::Instant::now();
-        let mut pause = std::time::Duration::from_millis(200);
-        while held.elapsed() < OBJECT_STORE_HOLD && !self.shutdown.is_cancelled() {
-            if source.health_check().await.is_ok() {
-                return;
-            }
-            tracing::info!("the object store does not answer; holding the item");
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = self.shutdown.cancelled() => return,
-            }
-            pause = (pause * 2).min(std::time::Duration::from_secs(2));
-        }
-    }
-
     /// How long a batch's item lines live: as long as its record.
-    fn batch_ttl(&self) -> std::time::Duration {
+    fn batch_ttl(&self) -> Duration {
         self.config.batch_ttl
     }
 
