@@ -89,7 +89,11 @@ echo "HTTP uploads: $n of the same JPEG, $concurrency clients" >&2
   --workers-label "$workers" >"$work/http.txt" 2>&1
 http_rate=$(awk -v w="$workers" '$1 == w && $2 == "one.jpg" { print $7 }' "$work/http.txt")
 failed=$(awk -v w="$workers" '$1 == w && $2 == "one.jpg" { print $6 }' "$work/http.txt")
-[ -n "$http_rate" ] && [ "$failed" = 0 ] || { cat "$work/http.txt" >&2; echo "the HTTP run failed" >&2; exit 1; }
+if [ -z "$http_rate" ] || [ "$failed" != 0 ]; then
+  cat "$work/http.txt" >&2
+  echo "the HTTP run failed" >&2
+  exit 1
+fi
 
 echo "batch: s3://bench-in/photos -> s3://bench-out/edges" >&2
 io_before=$(redis_io)
