@@ -179,6 +179,19 @@ impl Client {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(format!("unreadable JSON: {e}")))
     }
 
+    /// The JSON answer of a request that succeeds with `200`; the refusal otherwise.
+    async fn ok_json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let response = self.send(self.request(method, path)).await?;
+        if response.status() != StatusCode::OK {
+            return Err(refusal(response).await);
+        }
+        self.json(response).await
+    }
+
     /// Uploads `body` (the image's bytes) with `query` (`threshold=80&wait=30`, no `?`).
     pub async fn upload(&self, body: impl Into<reqwest::Body>, query: &str) -> Result<Upload, ClientError> {
         self.upload_once(body, query, None).await
@@ -215,11 +228,7 @@ impl Client {
 
     /// The job's status.
     pub async fn status(&self, id: &JobId) -> Result<JobStatus, ClientError> {
-        let response = self.send(self.request(Method::GET, &format!("/status/{id}"))).await?;
-        if response.status() != StatusCode::OK {
-            return Err(refusal(response).await);
-        }
-        self.json(response).await
+        self.ok_json(Method::GET, &format!("/status/{id}")).await
     }
 
     /// The job's PNG, or its status while it is not finished.
@@ -234,11 +243,7 @@ impl Client {
 
     /// Cancels the job (`DELETE /jobs/{id}`); returns its status, `cancelled`.
     pub async fn cancel(&self, id: &JobId) -> Result<JobStatus, ClientError> {
-        let response = self.send(self.request(Method::DELETE, &format!("/jobs/{id}"))).await?;
-        if response.status() != StatusCode::OK {
-            return Err(refusal(response).await);
-        }
-        self.json(response).await
+        self.ok_json(Method::DELETE, &format!("/jobs/{id}")).await
     }
 
     /// Starts a batch (`POST /batches`); with an `Idempotency-Key`, a repeated request gets
@@ -261,20 +266,12 @@ impl Client {
 
     /// A batch's status.
     pub async fn batch_status(&self, id: &BatchId) -> Result<BatchStatus, ClientError> {
-        let response = self.send(self.request(Method::GET, &format!("/batches/{id}"))).await?;
-        if response.status() != StatusCode::OK {
-            return Err(refusal(response).await);
-        }
-        self.json(response).await
+        self.ok_json(Method::GET, &format!("/batches/{id}")).await
     }
 
     /// Cancels a batch (`DELETE /batches/{id}`); returns its status, `cancelled`.
     pub async fn cancel_batch(&self, id: &BatchId) -> Result<BatchStatus, ClientError> {
-        let response = self.send(self.request(Method::DELETE, &format!("/batches/{id}"))).await?;
-        if response.status() != StatusCode::OK {
-            return Err(refusal(response).await);
-        }
-        self.json(response).await
+        self.ok_json(Method::DELETE, &format!("/batches/{id}")).await
     }
 
     /// Follows a batch until it is over, calling `progress` with its status five times a

@@ -8,12 +8,13 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 
 use super::Shared;
-use super::middleware::client_of;
+use super::events::{sse, stream_slot};
+use super::jobs::fresh;
 use super::options::idempotency_key;
 use crate::client_limits::StreamSlot;
 use crate::error::{ApiError, BatchError};
@@ -75,12 +76,6 @@ pub(super) async fn cancel(
     Ok(fresh(state.batches.cancel(&id).await?))
 }
 
-fn fresh(status: impl serde::Serialize) -> Response {
-    let mut response = Json(status).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 /// The state of one batch event stream between two events.
 struct BatchEvents {
     state: Shared,
@@ -128,10 +123,8 @@ pub(super) async fn events(
     request: Request,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let id = checked_id(&id)?;
-    let client = client_of(&state, request.extensions(), request.headers());
-    let slot = state.client_limits.open_stream(client)?;
+    let slot = stream_slot(&state, &request)?;
     state.batches.status(&id).await?;
     let stream = BatchEvents { state, id, last: None, finished: false, _slot: slot };
-    let events = futures_util::stream::unfold(stream, |s| s.next_event());
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(sse(futures_util::stream::unfold(stream, |s| s.next_event())))
 }

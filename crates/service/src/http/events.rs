@@ -70,6 +70,21 @@ impl EventStream {
     }
 }
 
+/// A place for one more event stream of the request's client (refused past the client's or
+/// the server's cap).
+pub(super) fn stream_slot(state: &Shared, request: &Request) -> Result<StreamSlot, ApiError> {
+    let client = client_of(state, request.extensions(), request.headers());
+    state.client_limits.open_stream(client)
+}
+
+/// The response of an event stream, with a comment every 15 s to keep proxies from closing it.
+pub(super) fn sse<S>(events: S) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>>
+where
+    S: Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
+{
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
 /// `GET /events/{id}`.
 pub(super) async fn events(
     State(state): State<Shared>,
@@ -77,11 +92,9 @@ pub(super) async fn events(
     request: Request,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let id = checked_id(&id)?;
-    let client = client_of(&state, request.extensions(), request.headers());
-    let slot = state.client_limits.open_stream(client)?;
+    let slot = stream_slot(&state, &request)?;
     let wakeups = state.coordinator.watch(&id).await;
     state.coordinator.status(&id).await?;
     let stream = EventStream { state, id, wakeups, last: None, finished: false, _slot: slot };
-    let events = futures_util::stream::unfold(stream, |s| s.next_event());
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(sse(futures_util::stream::unfold(stream, |s| s.next_event())))
 }

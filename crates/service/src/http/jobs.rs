@@ -29,8 +29,8 @@ pub(super) fn result_lost() -> ApiError {
     ))
 }
 
-/// A status that must not be cached (it changes).
-fn fresh(status: JobStatus) -> Response {
+/// A status (of a job or a batch) that must not be cached (it changes).
+pub(super) fn fresh(status: impl serde::Serialize) -> Response {
     let mut response = Json(status).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
