@@ -1,5 +1,6 @@
 // Shared pieces of the browser tests: find the tools, start `dsobel serve` and nginx on free
 // loopback ports, launch headless Chromium with a fresh profile, and compare images by pixels.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -235,6 +236,19 @@ export async function openBrowser({ viewport = { width: 1280, height: 900 }, col
 }
 
 // Uploads a file straight to the API (no browser) and returns the finished result's PNG bytes.
+// Checks the page as it is now with axe (no violations) and that it does not scroll sideways;
+// `when` names the moment in the failure message. The page must allow the script (open the
+// browser with `bypassCSP`).
+export async function axeAudit(page, when) {
+  const axe = fs.readFileSync(path.join(here, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+  await page.addScriptTag({ content: axe });
+  const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] }))
+    .violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`));
+  assert.deepEqual(violations, [], `axe, ${when}`);
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(wide <= 0, `the page scrolls sideways by ${wide}px ${when}`);
+}
+
 export async function apiResult(baseUrl, file, options = {}) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(options)) if (v != null && v !== 'auto') q.set(k, String(v));

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  apiResult, comparePixels, missing, needs, openBrowser, photo, shownResult, startServe, webDir,
+  apiResult, axeAudit, comparePixels, missing, needs, openBrowser, photo, shownResult, startServe, webDir,
 } from './harness.mjs';
 
 const T = { timeout: 240000 };
@@ -386,17 +386,9 @@ describe('operators in the page', () => {
 
   for (const [scheme, viewport, phone] of [['light', { width: 1280, height: 900 }, false], ['dark', { width: 390, height: 844 }, true]]) {
     test(`no axe violations and no sideways scrolling with the new fields, a drawn NPY, a server preview and errors (${scheme}, ${viewport.width}px)`, T, needs({}, async () => {
-      const axe = fs.readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
       const b = await openBrowser({ viewport, colorScheme: scheme, phone, bypassCSP: true });
       const { page } = b;
-      const audit = async (when) => {
-        await page.addScriptTag({ content: axe });
-        const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] }))
-          .violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`));
-        assert.deepEqual(violations, [], `axe, ${when}`);
-        const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-        assert.ok(wide <= 0, `the page scrolls sideways by ${wide}px ${when}`);
-      };
+      const audit = (when) => axeAudit(page, when);
       try {
         await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
         await page.evaluate(() => { for (const d of document.querySelectorAll('details')) d.open = true; });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
 import {
-  apiResult, comparePixels, missing, needs, openBrowser, photo, rawGet, shownResult, startServe, watchProgress, webDir, webFiles,
+  apiResult, axeAudit, comparePixels, missing, needs, openBrowser, photo, rawGet, shownResult, startServe, watchProgress, webDir, webFiles,
 } from './harness.mjs';
 
 const T = { timeout: 180000 };
@@ -306,7 +306,6 @@ describe('accessibility and layout', () => {
   for (const [scheme, viewport, phone] of [['light', { width: 1280, height: 900 }, false], ['dark', { width: 375, height: 740 }, false],
     ['dark', { width: 390, height: 844 }, true], ['light', { width: 390, height: 844 }, true]]) {
     test(`no axe violations and no sideways scrolling (${scheme}, ${viewport.width}px wide${phone ? ', touch' : ''})`, T, needs({}, async () => {
-      const axe = fs.readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dsobel-notes-'));
       const notes = path.join(dir, 'notes.txt');
       fs.writeFileSync(notes, 'not a picture\n');
@@ -314,14 +313,7 @@ describe('accessibility and layout', () => {
       const { page } = b;
       try {
         await page.goto(`${server.url}/`, { waitUntil: 'networkidle' });
-        const audit = async (when) => {
-          await page.addScriptTag({ content: axe });
-          const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] }))
-            .violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`));
-          assert.deepEqual(violations, [], `axe, ${when}`);
-          const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-          assert.ok(wide <= 0, `the page scrolls sideways by ${wide}px ${when}`);
-        };
+        const audit = (when) => axeAudit(page, when);
         await audit('when empty');
         await page.setInputFiles('#file', photo('coffee.png'));
         await page.locator('.job-item[data-state="done"]').waitFor({ timeout: 90000 });

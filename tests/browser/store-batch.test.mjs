@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { missing, needs, openBrowser, startServe, webDir } from './harness.mjs';
+import { axeAudit, missing, needs, openBrowser, startServe, webDir } from './harness.mjs';
 
 const T = { timeout: 240000 };
 const onlyLoadErrors = (problems) => problems.filter((p) => !/Failed to load resource/.test(p));
@@ -84,16 +84,6 @@ async function shown(page) {
     manifest: document.getElementById('sb-manifest-url').value,
     linkHidden: document.getElementById('sb-manifest-open').hidden,
   }));
-}
-
-async function axeAudit(page, when) {
-  const axe = fs.readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
-  await page.addScriptTag({ content: axe });
-  const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] }))
-    .violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`));
-  assert.deepEqual(violations, [], `axe, ${when}`);
-  const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(wide <= 0, `the page scrolls sideways by ${wide}px ${when}`);
 }
 
 describe('batches between storage locations', () => {
