@@ -10,11 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
-use dsobel_codec::{ProcessError, RunOptions, process_file};
-use dsobel_objects::batch::{ItemPlan, OutputExtension, OutputStamp, check_batch_locations, plan_item};
-use dsobel_objects::{AllowList, CloudConfig, Key, ObjectInfo, Objects, StoreError, Stores};
-use dsobel_service::batch::options_digest;
+use dsobel_codec::RunOptions;
+use dsobel_objects::batch::{ItemPlan, OptionsDigest, OutputExtension, check_batch_locations, plan_item};
+use dsobel_objects::{AllowList, CloudConfig, Key, ObjectInfo, Objects, Stores};
+use dsobel_service::batch::{ItemEnd, ItemObjects, ItemStop, compute_object, options_digest};
 use dsobel_service::model::JobOptions;
 use futures_util::StreamExt;
 
@@ -125,38 +124,21 @@ pub fn run(input: &Path, out_dir: &Path, run: RunOptions, parallel: usize, quiet
     })
 }
 
-/// One item: the skip rule, then get, compute, put.
+/// One item, as a batch's worker computes it.
 async fn one(
     source: &Objects,
     destination: &Objects,
     object: &ObjectInfo,
     output: &Key,
     run: RunOptions,
-    digest: &dsobel_objects::batch::OptionsDigest,
+    digest: &OptionsDigest,
 ) -> Ended {
-    let failed = |e: StoreError| Ended::Failed(format!("{}: {e}", e.code()));
-    match OutputStamp::new(&object.etag, digest.clone()).output_is_current(destination, output).await {
-        Ok(true) => return Ended::Skipped,
-        Ok(false) => {}
-        Err(e) => return failed(e),
-    }
-    let input = match source.get(&object.key, run.limits.max_bytes).await {
-        Ok(input) => input,
-        Err(e) => return failed(e),
-    };
-    let etag = input.head.etag.clone();
-    let computed = tokio::task::spawn_blocking(move || process_file(&input.bytes, &run)).await;
-    let file = match computed {
-        Ok(Ok(done)) => done.bytes,
-        Ok(Err(ProcessError::Decode(e))) => {
-            return Ended::Failed(format!("{}: {e}", dsobel_service::error::decode_code(&e)));
-        }
-        Ok(Err(e)) => return Ended::Failed(e.to_string()),
-        Err(e) => return Ended::Failed(format!("the computation crashed: {e}")),
-    };
-    let metadata = OutputStamp::new(&etag, digest.clone()).metadata();
-    match destination.put(output, Bytes::from(file), &metadata).await {
-        Ok(_) => Ended::Done,
-        Err(e) => failed(e),
+    let objects = ItemObjects { source, key: &object.key, destination, output };
+    match compute_object(objects, &object.etag, digest, run, None).await {
+        Ok(ItemEnd::Written { .. }) => Ended::Done,
+        Ok(ItemEnd::Current { .. }) => Ended::Skipped,
+        Err(ItemStop::Failed(code, message)) => Ended::Failed(format!("{code}: {message}")),
+        Err(ItemStop::Unavailable(e)) => Ended::Failed(format!("{}: {e}", e.code())),
+        Err(ItemStop::Crashed(e)) => Ended::Failed(format!("the computation crashed: {e}")),
     }
 }

@@ -13,12 +13,13 @@
 //!   batch on from the stored position.
 //! - **Items** (the worker's `item` module): a worker reads the source object, computes, and
 //!   writes the output with one atomic put stamped with the source's ETag, the options digest
-//!   and the batch id; it records the item's manifest line and counts it with
+//!   and the batch id ([`compute_object`], which `dsobel process` with URLs calls too); it records the item's manifest line and counts it with
 //!   [`record_item`], once however often the item is redone.
 //! - **Cancel** ([`Batches::cancel`]): a mark in the store; the driver stops listing, the
 //!   workers drop the batch's queued items, and the manifest lists the items that ended.
 
 mod driver;
+mod item;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,8 @@ use crate::model::{
     ItemTask, JobError, JobOptions, ReplicaId, now_ms,
 };
 use crate::transport::Transport;
+
+pub use item::{ItemEnd, ItemObjects, ItemStop, compute_object};
 
 /// The metadata name of the batch that wrote an output: a redone item whose output this
 /// batch already wrote is `done`, not `skipped`.

@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 
 use super::Shared;
-use super::events::{sse, stream_slot};
+use super::events::{LastSent, sse, stream_slot};
 use super::jobs::fresh;
 use super::options::idempotency_key;
 use crate::client_limits::StreamSlot;
 use crate::error::{ApiError, BatchError};
-use crate::model::{BatchId, BatchRequest, BatchState};
+use crate::model::{BatchId, BatchRequest};
 
 /// The largest request body of `POST /batches`.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -80,7 +80,7 @@ pub(super) async fn cancel(
 struct BatchEvents {
     state: Shared,
     id: BatchId,
-    last: Option<serde_json::Value>,
+    last: LastSent,
     finished: bool,
     _slot: StreamSlot,
 }
@@ -93,15 +93,10 @@ impl BatchEvents {
         loop {
             match self.state.batches.status(&self.id).await {
                 Ok(status) => {
-                    let value = serde_json::to_value(&status).unwrap_or_default();
-                    if self.last.as_ref() != Some(&value) {
-                        let name = match status.state {
-                            BatchState::Listing | BatchState::Running => "progress",
-                            over => over.as_str(),
-                        };
-                        self.finished = status.state.is_over();
-                        self.last = Some(value.clone());
-                        return Some((Ok(SseEvent::default().event(name).data(value.to_string())), self));
+                    let ended = status.state.is_over().then(|| status.state.as_str());
+                    if let Some(event) = self.last.event(&status, ended) {
+                        self.finished = ended.is_some();
+                        return Some((Ok(event), self));
                     }
                 }
                 Err(BatchError::UnknownBatch(_)) => return None,
@@ -125,6 +120,6 @@ pub(super) async fn events(
     let id = checked_id(&id)?;
     let slot = stream_slot(&state, &request)?;
     state.batches.status(&id).await?;
-    let stream = BatchEvents { state, id, last: None, finished: false, _slot: slot };
+    let stream = BatchEvents { state, id, last: LastSent::default(), finished: false, _slot: slot };
     Ok(sse(futures_util::stream::unfold(stream, |s| s.next_event())))
 }

@@ -14,19 +14,37 @@ use super::jobs::checked_id;
 use super::middleware::client_of;
 use crate::client_limits::StreamSlot;
 use crate::error::{ApiError, JobsError};
-use crate::model::{JobId, JobState};
+use crate::model::JobId;
 use crate::wakeups::JobWatch;
 
 /// How long an event stream waits for a wake-up before it reads its job's state anyway (a
 /// wake-up can be missed while the subscription reconnects).
 const EVENTS_REREAD: Duration = Duration::from_secs(3);
 
+/// The last status an event stream sent, so that it sends one only when the status changed.
+#[derive(Default)]
+pub(super) struct LastSent(Option<serde_json::Value>);
+
+impl LastSent {
+    /// The event of `status` when it differs from the last one sent: named `progress`, or
+    /// `ended` (the word of the state it ended in) once it is over.
+    pub(super) fn event(&mut self, status: &impl serde::Serialize, ended: Option<&str>) -> Option<SseEvent> {
+        let value = serde_json::to_value(status).unwrap_or_default();
+        if self.0.as_ref() == Some(&value) {
+            return None;
+        }
+        let event = SseEvent::default().event(ended.unwrap_or("progress")).data(value.to_string());
+        self.0 = Some(value);
+        Some(event)
+    }
+}
+
 /// The state of one `/events` stream between two events.
 struct EventStream {
     state: Shared,
     id: JobId,
     wakeups: JobWatch,
-    last: Option<serde_json::Value>,
+    last: LastSent,
     finished: bool,
     /// This stream's place in the per-client and per-server counts, given back with it.
     _slot: StreamSlot,
@@ -49,15 +67,9 @@ impl EventStream {
                     }
                 }
             };
-            let value = serde_json::to_value(&status).unwrap_or_default();
-            if self.last.as_ref() != Some(&value) {
-                let name = match status.state {
-                    JobState::Queued | JobState::Processing => "progress",
-                    over => over.as_str(),
-                };
-                self.finished = status.state.is_over();
-                self.last = Some(value.clone());
-                let event = SseEvent::default().event(name).data(value.to_string());
+            let ended = status.state.is_over().then(|| status.state.as_str());
+            if let Some(event) = self.last.event(&status, ended) {
+                self.finished = ended.is_some();
                 return Some((Ok(event), self));
             }
             // Wait for a wake-up about this job, or re-read after a while in case one is missed.
@@ -95,6 +107,6 @@ pub(super) async fn events(
     let slot = stream_slot(&state, &request)?;
     let wakeups = state.coordinator.watch(&id).await;
     state.coordinator.status(&id).await?;
-    let stream = EventStream { state, id, wakeups, last: None, finished: false, _slot: slot };
+    let stream = EventStream { state, id, wakeups, last: LastSent::default(), finished: false, _slot: slot };
     Ok(sse(futures_util::stream::unfold(stream, |s| s.next_event())))
 }

@@ -10,17 +10,18 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dsobel_codec::{Limits, ProcessError, RunOptions, process_file};
+use dsobel_codec::{Limits, RunOptions};
 use dsobel_kernel::png::CompressionLevel;
-use dsobel_objects::batch::OutputStamp;
 use dsobel_objects::manifest::ManifestEntry;
 use dsobel_objects::{Key, Objects, StoreError as ObjectError};
 use dsobel_transport::Delivery;
 
 use super::setback::Setback;
 use super::{Outcome, Worker};
-use crate::batch::{BATCH_METADATA, failed_entry, options_digest, record_item};
-use crate::error::{Crashed, StoreError, decode_code, error_chain, object_store_code};
+use crate::batch::{
+    ItemEnd, ItemObjects, ItemStop, compute_object, failed_entry, options_digest, record_item,
+};
+use crate::error::{Crashed, StoreError, error_chain};
 use crate::model::{ItemTask, status_word};
 
 /// How long a worker tries an item again while its object store does not answer, before it
@@ -37,10 +38,9 @@ enum Stop {
 
 impl From<ObjectError> for Stop {
     fn from(e: ObjectError) -> Self {
-        if e.is_transient() {
-            Stop::Retry(Setback::Stopped("the object store did not answer"))
-        } else {
-            Stop::Fail(object_store_code(&e).as_str(), e.to_string())
+        match ItemStop::from(e) {
+            ItemStop::Failed(code, message) => Stop::Fail(code, message),
+            _ => Stop::Retry(Setback::Stopped("the object store did not answer")),
         }
     }
 }
@@ -144,21 +144,6 @@ impl Worker {
     /// Reads, computes and writes one item; answers its manifest line.
     async fn compute_item(&self, task: &ItemTask) -> Result<ManifestEntry, Stop> {
         let Opened { source, key, destination, output } = self.open_item(task)?;
-        let digest = options_digest(&task.options);
-        // The skip rule (and a redone item whose output this batch wrote already), with the
-        // source read at the same time: one round trip of waiting instead of two.
-        let (head, object) = tokio::join!(destination.head(&output), source.get(&key, task.max_bytes));
-        match head {
-            Ok(head) if OutputStamp::new(&task.etag, digest.clone()).is_current(&head) => {
-                let ours = head.metadata.get(BATCH_METADATA) == Some(task.batch_id.as_str());
-                let entry = if ours { ManifestEntry::done } else { ManifestEntry::skipped };
-                return Ok(entry(source.location(), &key, &task.etag, destination.location(), &output));
-            }
-            Ok(_) | Err(ObjectError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let object = object?;
-        let etag = object.head.etag.clone();
         let run = RunOptions {
             options: task.options.operator(),
             limits: Limits {
@@ -170,22 +155,28 @@ impl Worker {
             compression: CompressionLevel(task.compression),
             overlap_decode: self.spare_core(),
         };
-        let computed = tokio::task::spawn_blocking(move || process_file(&object.bytes, &run)).await;
-        let file = match computed {
-            Ok(Ok(done)) => done.bytes,
-            Ok(Err(ProcessError::Decode(e))) => {
-                return Err(Stop::Fail(decode_code(&e).as_str(), e.to_string()));
+        let objects = ItemObjects { source: &source, key: &key, destination: &destination, output: &output };
+        let digest = options_digest(&task.options);
+        let (source, destination) = (source.location(), destination.location());
+        match compute_object(objects, &task.etag, &digest, run, Some(&task.batch_id)).await {
+            Ok(ItemEnd::Written { etag }) => {
+                Ok(ManifestEntry::done(source, &key, &etag, destination, &output))
             }
-            Ok(Err(ProcessError::Kernel(e))) => return Err(Stop::Fail("strip-failed", e.to_string())),
-            Err(source) => {
+            Ok(ItemEnd::Current { ours: true }) => {
+                Ok(ManifestEntry::done(source, &key, &task.etag, destination, &output))
+            }
+            Ok(ItemEnd::Current { ours: false }) => {
+                Ok(ManifestEntry::skipped(source, &key, &task.etag, destination, &output))
+            }
+            Err(ItemStop::Failed(code, message)) => Err(Stop::Fail(code, message)),
+            Err(ItemStop::Unavailable(_)) => {
+                Err(Stop::Retry(Setback::Stopped("the object store did not answer")))
+            }
+            Err(ItemStop::Crashed(source)) => {
                 let crashed = Crashed { what: "the computation", source };
                 tracing::error!(error = %error_chain(&crashed), "an item's computation crashed");
-                return Err(Stop::Retry(Setback::Crashed(crashed)));
+                Err(Stop::Retry(Setback::Crashed(crashed)))
             }
-        };
-        let mut metadata = OutputStamp::new(&etag, digest).metadata();
-        metadata.insert(BATCH_METADATA, task.batch_id.as_str())?;
-        destination.put(&output, Bytes::from(file), &metadata).await?;
-        Ok(ManifestEntry::done(source.location(), &key, &etag, destination.location(), &output))
+        }
     }
 }
