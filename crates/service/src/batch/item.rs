@@ -1,8 +1,7 @@
 //! One item from object to object, as a batch's worker and `dsobel process` with URLs both do
-//! it: the skip rule on the output's head, then get the source, compute, and put the output
-//! with its stamp (the source's ETag and the options digest, and the batch's id when a batch
-//! writes it). The head comes first so that a run over outputs already current reads no
-//! source bytes at all.
+//! it: the skip rule on the output's head (the source's read starts beside it and is dropped
+//! when the output is current), then compute, and put the output with its stamp (the source's
+//! ETag and the options digest, and the batch's id when a batch writes it).
 
 use bytes::Bytes;
 use dsobel_codec::{ProcessError, RunOptions, process_file};
@@ -72,7 +71,18 @@ pub async fn compute_object(
     batch: Option<&BatchId>,
 ) -> Result<ItemEnd, ItemStop> {
     let ItemObjects { source, key, destination, output } = objects;
-    match destination.head(output).await {
+    // The source is read while the output's head is asked for (one wait instead of two), and
+    // the read is dropped when the output turns out current.
+    let (head, read) = (destination.head(output), source.get(key, run.limits.max_bytes));
+    tokio::pin!(head, read);
+    let mut read_early = None;
+    let head = loop {
+        tokio::select! {
+            head = &mut head => break head,
+            got = &mut read, if read_early.is_none() => read_early = Some(got),
+        }
+    };
+    match head {
         Ok(head) if OutputStamp::new(listed_etag, digest.clone()).is_current(&head) => {
             let ours = batch.is_some_and(|id| head.metadata.get(BATCH_METADATA) == Some(id.as_str()));
             return Ok(ItemEnd::Current { ours });
@@ -80,7 +90,10 @@ pub async fn compute_object(
         Ok(_) | Err(ObjectError::NotFound { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    let input = source.get(key, run.limits.max_bytes).await?;
+    let input = match read_early {
+        Some(got) => got?,
+        None => read.await?,
+    };
     let etag = input.head.etag.clone();
     let file = match tokio::task::spawn_blocking(move || process_file(&input.bytes, &run)).await {
         Ok(Ok(done)) => done.bytes,
